@@ -1,0 +1,22 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "swift-raft",
+    products: [
+        .library(name: "Raft", targets: ["Raft"]),
+        .library(name: "RaftTestKit", targets: ["RaftTestKit"]),
+    ],
+    targets: [
+        // The protocol core and the storage protocol: standard library only.
+        .target(name: "Raft"),
+        // Simulation cluster, safety checker and scenario runner, usable by library users.
+        .target(name: "RaftTestKit", dependencies: ["Raft"]),
+        .testTarget(
+            name: "RaftTests",
+            dependencies: ["Raft", "RaftTestKit"],
+            exclude: ["testdata"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,122 @@
+/// What a leader knows about one follower's log.
+///
+/// Invariant: `match < next`. `match` only grows, except when the follower proves it lost
+/// entries it had acknowledged (see ``maybeDecrTo(rejected:hint:)``).
+struct Progress {
+    /// How the leader sends to this follower.
+    enum State: Sendable, Hashable {
+        /// One append at a time until the leader finds where the logs agree.
+        case probe
+        /// Optimistic pipelining of appends, bounded by the in-flight window.
+        case replicate
+        /// A snapshot is on its way; nothing else is sent until it is acknowledged or fails.
+        case snapshot
+    }
+
+    /// Highest index known to be replicated on the follower.
+    var match: LogIndex = .zero
+    /// Index of the next entry to send.
+    var next: LogIndex
+    var state: State = .probe
+    /// Index of the snapshot in flight (state `.snapshot`).
+    var pendingSnapshot: LogIndex = .zero
+    /// In `.probe`, a probe was sent and not answered; no more until an answer or a heartbeat.
+    var probeSent = false
+    /// Heard from within the current election timeout (CheckQuorum).
+    var recentActive = false
+    var inflights: Inflights
+
+    init(next: LogIndex, maxInflight: Int, maxInflightBytes: Int) {
+        self.next = next
+        inflights = Inflights(capacity: maxInflight, maxBytes: maxInflightBytes)
+    }
+
+    /// Whether the leader should hold back appends to this follower.
+    var isPaused: Bool {
+        switch state {
+        case .probe: return probeSent
+        case .replicate: return inflights.isFull
+        case .snapshot: return true
+        }
+    }
+
+    mutating func becomeProbe() {
+        if state == .snapshot {
+            next = max(match + 1, pendingSnapshot + 1)
+            pendingSnapshot = .zero
+        } else {
+            next = match + 1
+        }
+        state = .probe
+        probeSent = false
+        inflights.reset()
+    }
+
+    mutating func becomeReplicate() {
+        state = .replicate
+        next = match + 1
+        probeSent = false
+        inflights.reset()
+    }
+
+    mutating func becomeSnapshot(_ index: LogIndex) {
+        state = .snapshot
+        pendingSnapshot = index
+        probeSent = false
+        inflights.reset()
+    }
+
+    /// Records a successful append up to `index`. Returns whether `match` grew.
+    mutating func maybeUpdate(_ index: LogIndex) -> Bool {
+        var updated = false
+        if match < index {
+            match = index
+            updated = true
+            probeSent = false
+        }
+        if next < index + 1 { next = index + 1 }
+        return updated
+    }
+
+    /// Records that an append ending at `last` with `count` entries and `bytes` was sent.
+    mutating func sentEntries(last: LogIndex, count: Int, bytes: Int) {
+        switch state {
+        case .replicate:
+            if count > 0 {
+                next = last + 1
+                inflights.add(last, bytes: bytes)
+            }
+        case .probe:
+            probeSent = true
+        case .snapshot:
+            break
+        }
+    }
+
+    /// Handles a rejected append of `rejected` (its `prevLogIndex`); `hint` is where the leader
+    /// should probe next. Returns whether the rejection was news (not a stale duplicate).
+    ///
+    /// A rejection at exactly `match`, with a hint below it, means the follower no longer holds
+    /// entries it acknowledged (wiped disk, restored backup). The leader forgets what it knew and
+    /// probes from the hint, catching the follower up instead of waiting forever.
+    mutating func maybeDecrTo(rejected: LogIndex, hint: LogIndex) -> Bool {
+        if rejected == match && hint < match && match != .zero {
+            match = .zero
+            state = .probe
+            next = hint + 1
+            probeSent = false
+            pendingSnapshot = .zero
+            inflights.reset()
+            return true
+        }
+        if state == .replicate {
+            if rejected <= match { return false }  // stale
+            next = match + 1
+            return true
+        }
+        if next - 1 != rejected { return false }  // stale: not the probe we sent last
+        next = max(min(rejected, hint + 1), match + 1)
+        probeSent = false
+        return true
+    }
+}

@@ -1,0 +1,229 @@
+extension RaftCore {
+    // MARK: Role changes
+
+    /// Starts an election now (a pre-vote first when configured), as if the election timeout
+    /// had elapsed. Ignored on a leader and on a node that is not a voter.
+    public mutating func campaign() {
+        electionElapsed = 0
+        hup()
+    }
+
+    mutating func hup() {
+        guard role != .leader, promotable else { return }
+        startCampaign(preVote: config.preVote)
+    }
+
+    mutating func reset(term newTerm: Term) {
+        if newTerm != term {
+            term = newTerm
+            vote = .none
+        }
+        leader = .none
+        electionElapsed = 0
+        heartbeatElapsed = 0
+        randomizedElectionTimeout = config.electionTicks + Int(rng.next() % UInt64(config.electionTicks))
+        tracker.resetVotes()
+        let last = log.lastIndex()
+        let stable = log.stableLastIndex
+        for i in tracker.voters.indices {
+            var p = Progress(next: last + 1, maxInflight: config.maxInflightMessages, maxInflightBytes: config.maxInflightBytes)
+            if tracker.voters[i] == id { p.match = stable }
+            tracker.progress[i] = p
+        }
+        uncommittedBytes = 0
+        readOnly.removeAll()
+        verifiedMatch = log.committed
+    }
+
+    mutating func becomeFollower(term: Term, leader newLeader: NodeID) {
+        reset(term: term)
+        role = .follower
+        leader = newLeader
+    }
+
+    mutating func becomePreCandidate() {
+        // A pre-candidate changes neither term nor vote (thesis §9.6).
+        role = .preCandidate
+        randomizedElectionTimeout = config.electionTicks + Int(rng.next() % UInt64(config.electionTicks))
+        tracker.resetVotes()
+        leader = .none
+    }
+
+    mutating func becomeCandidate() {
+        reset(term: term.next)
+        vote = id
+        role = .candidate
+    }
+
+    mutating func becomeLeader() {
+        reset(term: term)
+        role = .leader
+        leader = id
+        if let me = tracker.slot(of: id) {
+            tracker.progress[me].becomeReplicate()
+            tracker.progress[me].recentActive = true
+        }
+        // §5.4.2 / §8: a new leader commits a no-op of its own term, which also commits every
+        // earlier entry it holds. Not counted against the uncommitted limit.
+        let noop = LogEntry(term: term, index: log.lastIndex() + 1, kind: .noop)
+        log.append([noop])
+        bcastAppend()
+    }
+
+    mutating func startCampaign(preVote: Bool) {
+        let voteTerm: Term
+        if preVote {
+            becomePreCandidate()
+            voteTerm = term.next
+        } else {
+            becomeCandidate()
+            voteTerm = term
+        }
+        tracker.recordVote(from: id, granted: true)
+        if tracker.tally() == .won {
+            // A single voter wins at once.
+            if preVote { startCampaign(preVote: false) } else { becomeLeader() }
+            return
+        }
+        let request = RequestVote(lastLogIndex: log.lastIndex(), lastLogTerm: log.lastTerm)
+        for peer in tracker.voters where peer != id {
+            send(to: peer, term: voteTerm, preVote ? .preVote(request) : .requestVote(request))
+        }
+    }
+
+    // MARK: Step
+
+    /// Processes a message from a peer.
+    ///
+    /// Stale, duplicated and reordered messages are expected and handled; a message addressed
+    /// to another node throws ``RaftError/Code/invalidConfiguration`` (a transport wiring error).
+    public mutating func step(_ m: Message) throws(RaftError) {
+        guard m.to == id else {
+            throw RaftError(.invalidConfiguration, "message for node \(m.to) delivered to node \(id): check the transport's address book")
+        }
+        if case .forwardProposal(let p) = m.kind {
+            handleForwardedProposal(p, from: m.from)
+            return
+        }
+        if m.term > term {
+            switch m.kind {
+            case .preVote, .requestVote:
+                // Leader lease (thesis §4.2.3, §9.6): while we hear from a leader, ignore
+                // candidates that would depose it.
+                if config.checkQuorum && !leader.isNone && electionElapsed < config.electionTicks { return }
+            default: break
+            }
+            switch m.kind {
+            case .preVote:
+                break  // a pre-vote never changes our term
+            case .preVoteResponse(let r) where r.granted:
+                break  // counted below against the term we would campaign in
+            case .appendEntries, .heartbeat, .installSnapshot:
+                becomeFollower(term: m.term, leader: m.from)
+            default:
+                becomeFollower(term: m.term, leader: .none)
+            }
+        } else if m.term < term {
+            switch m.kind {
+            case .appendEntries, .heartbeat:
+                // A stale leader (say, back from a partition). With PreVote or CheckQuorum our
+                // term did not reach it through an election, so tell it to step down.
+                if config.checkQuorum || config.preVote {
+                    send(to: m.from, .appendEntriesResponse(AppendEntriesResponse(index: .zero)))
+                }
+            case .preVote:
+                send(to: m.from, .preVoteResponse(RequestVoteResponse(granted: false)))
+            default: break
+            }
+            return
+        }
+
+        switch m.kind {
+        case .preVote(let rv), .requestVote(let rv):
+            handleVoteRequest(m, rv)
+            return
+        default: break
+        }
+
+        switch role {
+        case .leader: stepLeader(m)
+        case .preCandidate, .candidate: stepCandidate(m)
+        case .follower: stepFollower(m)
+        }
+    }
+
+    mutating func handleVoteRequest(_ m: Message, _ rv: RequestVote) {
+        let isPre: Bool
+        if case .preVote = m.kind { isPre = true } else { isPre = false }
+        // §5.2: one vote per term, first come first served; a pre-vote for a later term is
+        // granted freely because it binds nothing.
+        let canVote = vote == m.from || (vote.isNone && leader.isNone) || (isPre && m.term > term)
+        // §5.4.1: only for a candidate whose log is at least as up to date as ours.
+        if canVote && log.isUpToDate(index: rv.lastLogIndex, term: rv.lastLogTerm) {
+            let granted = RequestVoteResponse(granted: true)
+            send(to: m.from, term: m.term, isPre ? .preVoteResponse(granted) : .requestVoteResponse(granted))
+            if !isPre {
+                electionElapsed = 0
+                vote = m.from
+            }
+        } else {
+            let refused = RequestVoteResponse(granted: false)
+            send(to: m.from, isPre ? .preVoteResponse(refused) : .requestVoteResponse(refused))
+        }
+    }
+
+    mutating func stepCandidate(_ m: Message) {
+        switch m.kind {
+        case .appendEntries(let ae):
+            becomeFollower(term: m.term, leader: m.from)
+            handleAppendEntries(from: m.from, ae)
+        case .heartbeat(let hb):
+            becomeFollower(term: m.term, leader: m.from)
+            handleHeartbeat(from: m.from, hb)
+        case .installSnapshot(let s):
+            becomeFollower(term: m.term, leader: m.from)
+            handleInstallSnapshot(from: m.from, s)
+        case .preVoteResponse(let r):
+            guard role == .preCandidate else { return }
+            // A granted pre-vote answers with the term we asked about; anything else is stale.
+            if r.granted && m.term != term.next { return }
+            tallyVote(from: m.from, granted: r.granted)
+        case .requestVoteResponse(let r):
+            guard role == .candidate else { return }
+            tallyVote(from: m.from, granted: r.granted)
+        default:
+            break
+        }
+    }
+
+    mutating func tallyVote(from peer: NodeID, granted: Bool) {
+        tracker.recordVote(from: peer, granted: granted)
+        switch tracker.tally() {
+        case .won:
+            if role == .preCandidate { startCampaign(preVote: false) } else { becomeLeader() }
+        case .lost:
+            becomeFollower(term: term, leader: .none)
+        case .pending:
+            break
+        }
+    }
+
+    mutating func stepFollower(_ m: Message) {
+        switch m.kind {
+        case .appendEntries(let ae):
+            electionElapsed = 0
+            leader = m.from
+            handleAppendEntries(from: m.from, ae)
+        case .heartbeat(let hb):
+            electionElapsed = 0
+            leader = m.from
+            handleHeartbeat(from: m.from, hb)
+        case .installSnapshot(let s):
+            electionElapsed = 0
+            leader = m.from
+            handleInstallSnapshot(from: m.from, s)
+        default:
+            break
+        }
+    }
+}

@@ -1,0 +1,245 @@
+extension RaftCore {
+    // MARK: Proposals
+
+    /// Proposes one command. See ``propose(commands:)``.
+    @discardableResult
+    public mutating func propose(_ command: [UInt8]) throws(RaftError) -> ProposalReceipt? {
+        try propose(commands: [command])
+    }
+
+    /// Proposes commands to be appended in order, as one batch.
+    ///
+    /// - Returns: on the leader, where the entries went; on a follower that forwards proposals,
+    ///   `nil` (the commands were sent to the leader and will be appended there if it is still
+    ///   leader when they arrive).
+    /// - Throws: ``RaftError/Code/notLeader`` (with ``RaftError/leaderHint``) on a follower
+    ///   that refuses proposals or knows no leader, and on candidates;
+    ///   ``RaftError/Code/uncommittedLimitExceeded`` when the leader holds too many uncommitted
+    ///   bytes.
+    @discardableResult
+    public mutating func propose(commands: [[UInt8]]) throws(RaftError) -> ProposalReceipt? {
+        guard !commands.isEmpty else { return nil }
+        switch role {
+        case .leader:
+            return try appendProposals(commands)
+        case .follower:
+            if leader.isNone {
+                throw RaftError(.notLeader, "node \(id) is a follower and knows no leader in term \(term); retry later")
+            }
+            if config.refuseProposalsOnFollower {
+                throw RaftError(.notLeader, "node \(id) is a follower; send proposals to the leader", leaderHint: leader)
+            }
+            send(to: leader, .forwardProposal(ForwardProposal(commands: commands)))
+            return nil
+        case .preCandidate, .candidate:
+            throw RaftError(.notLeader, "node \(id) is campaigning in term \(term); no leader is known yet")
+        }
+    }
+
+    mutating func appendProposals(_ commands: [[UInt8]]) throws(RaftError) -> ProposalReceipt {
+        var size = 0
+        for c in commands { size += c.count }
+        if config.maxUncommittedBytes > 0 && uncommittedBytes > 0 && uncommittedBytes + size > config.maxUncommittedBytes {
+            throw RaftError(
+                .uncommittedLimitExceeded,
+                "the leader holds \(uncommittedBytes) uncommitted bytes and the limit is \(config.maxUncommittedBytes); retry when followers catch up")
+        }
+        uncommittedBytes += size
+        let first = log.lastIndex() + 1
+        var entries: [LogEntry] = []
+        entries.reserveCapacity(commands.count)
+        var index = first
+        for c in commands {
+            entries.append(LogEntry(term: term, index: index, kind: .command, data: c))
+            index = index + 1
+        }
+        log.append(entries)
+        bcastAppend()
+        return ProposalReceipt(term: term, firstIndex: first, lastIndex: index - 1)
+    }
+
+    mutating func handleForwardedProposal(_ p: ForwardProposal, from: NodeID) {
+        switch role {
+        case .leader:
+            // The originator learns the outcome by watching the log; a full leader drops it.
+            _ = try? appendProposals(p.commands)
+        case .follower where !leader.isNone && leader != from:
+            send(to: leader, .forwardProposal(p))
+        default:
+            break
+        }
+    }
+
+    mutating func reduceUncommitted(_ entries: [LogEntry]) {
+        var size = 0
+        for e in entries where e.kind == .command { size += e.data.count }
+        uncommittedBytes = max(0, uncommittedBytes - size)
+    }
+
+    // MARK: Follower side
+
+    mutating func handleAppendEntries(from: NodeID, _ ae: AppendEntries) {
+        if ae.prevLogIndex < log.committed {
+            // Everything up to our commit index matches any leader (leader completeness).
+            send(to: from, .appendEntriesResponse(AppendEntriesResponse(index: log.committed)))
+            return
+        }
+        switch log.maybeAppend(prevIndex: ae.prevLogIndex, prevTerm: ae.prevLogTerm, entries: ae.entries) {
+        case .appended(let lastNew):
+            if lastNew > verifiedMatch { verifiedMatch = lastNew }
+            log.commitTo(min(ae.leaderCommit, lastNew))
+            send(to: from, .appendEntriesResponse(AppendEntriesResponse(index: lastNew)))
+        case .mismatch:
+            // Fast backtracking: point the leader at the last index that can possibly match.
+            let probe = min(ae.prevLogIndex, log.lastIndex())
+            let (hint, hintTerm) = log.findConflictByTerm(probe, ae.prevLogTerm)
+            send(to: from, .appendEntriesResponse(AppendEntriesResponse(
+                index: ae.prevLogIndex, reject: true, rejectHint: hint, rejectHintTerm: hintTerm)))
+        case .conflictsWithCommitted:
+            // The leader contradicts a committed entry: never overwrite it. Ignore the message.
+            break
+        }
+    }
+
+    mutating func handleHeartbeat(from: NodeID, _ hb: Heartbeat) {
+        log.commitTo(min(hb.commit, verifiedMatch))
+        send(to: from, .heartbeatResponse(HeartbeatResponse(context: hb.context)))
+    }
+
+    mutating func handleInstallSnapshot(from: NodeID, _ msg: InstallSnapshot) {
+        let s = msg.snapshot
+        if restore(s) {
+            send(to: from, .appendEntriesResponse(AppendEntriesResponse(index: log.lastIndex())))
+        } else {
+            send(to: from, .appendEntriesResponse(AppendEntriesResponse(index: log.committed)))
+        }
+    }
+
+    /// Installs `s` unless it is already covered. Returns whether the log was replaced.
+    mutating func restore(_ s: Snapshot) -> Bool {
+        let meta = s.metadata
+        // §7: a snapshot at or below what we committed carries nothing new.
+        if meta.index <= log.committed { return false }
+        guard role == .follower, meta.confState.voters.contains(id) else { return false }
+        if log.matchTerm(meta.index, meta.term) {
+            // We already hold the snapshot's last entry: keep our log and just commit to it.
+            log.commitTo(meta.index)
+            if meta.index > verifiedMatch { verifiedMatch = meta.index }
+            return false
+        }
+        log.restore(s)
+        verifiedMatch = meta.index
+        tracker = ProgressTracker(
+            voters: meta.confState.voters, next: log.lastIndex() + 1, maxInflight: config.maxInflightMessages,
+            maxInflightBytes: config.maxInflightBytes)
+        return true
+    }
+
+    // MARK: Leader side
+
+    mutating func stepLeader(_ m: Message) {
+        guard let i = tracker.slot(of: m.from) else { return }
+        switch m.kind {
+        case .appendEntriesResponse(let r):
+            tracker.progress[i].recentActive = true
+            handleAppendResponse(slot: i, from: m.from, r)
+        case .heartbeatResponse(let r):
+            tracker.progress[i].recentActive = true
+            tracker.progress[i].probeSent = false
+            if tracker.progress[i].state == .replicate && tracker.progress[i].inflights.isFull {
+                tracker.progress[i].inflights.freeFirstOne()
+            }
+            if tracker.progress[i].match < log.lastIndex() { maybeSendAppend(to: m.from, slot: i, sendIfEmpty: true) }
+            if !r.context.isEmpty { confirmRead(context: r.context, from: m.from) }
+        default:
+            break
+        }
+    }
+
+    mutating func handleAppendResponse(slot i: Int, from: NodeID, _ r: AppendEntriesResponse) {
+        if r.reject {
+            var hint = r.rejectHint
+            if r.rejectHintTerm > .zero { hint = log.findConflictByTerm(r.rejectHint, r.rejectHintTerm).index }
+            if tracker.progress[i].maybeDecrTo(rejected: r.index, hint: hint) {
+                if tracker.progress[i].state == .replicate { tracker.progress[i].becomeProbe() }
+                maybeSendAppend(to: from, slot: i, sendIfEmpty: true)
+            }
+            return
+        }
+        let wasPaused = tracker.progress[i].isPaused
+        guard tracker.progress[i].maybeUpdate(r.index) else { return }
+        switch tracker.progress[i].state {
+        case .probe:
+            tracker.progress[i].becomeReplicate()
+        case .snapshot:
+            let p = tracker.progress[i]
+            if p.match >= p.pendingSnapshot || p.match + 1 >= log.firstIndex() {
+                tracker.progress[i].becomeProbe()
+                tracker.progress[i].becomeReplicate()
+            }
+        case .replicate:
+            tracker.progress[i].inflights.freeLE(r.index)
+        }
+        if maybeCommit() {
+            bcastAppend()
+        } else if wasPaused {
+            maybeSendAppend(to: from, slot: i, sendIfEmpty: true)
+        }
+        while maybeSendAppend(to: from, slot: i, sendIfEmpty: false) {}
+    }
+
+    /// Advances the commit index to the highest index stored on a quorum, but only if that
+    /// entry is from the current term (§5.4.2). Returns whether it moved.
+    mutating func maybeCommit() -> Bool {
+        let q = tracker.committedIndex()
+        guard q > log.committed, log.termOrZero(q) == term else { return false }
+        log.commitTo(q)
+        releaseReadsAwaitingCommit()
+        return true
+    }
+
+    mutating func bcastAppend() {
+        for (i, peer) in tracker.voters.enumerated() where peer != id {
+            maybeSendAppend(to: peer, slot: i, sendIfEmpty: true)
+        }
+    }
+
+    mutating func bcastHeartbeat(context: [UInt8]) {
+        for (i, peer) in tracker.voters.enumerated() where peer != id {
+            // Never tell a follower to commit past what it is known to hold.
+            let commit = min(tracker.progress[i].match, log.committed)
+            send(to: peer, .heartbeat(Heartbeat(commit: commit, context: context)))
+        }
+    }
+
+    /// Sends the next append (or a snapshot) to one follower if its progress allows.
+    @discardableResult
+    mutating func maybeSendAppend(to peer: NodeID, slot i: Int, sendIfEmpty: Bool) -> Bool {
+        let last = log.lastIndex()
+        if tracker.progress[i].next > last + 1 { tracker.progress[i].next = last + 1 }
+        let p = tracker.progress[i]
+        if p.isPaused { return false }
+        let prevIndex = p.next - 1
+        guard let prevTerm = try? log.term(at: prevIndex),
+            let entries = try? log.slice(p.next, max(p.next, last + 1), maxBytes: config.maxMessageBytes)
+        else {
+            return maybeSendSnapshot(to: peer, slot: i)
+        }
+        if entries.isEmpty && !sendIfEmpty { return false }
+        var bytes = 0
+        for e in entries { bytes += e.byteSize }
+        send(to: peer, .appendEntries(AppendEntries(
+            prevLogIndex: prevIndex, prevLogTerm: prevTerm, entries: entries, leaderCommit: log.committed)))
+        tracker.progress[i].sentEntries(last: entries.last?.index ?? prevIndex, count: entries.count, bytes: bytes)
+        return true
+    }
+
+    /// The follower needs entries we compacted: send the latest snapshot (§7).
+    mutating func maybeSendSnapshot(to peer: NodeID, slot i: Int) -> Bool {
+        guard tracker.progress[i].recentActive else { return false }
+        guard let snapshot = try? log.snapshot(), !snapshot.isEmpty else { return false }
+        send(to: peer, .installSnapshot(InstallSnapshot(snapshot: snapshot)))
+        tracker.progress[i].becomeSnapshot(snapshot.metadata.index)
+        return true
+    }
+}

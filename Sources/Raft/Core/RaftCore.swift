@@ -1,0 +1,271 @@
+/// The Raft protocol as a deterministic value type: no I/O, no clock, no tasks.
+///
+/// Drive it with ``tick()``, ``step(_:)``, ``propose(_:)``, ``campaign()`` and
+/// ``readIndex(context:)``; collect what it wants done with ``ready()``; report it done with
+/// ``advance(_:)``. Given the same storage contents, configuration and inputs it produces the
+/// same outputs, which is what makes simulation testing possible.
+///
+/// A core is confined to one thread or task; it is deliberately not `Sendable`.
+public struct RaftCore {
+    /// The role a node plays in the current term (§5.1, thesis §9.6 for pre-candidates).
+    public enum Role: Sendable, Hashable, CustomStringConvertible {
+        case follower, preCandidate, candidate, leader
+        public var description: String {
+            switch self {
+            case .follower: "follower"
+            case .preCandidate: "pre-candidate"
+            case .candidate: "candidate"
+            case .leader: "leader"
+            }
+        }
+    }
+
+    /// This node's id.
+    public let id: NodeID
+    let config: RaftConfiguration
+    /// Latest term seen. Invariant: never decreases.
+    public internal(set) var term: Term
+    /// Vote cast in `term`. Invariant: at most one vote per term, durable before it is announced.
+    public internal(set) var vote: NodeID
+    /// Current role.
+    public internal(set) var role: Role = .follower
+    /// The leader of `term` if known.
+    public internal(set) var leader: NodeID = .none
+
+    var log: RaftLog
+    var tracker: ProgressTracker
+    var rng: SeededGenerator
+    var electionElapsed = 0
+    var heartbeatElapsed = 0
+    var randomizedElectionTimeout = 0
+    /// Follower: the last index proven to match the current leader's log in this term. A
+    /// heartbeat's commit index is applied only up to here, so a leader with a stale picture
+    /// of this log (a wiped disk, say) can never make it commit what it does not hold.
+    var verifiedMatch: LogIndex = .zero
+    /// Leader: payload bytes appended but not yet committed (backpressure).
+    var uncommittedBytes = 0
+    var readOnly = ReadOnlyQueue()
+
+    var outboxImmediate: [Message] = []
+    var outboxAfterPersist: [Message] = []
+    var readStates: [ReadState] = []
+    var lastSoftState: SoftState
+    var lastHardState: HardState
+    /// The hard state the shell confirmed durable through `advance`.
+    var persistedHardState: HardState
+
+    /// Creates a core from what `storage` holds.
+    ///
+    /// - Parameters:
+    ///   - configuration: validated here; a bad value throws ``RaftError/Code/invalidConfiguration``.
+    ///   - storage: durable log, hard state and membership. A new cluster's storage holds the
+    ///     initial voters (``MemoryLogStorage/init(voters:)``).
+    ///   - applied: the index the state machine already holds (for state machines that are
+    ///     themselves durable); committed entries at or below it are not handed out again. If
+    ///     it is past the log's last index the state machine is ahead of the log and the core
+    ///     refuses to start with an error naming both indexes.
+    public init(configuration: RaftConfiguration, storage: any LogStorage, applied: LogIndex? = nil) throws(RaftError) {
+        try configuration.validate()
+        let (hardState, confState) = try storage.initialState()
+        try RaftConfiguration.validate(confState)
+        id = configuration.id
+        config = configuration
+        log = RaftLog(storage: storage, maxCommittedBytes: configuration.maxCommittedBytesPerReady)
+        rng = SeededGenerator(seed: configuration.randomSeed ^ (configuration.id.rawValue &* 0x9E37_79B9_7F4A_7C15))
+        let last = log.lastIndex()
+        tracker = ProgressTracker(
+            voters: confState.voters, next: last + 1, maxInflight: configuration.maxInflightMessages,
+            maxInflightBytes: configuration.maxInflightBytes)
+        term = hardState.term
+        vote = hardState.vote
+        // The persisted commit index is only a hint: clamp it into the log we actually hold,
+        // so storage that lost its tail restarts as a follower to be caught up, not a crash.
+        log.commitTo(min(hardState.commit, last))
+        if let applied, applied > log.applied {
+            if applied > last {
+                throw RaftError(
+                    .storage,
+                    "the state machine reports applied index \(applied) but the log ends at \(last): the state machine is ahead of the log; restore the log or rebuild the state machine")
+            }
+            // Entries the state machine applied were committed when it applied them.
+            log.commitTo(applied)
+            log.appliedTo(applied)
+        }
+        lastHardState = HardState(term: hardState.term, vote: hardState.vote, commit: log.committed)
+        persistedHardState = hardState
+        lastSoftState = SoftState(role: .follower, leader: .none)
+        becomeFollower(term: term, leader: .none)
+    }
+
+    // MARK: Inspection
+
+    /// Highest committed index.
+    public var commitIndex: LogIndex { log.committed }
+    /// Highest index reported applied through ``advance(_:)``.
+    public var appliedIndex: LogIndex { log.applied }
+    /// Last index in the log (durable or not).
+    public var lastIndex: LogIndex { log.lastIndex() }
+    /// First index still held.
+    public var firstIndex: LogIndex { log.firstIndex() }
+    /// Current voters, sorted.
+    public var voters: [NodeID] { tracker.voters }
+    /// The current hard state (durable or not yet).
+    public var hardState: HardState { HardState(term: term, vote: vote, commit: log.committed) }
+    /// Payload bytes a leader holds uncommitted.
+    public var uncommittedBytesInFlight: Int { uncommittedBytes }
+
+    /// The term of the entry at `index`, if held.
+    public func term(at index: LogIndex) -> Term? { try? log.term(at: index) }
+
+    /// An operator's view of this node.
+    public func status() -> RaftStatus {
+        var members: [RaftStatus.Member] = []
+        if role == .leader {
+            for (i, id) in tracker.voters.enumerated() {
+                let p = tracker.progress[i]
+                members.append(RaftStatus.Member(id: id, match: p.match, next: p.next, state: "\(p.state)", inflight: p.inflights.count))
+            }
+        }
+        return RaftStatus(
+            id: id, term: term, vote: vote, role: role, leader: leader, commit: log.committed, applied: log.applied,
+            firstIndex: log.firstIndex(), lastIndex: log.lastIndex(), members: members)
+    }
+
+    // MARK: Ready / advance
+
+    /// Whether ``ready()`` has anything to hand out.
+    public var hasReady: Bool {
+        if !outboxImmediate.isEmpty || !outboxAfterPersist.isEmpty || !readStates.isEmpty { return true }
+        if log.unstable.snapshot != nil || !log.unstable.entries.isEmpty { return true }
+        if log.hasNextCommittedEntries { return true }
+        if hardState != lastHardState { return true }
+        if SoftState(role: role, leader: leader) != lastSoftState { return true }
+        return false
+    }
+
+    /// Collects everything to persist, send and apply. Hand the value back with
+    /// ``advance(_:)`` once done; call this again only after that.
+    public mutating func ready() -> Ready {
+        let committed = log.nextCommittedEntries()
+        if let last = committed.last {
+            log.applying = last.index
+            if role == .leader { reduceUncommitted(committed) }
+        }
+        let hs = hardState
+        let ss = SoftState(role: role, leader: leader)
+        let rd = Ready(
+            softState: ss != lastSoftState ? ss : nil,
+            hardState: hs != lastHardState ? hs : nil,
+            snapshot: log.unstable.snapshot,
+            entries: log.unstable.entries,
+            committedEntries: committed,
+            messages: outboxImmediate,
+            messagesAfterPersist: outboxAfterPersist,
+            readStates: readStates)
+        lastSoftState = ss
+        lastHardState = hs
+        outboxImmediate.removeAll(keepingCapacity: true)
+        outboxAfterPersist.removeAll(keepingCapacity: true)
+        readStates.removeAll()
+        return rd
+    }
+
+    /// Reports that a ``Ready`` was carried out: persisted, sent and applied.
+    public mutating func advance(_ rd: Ready) {
+        if let hs = rd.hardState { persistedHardState = hs }
+        if let s = rd.snapshot {
+            log.unstable.stableSnapshot(at: s.metadata.index)
+            log.appliedTo(s.metadata.index)
+        }
+        if let last = rd.entries.last {
+            log.unstable.stableTo(last.index, term: last.term)
+            if role == .leader, let me = tracker.slot(of: id) {
+                // The leader counts itself only for entries on its own disk.
+                if tracker.progress[me].maybeUpdate(log.stableLastIndex), maybeCommit() {
+                    bcastAppend()
+                }
+            }
+        }
+        if let last = rd.committedEntries.last { log.appliedTo(last.index) }
+    }
+
+    // MARK: Sending
+
+    /// Queues a message. A leader's appends, heartbeats and snapshots in a durable term go out
+    /// at once; everything else waits until the batch that produced it is durable.
+    mutating func send(_ m: Message) {
+        if role == .leader && term == persistedHardState.term {
+            switch m.kind {
+            case .appendEntries, .heartbeat, .installSnapshot:
+                outboxImmediate.append(m)
+                return
+            default: break
+            }
+        }
+        outboxAfterPersist.append(m)
+    }
+
+    mutating func send(to: NodeID, term: Term? = nil, _ kind: Message.Kind) {
+        send(Message(from: id, to: to, term: term ?? self.term, kind: kind))
+    }
+
+    // MARK: Ticks
+
+    /// Advances logical time by one tick: followers and candidates count towards an election,
+    /// leaders towards a heartbeat and the CheckQuorum test.
+    public mutating func tick() {
+        switch role {
+        case .leader: tickLeader()
+        case .follower, .preCandidate, .candidate: tickElection()
+        }
+    }
+
+    mutating func tickElection() {
+        electionElapsed += 1
+        if promotable && electionElapsed >= randomizedElectionTimeout {
+            electionElapsed = 0
+            hup()
+        }
+    }
+
+    mutating func tickLeader() {
+        heartbeatElapsed += 1
+        electionElapsed += 1
+        if electionElapsed >= config.electionTicks {
+            electionElapsed = 0
+            if config.checkQuorum && !tracker.quorumActiveAndReset(me: id) {
+                // Thesis §6.2: a leader that cannot reach a quorum steps down, so clients go
+                // elsewhere instead of waiting on a leader that can commit nothing.
+                becomeFollower(term: term, leader: .none)
+                return
+            }
+        }
+        if heartbeatElapsed >= config.heartbeatTicks {
+            heartbeatElapsed = 0
+            bcastHeartbeat(context: [])
+        }
+    }
+
+    /// Whether this node may stand for election.
+    var promotable: Bool { tracker.contains(id) && log.unstable.snapshot == nil }
+
+    // MARK: Shell reports
+
+    /// Tells the leader a message to `peer` could not be delivered; it stops pipelining to it
+    /// and probes instead.
+    public mutating func reportUnreachable(_ peer: NodeID) {
+        guard role == .leader, let i = tracker.slot(of: peer) else { return }
+        if tracker.progress[i].state == .replicate { tracker.progress[i].becomeProbe() }
+    }
+
+    /// Tells the leader whether a snapshot sent to `peer` was delivered. On failure the leader
+    /// probes again (and sends a new snapshot if still needed); on success it waits for the
+    /// follower's acknowledgement.
+    public mutating func reportSnapshot(to peer: NodeID, failed: Bool) {
+        guard role == .leader, let i = tracker.slot(of: peer), tracker.progress[i].state == .snapshot else { return }
+        if failed { tracker.progress[i].pendingSnapshot = .zero }
+        tracker.progress[i].becomeProbe()
+        // Wait for the follower's answer (or a heartbeat) before probing.
+        tracker.progress[i].probeSent = true
+    }
+}

@@ -1,0 +1,106 @@
+/// Everything the core asks its shell to do, in one batch. Obtain it with ``RaftCore/ready()``,
+/// carry it out in the order below, then hand it back with ``RaftCore/advance(_:)``.
+///
+/// The order is the contract:
+/// 1. ``messages`` may be sent at once, in parallel with steps 2–3 (they never depend on
+///    anything this batch makes durable: a leader's appends, pipelined with its own disk write,
+///    thesis §10.2.1);
+/// 2. persist ``snapshot``, then ``entries``, then ``hardState``, and sync;
+/// 3. only then send ``messagesAfterPersist``;
+/// 4. apply ``snapshot`` (if any) and then ``committedEntries`` to the state machine, in order;
+/// 5. call ``RaftCore/advance(_:)`` with this value.
+public struct Ready: Sendable {
+    /// The role and leader, when either changed since the previous batch. Nothing to persist.
+    public var softState: SoftState?
+    /// Term, vote and commit to persist when any changed. Persist BEFORE sending
+    /// ``messagesAfterPersist``: a vote or a term must be durable before anyone learns of it.
+    public var hardState: HardState?
+    /// A snapshot received from the leader. Persist it (replacing the log up to its index)
+    /// BEFORE ``entries``, and restore the state machine from it BEFORE ``committedEntries``.
+    public var snapshot: Snapshot?
+    /// Entries to append to stable storage. An entry whose index is already stored replaces it
+    /// and everything after it (a conflicting suffix). Persist BEFORE ``messagesAfterPersist``.
+    public var entries: [LogEntry]
+    /// Committed entries to apply, in index order, with no gaps. Apply AFTER persisting
+    /// ``entries`` (they may include entries of this same batch).
+    public var committedEntries: [LogEntry]
+    /// Messages that may be sent immediately, before this batch is persisted.
+    public var messages: [Message]
+    /// Messages to send only AFTER ``hardState``, ``snapshot`` and ``entries`` are durable.
+    public var messagesAfterPersist: [Message]
+    /// Read-index requests confirmed by a quorum; each may be served once the state machine
+    /// has applied ``ReadState/index``.
+    public var readStates: [ReadState]
+
+    /// Whether there is nothing to do.
+    public var isEmpty: Bool {
+        softState == nil && hardState == nil && snapshot == nil && entries.isEmpty && committedEntries.isEmpty
+            && messages.isEmpty && messagesAfterPersist.isEmpty && readStates.isEmpty
+    }
+
+    /// Whether the batch asks for anything to be made durable (and so for a sync).
+    public var needsSync: Bool { hardState != nil || snapshot != nil || !entries.isEmpty }
+}
+
+/// The volatile part of a node's state that its users usually care about.
+public struct SoftState: Sendable, Hashable {
+    /// The node's role.
+    public var role: RaftCore.Role
+    /// The leader this node follows (itself when leader), or `.none`.
+    public var leader: NodeID
+
+    /// Creates a soft state.
+    public init(role: RaftCore.Role, leader: NodeID) {
+        self.role = role
+        self.leader = leader
+    }
+}
+
+/// Where the entries of an accepted proposal went.
+public struct ProposalReceipt: Sendable, Hashable {
+    /// The leader's term when the entries were appended. If the entry at `lastIndex` is later
+    /// applied with another term, the proposal was lost to a leader change.
+    public var term: Term
+    /// Index of the first entry.
+    public var firstIndex: LogIndex
+    /// Index of the last entry.
+    public var lastIndex: LogIndex
+}
+
+/// A snapshot of a node's state for operators and tests.
+public struct RaftStatus: Sendable, Hashable {
+    /// What a leader knows of one member.
+    public struct Member: Sendable, Hashable {
+        /// The member.
+        public var id: NodeID
+        /// Highest index known replicated there.
+        public var match: LogIndex
+        /// Next index to send.
+        public var next: LogIndex
+        /// `probe`, `replicate` or `snapshot`.
+        public var state: String
+        /// Messages in flight.
+        public var inflight: Int
+    }
+
+    /// This node.
+    public var id: NodeID
+    /// Current term.
+    public var term: Term
+    /// Vote cast in `term`.
+    public var vote: NodeID
+    /// Current role.
+    public var role: RaftCore.Role
+    /// Known leader.
+    public var leader: NodeID
+    /// Commit index.
+    public var commit: LogIndex
+    /// Applied index.
+    public var applied: LogIndex
+    /// First index held (snapshot index + 1).
+    public var firstIndex: LogIndex
+    /// Last index held.
+    public var lastIndex: LogIndex
+    /// On a leader, every member's progress in id order; empty otherwise.
+    public var members: [Member]
+}

@@ -1,0 +1,172 @@
+/// A message between two Raft peers.
+///
+/// Wire messages and local commands are different types: everything here crosses the network;
+/// `tick()`, `propose`, `campaign` and the like are methods on ``RaftCore``.
+public struct Message: Sendable, Hashable {
+    /// The sender.
+    public var from: NodeID
+    /// The receiver.
+    public var to: NodeID
+    /// The sender's current term, except where a kind documents otherwise (a granted pre-vote
+    /// answers with the term the pre-candidate asked about).
+    public var term: Term
+    /// What the message says.
+    public var kind: Kind
+
+    /// Creates a message.
+    public init(from: NodeID, to: NodeID, term: Term, kind: Kind) {
+        self.from = from
+        self.to = to
+        self.term = term
+        self.kind = kind
+    }
+
+    /// The kinds of message, named as in the Raft paper, each with its own payload.
+    public enum Kind: Sendable, Hashable {
+        /// A pre-candidate asks whether it could win an election (thesis §9.6). Carries the term it
+        /// would campaign in; receivers do not change their own term.
+        case preVote(RequestVote)
+        /// The answer to ``preVote``.
+        case preVoteResponse(RequestVoteResponse)
+        /// A candidate asks for a vote (§5.2).
+        case requestVote(RequestVote)
+        /// The answer to ``requestVote``.
+        case requestVoteResponse(RequestVoteResponse)
+        /// The leader replicates entries (§5.3); with no entries it still carries the commit index.
+        case appendEntries(AppendEntries)
+        /// A follower's answer to ``appendEntries`` or ``installSnapshot``.
+        case appendEntriesResponse(AppendEntriesResponse)
+        /// The leader asserts its leadership and, safely, its commit index.
+        case heartbeat(Heartbeat)
+        /// A follower's answer to ``heartbeat``.
+        case heartbeatResponse(HeartbeatResponse)
+        /// The leader sends a snapshot to a follower behind its compacted log (§7).
+        case installSnapshot(InstallSnapshot)
+        /// A follower hands client commands to the leader.
+        case forwardProposal(ForwardProposal)
+    }
+}
+
+/// Payload of ``Message/Kind/requestVote`` and ``Message/Kind/preVote``.
+public struct RequestVote: Sendable, Hashable {
+    /// Index of the candidate's last log entry.
+    public var lastLogIndex: LogIndex
+    /// Term of the candidate's last log entry.
+    public var lastLogTerm: Term
+
+    /// Creates the payload.
+    public init(lastLogIndex: LogIndex, lastLogTerm: Term) {
+        self.lastLogIndex = lastLogIndex
+        self.lastLogTerm = lastLogTerm
+    }
+}
+
+/// Payload of vote and pre-vote answers.
+public struct RequestVoteResponse: Sendable, Hashable {
+    /// Whether the vote is granted.
+    public var granted: Bool
+
+    /// Creates the payload.
+    public init(granted: Bool) { self.granted = granted }
+}
+
+/// Payload of ``Message/Kind/appendEntries``.
+public struct AppendEntries: Sendable, Hashable {
+    /// Index of the entry immediately before `entries`.
+    public var prevLogIndex: LogIndex
+    /// Term of that entry: the consistency check (§5.3).
+    public var prevLogTerm: Term
+    /// The entries to append, in index order, starting at `prevLogIndex + 1`.
+    public var entries: [LogEntry]
+    /// The leader's commit index. A follower commits only up to the last entry this message
+    /// proved to match the leader's log.
+    public var leaderCommit: LogIndex
+
+    /// Creates the payload.
+    public init(prevLogIndex: LogIndex, prevLogTerm: Term, entries: [LogEntry], leaderCommit: LogIndex) {
+        self.prevLogIndex = prevLogIndex
+        self.prevLogTerm = prevLogTerm
+        self.entries = entries
+        self.leaderCommit = leaderCommit
+    }
+}
+
+/// Payload of ``Message/Kind/appendEntriesResponse``.
+public struct AppendEntriesResponse: Sendable, Hashable {
+    /// On success, the index of the last entry now known to match the leader's log.
+    /// On rejection, the `prevLogIndex` that was rejected.
+    public var index: LogIndex
+    /// Whether the consistency check failed.
+    public var reject: Bool
+    /// On rejection: the largest index at or below `min(index, follower's last index)` whose term
+    /// is at most the rejected `prevLogTerm`. The leader resumes from there, skipping a whole
+    /// term of conflicting entries at a time (§5.3, "fast backtracking").
+    public var rejectHint: LogIndex
+    /// On rejection: the follower's term at `rejectHint`.
+    public var rejectHintTerm: Term
+
+    /// Creates the payload.
+    public init(index: LogIndex, reject: Bool = false, rejectHint: LogIndex = .zero, rejectHintTerm: Term = .zero) {
+        self.index = index
+        self.reject = reject
+        self.rejectHint = rejectHint
+        self.rejectHintTerm = rejectHintTerm
+    }
+}
+
+/// Payload of ``Message/Kind/heartbeat``.
+public struct Heartbeat: Sendable, Hashable {
+    /// `min(leader's commit, follower's known match index)`: never more than the follower is
+    /// known to hold. The follower further limits it to what it verified in this term.
+    public var commit: LogIndex
+    /// A read-index request context being confirmed, if any; echoed in the response.
+    public var context: [UInt8]
+
+    /// Creates the payload.
+    public init(commit: LogIndex, context: [UInt8] = []) {
+        self.commit = commit
+        self.context = context
+    }
+}
+
+/// Payload of ``Message/Kind/heartbeatResponse``.
+public struct HeartbeatResponse: Sendable, Hashable {
+    /// The context of the heartbeat being answered.
+    public var context: [UInt8]
+
+    /// Creates the payload.
+    public init(context: [UInt8] = []) { self.context = context }
+}
+
+/// Payload of ``Message/Kind/installSnapshot``.
+public struct InstallSnapshot: Sendable, Hashable {
+    /// The snapshot to install.
+    public var snapshot: Snapshot
+
+    /// Creates the payload.
+    public init(snapshot: Snapshot) { self.snapshot = snapshot }
+}
+
+/// Payload of ``Message/Kind/forwardProposal``.
+public struct ForwardProposal: Sendable, Hashable {
+    /// The commands, in order.
+    public var commands: [[UInt8]]
+
+    /// Creates the payload.
+    public init(commands: [[UInt8]]) { self.commands = commands }
+}
+
+/// The outcome of a read-index request: once the state machine has applied `index`, a read
+/// of it reflects every write committed before the request (thesis §6.4).
+public struct ReadState: Sendable, Hashable {
+    /// The commit index at the time the request was confirmed by a quorum.
+    public var index: LogIndex
+    /// The caller's context identifying the request.
+    public var context: [UInt8]
+
+    /// Creates a read state.
+    public init(index: LogIndex, context: [UInt8]) {
+        self.index = index
+        self.context = context
+    }
+}

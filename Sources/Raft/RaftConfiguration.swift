@@ -1,0 +1,85 @@
+/// How one Raft node behaves. Validate with ``validate()`` (``RaftCore`` does it for you).
+public struct RaftConfiguration: Sendable, Hashable {
+    /// This node's id. Must not be zero.
+    public var id: NodeID
+    /// Ticks without hearing from a leader before a follower starts an election. The actual
+    /// timeout is drawn at random from `electionTicks ..< 2 * electionTicks` (§5.2) after every
+    /// reset. Must be larger than `heartbeatTicks`; ten times larger is typical.
+    public var electionTicks: Int = 10
+    /// Ticks between heartbeats sent by a leader. Must be at least one.
+    public var heartbeatTicks: Int = 1
+    /// Run a pre-vote round before a real election (thesis §9.6): a node that cannot win does
+    /// not bump its term, so a partitioned node rejoining does not disrupt a healthy leader.
+    public var preVote: Bool = true
+    /// A leader that has not heard from a quorum within an election timeout steps down
+    /// (thesis §6.2), and followers ignore vote requests while they have a live leader.
+    public var checkQuorum: Bool = true
+    /// Maximum bytes of entries (``LogEntry/byteSize``) in one append message. At least one entry
+    /// is always sent, whatever its size.
+    public var maxMessageBytes: Int = 1 << 20
+    /// Maximum append messages in flight to one follower in the replicate state. Must be at least one.
+    public var maxInflightMessages: Int = 256
+    /// Maximum bytes of entries in flight to one follower; zero means unlimited.
+    public var maxInflightBytes: Int = 0
+    /// Maximum payload bytes a leader holds appended but not yet committed; proposals beyond it
+    /// fail with ``RaftError/Code/uncommittedLimitExceeded``. Zero means unlimited.
+    public var maxUncommittedBytes: Int = 64 << 20
+    /// Maximum bytes of committed entries handed out in one ``Ready``; zero means unlimited.
+    public var maxCommittedBytesPerReady: Int = 64 << 20
+    /// When `true` a follower refuses proposals with ``RaftError/Code/notLeader`` and the
+    /// leader's id; when `false` it forwards them to the leader it knows.
+    public var refuseProposalsOnFollower: Bool = false
+    /// Seed of the generator that randomizes election timeouts. Mixed with `id`, so nodes of a
+    /// cluster may share one seed and still draw different timeouts.
+    public var randomSeed: UInt64 = 0x5EED
+
+    /// Creates a configuration with defaults for every tuning knob.
+    public init(id: NodeID) { self.id = id }
+
+    /// Checks the configuration and throws ``RaftError/Code/invalidConfiguration`` naming the
+    /// field to fix.
+    public func validate() throws(RaftError) {
+        func refuse(_ why: String) -> RaftError { RaftError(.invalidConfiguration, why) }
+        if id.isNone { throw refuse("id must not be zero: zero means \"no node\"") }
+        if heartbeatTicks < 1 { throw refuse("heartbeatTicks must be at least 1, got \(heartbeatTicks)") }
+        if electionTicks <= heartbeatTicks {
+            throw refuse("electionTicks (\(electionTicks)) must be larger than heartbeatTicks (\(heartbeatTicks)); ten times larger is typical")
+        }
+        if maxInflightMessages < 1 { throw refuse("maxInflightMessages must be at least 1, got \(maxInflightMessages)") }
+        if maxMessageBytes < 1 { throw refuse("maxMessageBytes must be at least 1, got \(maxMessageBytes)") }
+        if maxInflightBytes < 0 { throw refuse("maxInflightBytes must not be negative; use 0 for unlimited") }
+        if maxInflightBytes > 0 && maxInflightBytes < maxMessageBytes {
+            throw refuse("maxInflightBytes (\(maxInflightBytes)) must be 0 (unlimited) or at least maxMessageBytes (\(maxMessageBytes))")
+        }
+        if maxUncommittedBytes < 0 { throw refuse("maxUncommittedBytes must not be negative; use 0 for unlimited") }
+        if maxCommittedBytesPerReady < 0 { throw refuse("maxCommittedBytesPerReady must not be negative; use 0 for unlimited") }
+    }
+
+    /// Checks a membership: at least one voter, no zero id, no duplicates.
+    public static func validate(_ conf: ConfState) throws(RaftError) {
+        if conf.voters.isEmpty {
+            throw RaftError(.invalidConfiguration, "the voter set is empty: bootstrap the storage with at least one voter")
+        }
+        if conf.voters.contains(.none) { throw RaftError(.invalidConfiguration, "voter id 0 is reserved for \"no node\"") }
+        for i in conf.voters.indices.dropFirst() where conf.voters[i] == conf.voters[i - 1] {
+            throw RaftError(.invalidConfiguration, "voter \(conf.voters[i]) is listed more than once")
+        }
+    }
+}
+
+/// A small, fast, seedable generator (SplitMix64), so that every run of a core replays exactly.
+public struct SeededGenerator: RandomNumberGenerator, Sendable, Hashable {
+    private var state: UInt64
+
+    /// Creates a generator from a seed.
+    public init(seed: UInt64) { state = seed }
+
+    /// The next 64 random bits.
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,64 @@
+/// The one error type of the library: an extensible ``Code``, a human-readable message that says
+/// what to fix, and the source location that raised it.
+public struct RaftError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What went wrong, as a value callers can switch on. New codes may be added in minor
+    /// releases, so switch with a `default`.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum Base: Hashable, Sendable {
+            case invalidConfiguration, notLeader, proposalDropped, uncommittedLimitExceeded
+            case compacted, unavailable, snapshotTemporarilyUnavailable, snapshotOutOfDate
+            case unknownPeer, storage
+        }
+        private let base: Base
+        private init(_ base: Base) { self.base = base }
+
+        /// A configuration or membership was refused; the message says which field and why.
+        public static let invalidConfiguration = Code(.invalidConfiguration)
+        /// This node is not the leader; ``RaftError/leaderHint`` names the leader when known.
+        public static let notLeader = Code(.notLeader)
+        /// The proposal could not be accepted right now (no leader known, or leadership in flux).
+        public static let proposalDropped = Code(.proposalDropped)
+        /// Backpressure: the leader holds more uncommitted bytes than configured.
+        public static let uncommittedLimitExceeded = Code(.uncommittedLimitExceeded)
+        /// Storage: the requested index is below the first retained entry (compacted away).
+        public static let compacted = Code(.compacted)
+        /// Storage: the requested index is beyond the last entry.
+        public static let unavailable = Code(.unavailable)
+        /// Storage: a snapshot is being prepared; ask again later.
+        public static let snapshotTemporarilyUnavailable = Code(.snapshotTemporarilyUnavailable)
+        /// Storage: the snapshot offered is older than the one already held.
+        public static let snapshotOutOfDate = Code(.snapshotOutOfDate)
+        /// A command named a node that is not a member.
+        public static let unknownPeer = Code(.unknownPeer)
+        /// The storage failed for another reason; the message says which.
+        public static let storage = Code(.storage)
+
+        public var description: String { "\(base)" }
+    }
+
+    /// What went wrong.
+    public var code: Code
+    /// What happened and what to do about it.
+    public var message: String
+    /// For ``Code/notLeader``: the leader this node knows of, if any.
+    public var leaderHint: NodeID?
+    /// Source file that raised the error.
+    public var file: String
+    /// Source line that raised the error.
+    public var line: Int
+
+    /// Creates an error.
+    public init(_ code: Code, _ message: String, leaderHint: NodeID? = nil, file: String = #fileID, line: Int = #line) {
+        self.code = code
+        self.message = message
+        self.leaderHint = leaderHint
+        self.file = file
+        self.line = line
+    }
+
+    public var description: String {
+        var s = "RaftError.\(code): \(message)"
+        if let leaderHint { s += " (leader: \(leaderHint))" }
+        return s + " [\(file):\(line)]"
+    }
+}

@@ -1,0 +1,26 @@
+/// The read side of durable storage, as the core sees it.
+///
+/// The core reads entries, terms and the latest snapshot through this protocol; the shell (or
+/// the test kit) writes to it when it persists a ``Ready``. Everything returned must already be
+/// durable. Implementations are used from one thread or task at a time.
+///
+/// Invariant: `firstIndex() - 1 <= snapshot().metadata.index <= lastIndex()` (a log may keep a
+/// trail of entries behind its latest snapshot), and every entry in `firstIndex()...lastIndex()`
+/// is available, as is the term of `firstIndex() - 1`.
+public protocol LogStorage: AnyObject {
+    /// The durable hard state and membership, read once when a core starts.
+    func initialState() throws(RaftError) -> (HardState, ConfState)
+    /// Entries in `range` (half-open), stopping early once `maxBytes` of ``LogEntry/byteSize``
+    /// would be exceeded, but always returning at least one entry if the range is not empty.
+    /// Throws ``RaftError/Code/compacted`` below `firstIndex()` and
+    /// ``RaftError/Code/unavailable`` past `lastIndex()`.
+    func entries(in range: Range<LogIndex>, maxBytes: Int) throws(RaftError) -> [LogEntry]
+    /// The term of the entry at `index`; `index` may be `firstIndex() - 1` (the snapshot's term).
+    func term(at index: LogIndex) throws(RaftError) -> Term
+    /// The index of the first entry still held (at most the snapshot index plus one).
+    func firstIndex() -> LogIndex
+    /// The index of the last durable entry (the snapshot index if there are none).
+    func lastIndex() -> LogIndex
+    /// The latest snapshot, to send to a follower behind the compacted log.
+    func snapshot() throws(RaftError) -> Snapshot
+}

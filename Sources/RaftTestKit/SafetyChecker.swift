@@ -1,0 +1,186 @@
+import Raft
+
+/// Checks the safety properties of Raft (paper figure 3) after every step of a simulation.
+///
+/// It watches each node's durable log through a prefix hash per index (``SimStateMachine/chain(_:_:)``),
+/// so that "two logs agree up to index i" is one comparison, and it keeps the hash of every
+/// committed prefix ever observed, so that "every node commits and applies the same entries"
+/// is one comparison per index.
+///
+/// Properties checked:
+/// - **Election safety**: at most one leader per term.
+/// - **Leader append-only**: while a node leads a term its durable log only grows.
+/// - **Log matching**: two durable logs with an entry of the same index and term agree on every
+///   entry up to it.
+/// - **Leader completeness**: a leader's log holds every entry known committed.
+/// - **State machine safety**: no two nodes apply different entries at one index.
+/// - **Monotonic commit**: a node's commit index never decreases while it runs, and its
+///   durable commit never decreases across restarts; `applied <= commit <= lastIndex`.
+public final class SafetyChecker {
+    struct LogView {
+        /// Index of `terms[0]` / `hashes[0]` (the snapshot index, or zero).
+        var base: LogIndex = .zero
+        var terms: [Term] = [.zero]
+        var hashes: [UInt64] = [SimStateMachine.seed]
+        var last: LogIndex { base + UInt64(terms.count - 1) }
+        func term(_ i: LogIndex) -> Term? { i >= base && i <= last ? terms[base.distance(to: i)] : nil }
+        func hash(_ i: LogIndex) -> UInt64? { i >= base && i <= last ? hashes[base.distance(to: i)] : nil }
+    }
+
+    /// Every violation found, in order. Empty means all properties held.
+    public private(set) var violations: [String] = []
+    private var leaderOfTerm: [Term: NodeID] = [:]
+    /// committedHash[i]: the hash of the committed prefix ending at i (0 = not known yet).
+    private var committedHash: [UInt64] = [SimStateMachine.seed]
+    private var views: [LogView]
+    private var liveCommit: [LogIndex]
+    private var durableCommit: [LogIndex]
+    private var leading: [(term: Term, last: LogIndex, hash: UInt64)?]
+    private let ids: [NodeID]
+
+    /// Creates a checker for nodes `ids` (in cluster order).
+    public init(ids: [NodeID]) {
+        self.ids = ids
+        views = Array(repeating: LogView(), count: ids.count)
+        liveCommit = Array(repeating: .zero, count: ids.count)
+        durableCommit = Array(repeating: .zero, count: ids.count)
+        leading = Array(repeating: nil, count: ids.count)
+    }
+
+    func fail(_ s: String) { violations.append(s) }
+
+    /// The highest index whose committed hash is known.
+    var highestKnownCommitted: LogIndex { LogIndex(rawValue: UInt64(committedHash.count - 1)) }
+
+    func recordCommitted(_ i: LogIndex, _ h: UInt64, by node: Int, what: String) {
+        let k = Int(i.rawValue)
+        while committedHash.count <= k { committedHash.append(0) }
+        if committedHash[k] == 0 {
+            committedHash[k] = h
+        } else if committedHash[k] != h {
+            fail("state machine safety: node \(ids[node]) \(what) a different entry at index \(i) than another node")
+        }
+    }
+
+    // MARK: Log changes
+
+    /// Node `n` persisted a snapshot.
+    func snapshotInstalled(_ n: Int, index: LogIndex, term: Term, hash: UInt64) {
+        views[n] = LogView(base: index, terms: [term], hashes: [hash])
+        recordCommitted(index, hash, by: n, what: "installed a snapshot with")
+    }
+
+    /// Node `n` persisted `entries` (a conflicting suffix is replaced).
+    func entriesPersisted(_ n: Int, _ entries: [LogEntry]) {
+        guard let first = entries.first?.index else { return }
+        var v = views[n]
+        if first > v.last + 1 {
+            fail("log: node \(ids[n]) persisted entry \(first) after a gap (last index \(v.last))")
+            return
+        }
+        if first <= v.base {
+            fail("log: node \(ids[n]) overwrote entry \(first) at or below its snapshot \(v.base)")
+            return
+        }
+        let keep = v.base.distance(to: first)
+        v.terms.removeSubrange(keep...)
+        v.hashes.removeSubrange(keep...)
+        var h = v.hashes[keep - 1]
+        for e in entries {
+            h = SimStateMachine.chain(h, e)
+            v.terms.append(e.term)
+            v.hashes.append(h)
+        }
+        views[n] = v
+        // Log matching over the region that changed.
+        for m in views.indices where m != n {
+            let o = views[m]
+            var i = max(first, o.base)
+            let hi = min(v.last, o.last)
+            while i <= hi {
+                if v.term(i) == o.term(i) && v.hash(i) != o.hash(i) {
+                    fail("log matching: nodes \(ids[n]) and \(ids[m]) both hold term \(v.term(i)!) at index \(i) but their logs differ before it")
+                    return
+                }
+                i = i + 1
+            }
+        }
+    }
+
+    /// Node `n` compacted its log up to `index`.
+    func compacted(_ n: Int, upTo index: LogIndex) {
+        var v = views[n]
+        guard index > v.base, index <= v.last else { return }
+        let drop = v.base.distance(to: index)
+        v.terms.removeFirst(drop)
+        v.hashes.removeFirst(drop)
+        v.base = index
+        views[n] = v
+    }
+
+    /// Node `n` lost its whole disk (scenario tests only): forget what it held.
+    func wiped(_ n: Int) {
+        views[n] = LogView()
+        durableCommit[n] = .zero
+        liveCommit[n] = .zero
+        leading[n] = nil
+    }
+
+    /// Node `n` restarted: its in-memory commit starts again from what it persisted.
+    func restarted(_ n: Int, commit: LogIndex) {
+        liveCommit[n] = commit
+        leading[n] = nil
+    }
+
+    /// Node `n` applied `sm.applied` (or restored a snapshot to it).
+    func applied(_ n: Int, _ sm: SimStateMachine) {
+        recordCommitted(sm.applied, sm.hash, by: n, what: "applied")
+    }
+
+    // MARK: Per-step checks
+
+    /// Checks node `n` after it handled a batch.
+    func check(_ n: Int, core: RaftCore, storage: MemoryLogStorage) {
+        let id = ids[n]
+        let commit = core.commitIndex
+        if commit < liveCommit[n] {
+            fail("monotonic commit: node \(id) commit went from \(liveCommit[n]) to \(commit)")
+        }
+        liveCommit[n] = commit
+        let durable = storage.currentHardState.commit
+        if durable < durableCommit[n] {
+            fail("monotonic commit: node \(id) durable commit went from \(durableCommit[n]) to \(durable)")
+        }
+        durableCommit[n] = durable
+        if !(core.appliedIndex <= commit && commit <= core.lastIndex) {
+            fail("indexes: node \(id) has applied \(core.appliedIndex), commit \(commit), last \(core.lastIndex)")
+        }
+        let v = views[n]
+        // Whatever a node commits and still holds must agree with every other node's commit.
+        if let h = v.hash(min(commit, v.last)), min(commit, v.last) > v.base {
+            recordCommitted(min(commit, v.last), h, by: n, what: "committed")
+        }
+        guard core.role == .leader else {
+            leading[n] = nil
+            return
+        }
+        if let other = leaderOfTerm[core.term], other != id {
+            fail("election safety: nodes \(other) and \(id) are both leaders of term \(core.term)")
+        }
+        leaderOfTerm[core.term] = id
+        if let (t, last, h) = leading[n], t == core.term {
+            if v.hash(last) != h {
+                fail("leader append-only: leader \(id) of term \(t) changed its log at or before index \(last)")
+            }
+        } else {
+            // A new leader: it must hold every entry known committed (§5.4.1).
+            let hc = highestKnownCommitted
+            if hc > v.last {
+                fail("leader completeness: leader \(id) of term \(core.term) ends at \(v.last) but \(hc) is committed")
+            } else if let mine = v.hash(hc), committedHash[Int(hc.rawValue)] != 0, mine != committedHash[Int(hc.rawValue)] {
+                fail("leader completeness: leader \(id) of term \(core.term) holds a different entry at committed index \(hc)")
+            }
+        }
+        leading[n] = (core.term, v.last, v.hash(v.last) ?? 0)
+    }
+}

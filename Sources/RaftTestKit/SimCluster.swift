@@ -1,0 +1,407 @@
+import Raft
+
+/// Which faults a simulated network and its nodes suffer, as per-round probabilities.
+public struct SimFaults: Sendable, Hashable {
+    /// Chance that a message is lost.
+    public var dropRate: Double = 0
+    /// Chance that a message is delivered twice.
+    public var duplicateRate: Double = 0
+    /// Messages are delayed by 0...maxDelay rounds; anything above zero reorders them.
+    public var maxDelay: Int = 0
+    /// Chance per round that the partition changes (split or heal).
+    public var partitionRate: Double = 0
+    /// Chance per round that a running node crashes, losing everything not yet durable.
+    public var crashRate: Double = 0
+    /// Chance per round that each crashed node restarts.
+    public var restartRate: Double = 0.2
+    /// Chance per round that each node snapshots and compacts its log.
+    public var compactRate: Double = 0
+    /// Chance per round that a client proposes at a random node.
+    public var proposeRate: Double = 0.3
+
+    /// A perfect network with no crashes.
+    public static let none = SimFaults()
+
+    /// Every fault on.
+    public static let all = SimFaults(
+        dropRate: 0.05, duplicateRate: 0.03, maxDelay: 3, partitionRate: 0.02, crashRate: 0.01,
+        restartRate: 0.15, compactRate: 0.04, proposeRate: 0.4)
+
+    /// Creates a fault profile; every fault is off unless set.
+    public init(
+        dropRate: Double = 0, duplicateRate: Double = 0, maxDelay: Int = 0, partitionRate: Double = 0,
+        crashRate: Double = 0, restartRate: Double = 0.2, compactRate: Double = 0, proposeRate: Double = 0.3
+    ) {
+        self.dropRate = dropRate
+        self.duplicateRate = duplicateRate
+        self.maxDelay = maxDelay
+        self.partitionRate = partitionRate
+        self.crashRate = crashRate
+        self.restartRate = restartRate
+        self.compactRate = compactRate
+        self.proposeRate = proposeRate
+    }
+}
+
+/// A cluster of ``RaftCore``s over a simulated, seeded network, with crash-restart.
+///
+/// Each node has a ``MemoryLogStorage`` standing for its disk: a crash throws away the core (its
+/// memory, including whatever a pending ``Ready`` had not yet persisted) and keeps the storage.
+/// Every batch a node handles is followed by the ``SafetyChecker``.
+///
+/// The cluster is driven either at random (``runRound()``, used by simulations) or step by step
+/// (``deliverAll()``, ``tick(_:)``, ``stabilize()``, used by scenario files). Same seed, same run.
+public final class SimCluster {
+    /// Node ids, in cluster order (1...n).
+    public let ids: [NodeID]
+    /// The fault profile used by ``runRound()``.
+    public var faults: SimFaults
+    /// The safety checker run after every batch.
+    public let checker: SafetyChecker
+    /// Rounds elapsed.
+    public internal(set) var round = 0
+    /// A bounded trace of recent events, printed with a failure.
+    public private(set) var trace: [String] = []
+    /// Called for every message as it is delivered (scenario output).
+    public var onDeliver: ((Message) -> Void)?
+    /// Called for every node batch (scenario output).
+    public var onReady: ((NodeID, Ready) -> Void)?
+    /// Number of commands proposed by ``runRound()`` so far.
+    public internal(set) var proposed = 0
+
+    var rng: SeededGenerator
+    var configs: [RaftConfiguration]
+    public private(set) var storages: [MemoryLogStorage]
+    var cores: [RaftCore?]
+    /// Each node's state machine (reset from the latest snapshot on restart).
+    public private(set) var machines: [SimStateMachine]
+    var queue: [(deliverAt: Int, msg: Message)] = []
+    /// Snapshot transfers finished or lost, to report to their senders as a transport would.
+    var snapshotReports: [(leader: NodeID, follower: NodeID, failed: Bool)] = []
+    /// partitionGroup[i]: nodes talk only within a group.
+    var partitionGroup: [Int]
+    /// Entries kept behind a compaction point so slightly slow followers catch up from the log.
+    public var compactionTrail: UInt64 = 5
+
+    /// Creates a cluster of `nodes` voters with ids `1...nodes`.
+    ///
+    /// - Parameter configure: adjusts each node's configuration (the id and seed are set already).
+    public init(nodes: Int, seed: UInt64, faults: SimFaults = .none, configure: (inout RaftConfiguration) -> Void = { _ in }) throws(RaftError) {
+        ids = (1...UInt64(nodes)).map { NodeID(rawValue: $0) }
+        self.faults = faults
+        rng = SeededGenerator(seed: seed)
+        checker = SafetyChecker(ids: ids)
+        configs = []
+        storages = []
+        cores = []
+        machines = []
+        partitionGroup = Array(repeating: 0, count: nodes)
+        for id in ids {
+            var c = RaftConfiguration(id: id)
+            c.randomSeed = seed
+            configure(&c)
+            c.id = id
+            configs.append(c)
+            let s = MemoryLogStorage(voters: ids)
+            storages.append(s)
+            cores.append(try RaftCore(configuration: c, storage: s))
+            machines.append(SimStateMachine())
+        }
+    }
+
+    func slot(_ id: NodeID) -> Int { Int(id.rawValue) - 1 }
+
+    func note(_ s: String) {
+        trace.append("[\(round)] " + s)
+        if trace.count > 60 { trace.removeFirst(trace.count - 60) }
+    }
+
+    // MARK: Inspection
+
+    /// The running core of `id`, or `nil` while it is down.
+    public func core(_ id: NodeID) -> RaftCore? { cores[slot(id)] }
+
+    /// Whether `id` is running.
+    public func isUp(_ id: NodeID) -> Bool { cores[slot(id)] != nil }
+
+    /// The state machine of `id`.
+    public func machine(_ id: NodeID) -> SimStateMachine { machines[slot(id)] }
+
+    /// The storage (disk) of `id`.
+    public func storage(_ id: NodeID) -> MemoryLogStorage { storages[slot(id)] }
+
+    /// The running leader with the highest term, if any.
+    public var leader: NodeID? {
+        var best: (NodeID, Term)?
+        for (i, c) in cores.enumerated() {
+            guard let c, c.role == .leader else { continue }
+            if best == nil || c.term > best!.1 { best = (ids[i], c.term) }
+        }
+        return best?.0
+    }
+
+    /// Messages in flight.
+    public var pendingMessages: [Message] { queue.map(\.msg) }
+
+    // MARK: Driving one node
+
+    /// Runs `body` on the core of `id` and then handles whatever it produced. No-op while down.
+    public func withCore<T>(_ id: NodeID, _ body: (inout RaftCore) throws(RaftError) -> T) throws(RaftError) -> T? {
+        let i = slot(id)
+        guard var c = cores[i] else { return nil }
+        cores[i] = nil
+        defer {
+            cores[i] = c
+            process(i)
+        }
+        return try body(&c)
+    }
+
+    /// Ticks `id` once.
+    public func tick(_ id: NodeID) { _ = try? withCore(id) { $0.tick() } }
+
+    /// Makes `id` start an election now.
+    public func campaign(_ id: NodeID) { _ = try? withCore(id) { $0.campaign() } }
+
+    /// Proposes commands at `id`.
+    @discardableResult
+    public func propose(_ id: NodeID, _ commands: [[UInt8]]) throws(RaftError) -> ProposalReceipt? {
+        guard let r = try withCore(id, { (c: inout RaftCore) throws(RaftError) in try c.propose(commands: commands) }) else {
+            return nil
+        }
+        return r
+    }
+
+    /// Handles every pending batch of node `i`: persist, send, apply, check.
+    func process(_ i: Int) {
+        while var c = cores[i], c.hasReady {
+            let rd = c.ready()
+            onReady?(ids[i], rd)
+            for m in rd.messages { send(m) }
+            persist(i, rd)
+            for m in rd.messagesAfterPersist { send(m) }
+            apply(i, rd)
+            c.advance(rd)
+            cores[i] = c
+            checker.check(i, core: c, storage: storages[i])
+        }
+        flushSnapshotReports()
+    }
+
+    /// Tells leaders how their snapshot transfers ended, as a real transport does.
+    func flushSnapshotReports() {
+        while !snapshotReports.isEmpty {
+            let r = snapshotReports.removeFirst()
+            _ = try? withCore(r.leader) { $0.reportSnapshot(to: r.follower, failed: r.failed) }
+        }
+    }
+
+    func persist(_ i: Int, _ rd: Ready) {
+        let s = storages[i]
+        if let snap = rd.snapshot {
+            do {
+                try s.applySnapshot(snap)
+                let sm = SimStateMachine(snapshotData: snap.data) ?? SimStateMachine()
+                checker.snapshotInstalled(i, index: snap.metadata.index, term: snap.metadata.term, hash: sm.hash)
+            } catch {
+                checker.fail("storage: node \(ids[i]) could not install snapshot \(snap.metadata.index): \(error)")
+            }
+        }
+        if !rd.entries.isEmpty {
+            do {
+                try s.append(rd.entries)
+                checker.entriesPersisted(i, rd.entries)
+            } catch {
+                checker.fail("storage: node \(ids[i]) could not append: \(error)")
+            }
+        }
+        if let hs = rd.hardState { s.setHardState(hs) }
+    }
+
+    func apply(_ i: Int, _ rd: Ready) {
+        if let snap = rd.snapshot {
+            guard let sm = SimStateMachine(snapshotData: snap.data) else {
+                checker.fail("state machine: node \(ids[i]) received malformed snapshot data")
+                return
+            }
+            if sm.applied != snap.metadata.index {
+                checker.fail("snapshot: node \(ids[i]) snapshot at \(snap.metadata.index) holds state applied to \(sm.applied)")
+            }
+            machines[i] = sm
+            checker.applied(i, sm)
+        }
+        for e in rd.committedEntries {
+            if e.index <= machines[i].applied { checker.fail("apply: node \(ids[i]) was given entry \(e.index) again (applied \(machines[i].applied))") }
+            if !machines[i].apply(e) {
+                checker.fail("apply: node \(ids[i]) was given entry \(e.index) after \(machines[i].applied): a gap")
+                return
+            }
+            checker.applied(i, machines[i])
+        }
+    }
+
+    // MARK: Network
+
+    /// Whether `a` and `b` can currently talk.
+    public func connected(_ a: NodeID, _ b: NodeID) -> Bool { partitionGroup[slot(a)] == partitionGroup[slot(b)] }
+
+    func chance(_ p: Double) -> Bool { p > 0 && Double(rng.next() >> 11) * 0x1p-53 < p }
+
+    func send(_ m: Message) {
+        var isSnapshot = false
+        if case .installSnapshot = m.kind { isSnapshot = true }
+        guard connected(m.from, m.to), !chance(faults.dropRate) else {
+            if isSnapshot { snapshotReports.append((m.from, m.to, true)) }
+            return
+        }
+        let copies = chance(faults.duplicateRate) ? 2 : 1
+        for _ in 0..<copies {
+            let delay = faults.maxDelay > 0 ? Int(rng.next() % UInt64(faults.maxDelay + 1)) : 0
+            queue.append((round + delay, m))
+        }
+    }
+
+    /// Delivers `m` if its sender and receiver can talk; a snapshot lost on the way is
+    /// reported to its sender, as a transport would.
+    func deliverIfConnected(_ m: Message) {
+        if connected(m.from, m.to) {
+            deliver(m)
+        } else if case .installSnapshot = m.kind {
+            snapshotReports.append((m.from, m.to, true))
+            flushSnapshotReports()
+        }
+    }
+
+    /// Delivers one message to its receiver and handles what it produced.
+    public func deliver(_ m: Message) {
+        onDeliver?(m)
+        if case .installSnapshot = m.kind { snapshotReports.append((m.from, m.to, !isUp(m.to))) }
+        do {
+            _ = try withCore(m.to) { (c: inout RaftCore) throws(RaftError) in try c.step(m) }
+        } catch {
+            checker.fail("step: node \(m.to) refused a message: \(error)")
+        }
+    }
+
+    /// Delivers every queued message (and what they cause) in FIFO order until none is left,
+    /// ignoring delays. Returns how many were delivered.
+    @discardableResult
+    public func deliverAll(limit: Int = 100_000) -> Int {
+        var n = 0
+        while !queue.isEmpty && n < limit {
+            let m = queue.removeFirst().msg
+            deliverIfConnected(m)
+            n += 1
+        }
+        return n
+    }
+
+    /// Delivers only the messages queued right now, not those they cause. Returns the count.
+    @discardableResult
+    public func deliverQueued(where filter: (Message) -> Bool = { _ in true }) -> Int {
+        let batch = queue
+        queue.removeAll()
+        var n = 0
+        for q in batch {
+            if filter(q.msg) {
+                deliverIfConnected(q.msg)
+                n += 1
+            } else {
+                queue.append(q)
+            }
+        }
+        return n
+    }
+
+    /// Drops queued messages matching `filter`. Returns how many.
+    @discardableResult
+    public func dropQueued(where filter: (Message) -> Bool) -> Int {
+        let before = queue.count
+        queue.removeAll { filter($0.msg) }
+        return before - queue.count
+    }
+
+    /// Handles every node's pending work and delivers messages until the cluster is quiet.
+    public func stabilize() { deliverAll() }
+
+    /// Splits the cluster: each array is a group that can talk only within itself; nodes not
+    /// listed form one more group.
+    public func partition(_ groups: [[NodeID]]) {
+        for i in partitionGroup.indices { partitionGroup[i] = groups.count }
+        for (g, members) in groups.enumerated() { for id in members { partitionGroup[slot(id)] = g } }
+        note("partition \(groups)")
+    }
+
+    /// Removes every partition.
+    public func heal() {
+        for i in partitionGroup.indices { partitionGroup[i] = 0 }
+        note("heal")
+    }
+
+    // MARK: Crashes
+
+    /// Crashes `id`. If it has a batch pending, `phase` says how far it got: 0 nothing done,
+    /// 1 early messages sent, 2 also persisted, 3 also late messages sent. All memory is lost.
+    public func crash(_ id: NodeID, phase: Int = 0) {
+        let i = slot(id)
+        guard var c = cores[i] else { return }
+        if c.hasReady && phase > 0 {
+            let rd = c.ready()
+            for m in rd.messages { send(m) }
+            if phase >= 2 { persist(i, rd) }
+            if phase >= 3 { for m in rd.messagesAfterPersist { send(m) } }
+        }
+        cores[i] = nil
+        note("crash \(id) phase \(phase)")
+    }
+
+    /// Restarts `id` from its storage; its state machine is rebuilt from the latest snapshot.
+    public func restart(_ id: NodeID) throws(RaftError) {
+        let i = slot(id)
+        guard cores[i] == nil else { return }
+        let s = storages[i]
+        let snap = try s.snapshot()
+        machines[i] = snap.isEmpty ? SimStateMachine() : (SimStateMachine(snapshotData: snap.data) ?? SimStateMachine())
+        let c = try RaftCore(configuration: configs[i], storage: s)
+        cores[i] = c
+        checker.restarted(i, commit: c.commitIndex)
+        note("restart \(id)")
+        process(i)
+    }
+
+    /// Replaces the disk of `id` with an empty one bootstrapped with the cluster's voters, as
+    /// if an operator wiped it, and restarts it.
+    public func wipe(_ id: NodeID) throws(RaftError) {
+        let i = slot(id)
+        cores[i] = nil
+        storages[i] = MemoryLogStorage(voters: ids)
+        machines[i] = SimStateMachine()
+        checker.wiped(i)
+        note("wipe \(id)")
+        try restart(id)
+    }
+
+    /// Snapshots the state machine of `id` at its applied index and compacts the log,
+    /// keeping ``compactionTrail`` entries. Returns the snapshot index, if one was taken.
+    @discardableResult
+    public func compact(_ id: NodeID) -> LogIndex? {
+        let i = slot(id)
+        guard let c = cores[i] else { return nil }
+        let sm = machines[i]
+        let s = storages[i]
+        guard let held = try? s.snapshot(), sm.applied > held.metadata.index, sm.applied == c.appliedIndex else { return nil }
+        do {
+            try s.createSnapshot(at: sm.applied, data: sm.snapshotData)
+            let upTo = sm.applied.rawValue > compactionTrail ? sm.applied - compactionTrail : .zero
+            if upTo >= s.firstIndex() {
+                try s.compact(upTo: upTo)
+                checker.compacted(i, upTo: upTo)
+            }
+            note("compact \(id) at \(sm.applied)")
+            return sm.applied
+        } catch {
+            checker.fail("compaction: node \(id): \(error)")
+            return nil
+        }
+    }
+}

@@ -1,0 +1,144 @@
+import Raft
+
+/// Why a simulation failed: the seed, the round, what was violated and the recent events.
+public struct SimulationFailure: Error, Sendable, CustomStringConvertible {
+    /// The seed that reproduces the failure.
+    public var seed: UInt64
+    /// Cluster size.
+    public var nodes: Int
+    /// The round at which the first violation was seen.
+    public var round: Int
+    /// The violations.
+    public var violations: [String]
+    /// The last events before the failure.
+    public var trace: [String]
+
+    public var description: String {
+        """
+        simulation failed: seed \(seed), \(nodes) nodes, round \(round)
+          \(violations.joined(separator: "\n  "))
+        replay: RAFT_SIM_SEED=\(seed) RAFT_SIM_NODES=\(nodes) swift test --filter SimulationTests/replay
+        recent events:
+          \(trace.joined(separator: "\n  "))
+        """
+    }
+}
+
+extension SimCluster {
+    /// Runs one round of the random schedule: deliver due messages in random order, tick every
+    /// running node, then maybe propose, crash, restart, re-partition and compact, as the
+    /// fault profile says.
+    public func runRound() {
+        round += 1
+        // Deliver what is due, shuffled: reordering within a round on top of the delays.
+        var due: [Message] = []
+        var keep: [(deliverAt: Int, msg: Message)] = []
+        keep.reserveCapacity(queue.count)
+        for q in queue { if q.deliverAt <= round { due.append(q.msg) } else { keep.append(q) } }
+        queue = keep
+        due.shuffle(using: &rng)
+        for m in due { deliverIfConnected(m) }
+
+        for id in ids { tick(id) }
+
+        if chance(faults.proposeRate) {
+            let id = ids[Int(rng.next() % UInt64(ids.count))]
+            proposed += 1
+            let command = Array("c\(proposed)".utf8)
+            _ = try? propose(id, [command])
+        }
+        if chance(faults.crashRate) {
+            let id = ids[Int(rng.next() % UInt64(ids.count))]
+            crash(id, phase: Int(rng.next() % 4))
+        }
+        for id in ids where !isUp(id) && chance(faults.restartRate) {
+            do { try restart(id) } catch { checker.fail("restart: node \(id) could not restart: \(error)") }
+        }
+        if chance(faults.partitionRate) {
+            if partitionGroup.allSatisfy({ $0 == 0 }) {
+                var shuffled = ids
+                shuffled.shuffle(using: &rng)
+                let cut = 1 + Int(rng.next() % UInt64(ids.count - 1))
+                partition([Array(shuffled[..<cut])])
+            } else {
+                heal()
+            }
+        }
+        for id in ids where chance(faults.compactRate) { compact(id) }
+    }
+
+    /// Heals the network, restarts every node, turns faults off, and runs until a leader is
+    /// elected and a fresh command is applied on every node. Returns the rounds it took, or
+    /// `nil` if that did not happen within `maxRounds`.
+    public func settle(maxRounds: Int) -> Int? {
+        heal()
+        faults = SimFaults(proposeRate: 0)
+        for id in ids where !isUp(id) { try? restart(id) }
+        let marker = Array("liveness-\(round)".utf8)
+        var proposedAt: Int?
+        let start = round
+        while round - start < maxRounds {
+            runRound()
+            // Like a client: propose, and propose again if a leader change lost the command.
+            if proposedAt == nil || round - proposedAt! > 40, let l = leader, (try? propose(l, [marker])) != nil {
+                proposedAt = round
+            }
+            if proposedAt != nil {
+                // Done once every node applied the marker (or something after it).
+                let done = ids.allSatisfy { id in
+                    let c = core(id)!
+                    return c.commitIndex >= c.lastIndex && machine(id).applied == c.lastIndex && c.term(at: c.lastIndex) != nil
+                        && machines.allSatisfy { $0.hash == machine(id).hash }
+                }
+                if done && machines.contains(where: { $0.lastCommand == marker }) { return round - start }
+            }
+        }
+        return nil
+    }
+
+    /// Runs one seeded simulation: `rounds` rounds with the given faults, checking safety
+    /// after every batch, then a liveness phase. Throws the first failure with its seed.
+    public static func simulate(
+        seed: UInt64, nodes: Int, rounds: Int, faults: SimFaults = .all, livenessRounds: Int = 400,
+        configure: (inout RaftConfiguration) -> Void = { _ in }
+    ) throws -> SimulationStats {
+        let cluster = try SimCluster(nodes: nodes, seed: seed, faults: faults, configure: configure)
+        func failure(_ extra: [String] = []) -> SimulationFailure {
+            SimulationFailure(seed: seed, nodes: nodes, round: cluster.round, violations: cluster.checker.violations + extra, trace: cluster.trace)
+        }
+        for _ in 0..<rounds {
+            cluster.runRound()
+            if !cluster.checker.violations.isEmpty { throw failure() }
+        }
+        guard let settled = cluster.settle(maxRounds: livenessRounds) else {
+            throw failure(["liveness: no leader committed a new command on every node within \(livenessRounds) rounds after healing"]
+                + cluster.ids.map { cluster.describeNode($0) })
+        }
+        if !cluster.checker.violations.isEmpty { throw failure() }
+        let commit = cluster.ids.compactMap { cluster.core($0)?.commitIndex }.max() ?? .zero
+        return SimulationStats(committed: commit, proposed: cluster.proposed, settleRounds: settled)
+    }
+}
+
+extension SimCluster {
+    /// One line describing a node, for failure reports and scenario output.
+    public func describeNode(_ id: NodeID) -> String {
+        guard let c = core(id) else { return "node \(id): down" }
+        let st = c.status()
+        var s = "node \(id): last command '\(String(decoding: machine(id).lastCommand, as: UTF8.self))' \(st.role) term \(st.term) vote \(st.vote) leader \(st.leader) commit \(st.commit) applied \(st.applied) log \(st.firstIndex)...\(st.lastIndex)"
+        for m in st.members where m.id != id {
+            s += " | \(m.id): match \(m.match) next \(m.next) \(m.state) inflight \(m.inflight)"
+        }
+        return s
+    }
+}
+
+/// What one simulation achieved, to check that a fault profile still makes progress.
+public struct SimulationStats: Sendable, Hashable {
+    /// The highest commit index reached.
+    public var committed: LogIndex
+    /// Commands proposed by the random schedule.
+    public var proposed: Int
+    /// Rounds the liveness phase needed.
+    public var settleRounds: Int
+}
