@@ -16,6 +16,9 @@ public struct SimFaults: Sendable, Hashable {
     public var restartRate: Double = 0.2
     /// Chance per round that each node snapshots and compacts its log.
     public var compactRate: Double = 0
+    /// Chance per round that a node's disk stalls for the rest of the round: its batches wait,
+    /// and a crash in that window loses whatever they had not persisted.
+    public var stallRate: Double = 0
     /// Chance per round that a client proposes at a random node.
     public var proposeRate: Double = 0.3
 
@@ -25,13 +28,15 @@ public struct SimFaults: Sendable, Hashable {
     /// Every fault on.
     public static let all = SimFaults(
         dropRate: 0.05, duplicateRate: 0.03, maxDelay: 3, partitionRate: 0.02, crashRate: 0.01,
-        restartRate: 0.15, compactRate: 0.04, proposeRate: 0.4)
+        restartRate: 0.15, compactRate: 0.04, stallRate: 0.1, proposeRate: 0.4)
 
     /// Creates a fault profile; every fault is off unless set.
     public init(
         dropRate: Double = 0, duplicateRate: Double = 0, maxDelay: Int = 0, partitionRate: Double = 0,
-        crashRate: Double = 0, restartRate: Double = 0.2, compactRate: Double = 0, proposeRate: Double = 0.3
+        crashRate: Double = 0, restartRate: Double = 0.2, compactRate: Double = 0, stallRate: Double = 0,
+        proposeRate: Double = 0.3
     ) {
+        self.stallRate = stallRate
         self.dropRate = dropRate
         self.duplicateRate = duplicateRate
         self.maxDelay = maxDelay
@@ -172,8 +177,22 @@ public final class SimCluster {
         return r
     }
 
+    /// Nodes whose batches wait (a slow disk): a crash while waiting loses them.
+    var held: Set<Int> = []
+
+    /// Stops `id` from handling its batches until ``release(_:)``, as if its disk stalled.
+    /// A ``crash(_:phase:)`` meanwhile loses everything not yet persisted.
+    public func hold(_ id: NodeID) { held.insert(slot(id)) }
+
+    /// Lets `id` handle its pending batches again.
+    public func release(_ id: NodeID) {
+        held.remove(slot(id))
+        process(slot(id))
+    }
+
     /// Handles every pending batch of node `i`: persist, send, apply, check.
     func process(_ i: Int) {
+        if held.contains(i) { return }
         while var c = cores[i], c.hasReady {
             let rd = c.ready()
             onReady?(ids[i], rd)
@@ -260,6 +279,10 @@ public final class SimCluster {
             queue.append((round + delay, m))
         }
     }
+
+    /// Queues `m` for delivery as if a node had sent it (no faults applied): for duplicates
+    /// and hand-made messages in tests.
+    public func inject(_ m: Message) { queue.append((round, m)) }
 
     /// Delivers `m` if its sender and receiver can talk; a snapshot lost on the way is
     /// reported to its sender, as a transport would.
@@ -352,6 +375,7 @@ public final class SimCluster {
             if phase >= 3 { for m in rd.messagesAfterPersist { send(m) } }
         }
         cores[i] = nil
+        held.remove(i)
         note("crash \(id) phase \(phase)")
     }
 
@@ -374,6 +398,7 @@ public final class SimCluster {
     public func wipe(_ id: NodeID) throws(RaftError) {
         let i = slot(id)
         cores[i] = nil
+        held.remove(i)
         storages[i] = MemoryLogStorage(voters: ids)
         machines[i] = SimStateMachine()
         checker.wiped(i)

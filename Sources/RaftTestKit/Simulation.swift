@@ -37,6 +37,7 @@ extension SimCluster {
         for q in queue { if q.deliverAt <= round { due.append(q.msg) } else { keep.append(q) } }
         queue = keep
         due.shuffle(using: &rng)
+        for id in ids where chance(faults.stallRate) { hold(id) }
         for m in due { deliverIfConnected(m) }
 
         for id in ids { tick(id) }
@@ -51,6 +52,7 @@ extension SimCluster {
             let id = ids[Int(rng.next() % UInt64(ids.count))]
             crash(id, phase: Int(rng.next() % 4))
         }
+        for id in ids where held.contains(slot(id)) { release(id) }
         for id in ids where !isUp(id) && chance(faults.restartRate) {
             do { try restart(id) } catch { checker.fail("restart: node \(id) could not restart: \(error)") }
         }
@@ -125,7 +127,7 @@ extension SimCluster {
     public func describeNode(_ id: NodeID) -> String {
         guard let c = core(id) else { return "node \(id): down" }
         let st = c.status()
-        var s = "node \(id): last command '\(String(decoding: machine(id).lastCommand, as: UTF8.self))' \(st.role) term \(st.term) vote \(st.vote) leader \(st.leader) commit \(st.commit) applied \(st.applied) log \(st.firstIndex)...\(st.lastIndex)"
+        var s = "node \(id): \(st.role) term \(st.term) vote \(st.vote) leader \(st.leader) commit \(st.commit) applied \(st.applied) log \(st.firstIndex)...\(st.lastIndex)"
         for m in st.members where m.id != id {
             s += " | \(m.id): match \(m.match) next \(m.next) \(m.state) inflight \(m.inflight)"
         }

@@ -1,0 +1,24 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Benchmarks for the Raft core. A separate package so the library's own package keeps no
+// benchmark code and no extra targets. Run with:
+//   cd Benchmarks && swift run -c release raft-core-bench
+let package = Package(
+    name: "swift-raft-benchmarks",
+    dependencies: [
+        .package(path: "..")
+    ],
+    targets: [
+        // Interposes malloc and friends to count heap allocations (glibc only).
+        .target(name: "MallocCounter"),
+        .executableTarget(
+            name: "raft-core-bench",
+            dependencies: [
+                .product(name: "Raft", package: "main"),
+                "MallocCounter",
+            ]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,56 @@
+import Raft
+
+/// Human-readable, deterministic renderings used by scenario files and failure reports.
+public enum Describe {
+    /// Bytes as text when printable, otherwise as a size.
+    public static func data(_ d: [UInt8]) -> String {
+        if d.count <= 32, d.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) { return "'" + String(decoding: d, as: UTF8.self) + "'" }
+        return "<\(d.count) bytes>"
+    }
+
+    /// An entry as `index/term` plus its payload.
+    public static func entry(_ e: LogEntry) -> String {
+        "\(e.index)/\(e.term) " + (e.kind == .noop ? "noop" : data(e.data))
+    }
+
+    /// A list of entries, compacted when long.
+    public static func entries(_ es: [LogEntry]) -> String {
+        if es.count > 6 {
+            return "[\(entry(es[0])), ... \(es.count - 2) more ..., \(entry(es[es.count - 1]))]"
+        }
+        return "[" + es.map(entry).joined(separator: ", ") + "]"
+    }
+
+    /// One message on one line.
+    public static func message(_ m: Message) -> String {
+        let head = "\(m.from)->\(m.to) "
+        switch m.kind {
+        case .preVote(let r):
+            return head + "preVote term=\(m.term) last=\(r.lastLogIndex)/\(r.lastLogTerm)"
+        case .preVoteResponse(let r):
+            return head + "preVoteResponse term=\(m.term) " + (r.granted ? "granted" : "rejected")
+        case .requestVote(let r):
+            return head + "requestVote term=\(m.term) last=\(r.lastLogIndex)/\(r.lastLogTerm)"
+        case .requestVoteResponse(let r):
+            return head + "requestVoteResponse term=\(m.term) " + (r.granted ? "granted" : "rejected")
+        case .appendEntries(let a):
+            var s = head + "appendEntries term=\(m.term) prev=\(a.prevLogIndex)/\(a.prevLogTerm) commit=\(a.leaderCommit)"
+            if !a.entries.isEmpty { s += " entries=" + entries(a.entries) }
+            return s
+        case .appendEntriesResponse(let r):
+            if r.reject {
+                return head + "appendEntriesResponse term=\(m.term) reject index=\(r.index) hint=\(r.rejectHint)/\(r.rejectHintTerm)"
+            }
+            return head + "appendEntriesResponse term=\(m.term) index=\(r.index)"
+        case .heartbeat(let h):
+            return head + "heartbeat term=\(m.term) commit=\(h.commit)" + (h.context.isEmpty ? "" : " context=\(data(h.context))")
+        case .heartbeatResponse(let h):
+            return head + "heartbeatResponse term=\(m.term)" + (h.context.isEmpty ? "" : " context=\(data(h.context))")
+        case .installSnapshot(let s):
+            let md = s.snapshot.metadata
+            return head + "installSnapshot term=\(m.term) snapshot=\(md.index)/\(md.term) voters=\(md.confState.voters.map(\.description).joined(separator: ","))"
+        case .forwardProposal(let p):
+            return head + "forwardProposal commands=[" + p.commands.map(data).joined(separator: ", ") + "]"
+        }
+    }
+}
