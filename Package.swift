@@ -6,12 +6,15 @@ let package = Package(
     products: [
         .library(name: "Raft", targets: ["Raft"]),
         .library(name: "RaftTestKit", targets: ["RaftTestKit"]),
+        .executable(name: "raft-demo", targets: ["raft-demo"]),
     ],
     targets: [
         // The protocol core and the storage protocol: standard library only.
         .target(name: "Raft"),
         // Simulation cluster, safety checker and scenario runner, usable by library users.
         .target(name: "RaftTestKit", dependencies: ["Raft"]),
+        // A narrated three-node cluster in one process.
+        .executableTarget(name: "raft-demo", dependencies: ["Raft", "RaftTestKit"]),
         .testTarget(
             name: "RaftTests",
             dependencies: ["Raft", "RaftTestKit"],

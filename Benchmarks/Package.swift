@@ -7,7 +7,7 @@ import PackageDescription
 let package = Package(
     name: "swift-raft-benchmarks",
     dependencies: [
-        .package(path: "..")
+        .package(name: "swift-raft", path: "..")
     ],
     targets: [
         // Interposes malloc and friends to count heap allocations (glibc only).
@@ -15,7 +15,7 @@ let package = Package(
         .executableTarget(
             name: "raft-core-bench",
             dependencies: [
-                .product(name: "Raft", package: "main"),
+                .product(name: "Raft", package: "swift-raft"),
                 "MallocCounter",
             ]
         ),

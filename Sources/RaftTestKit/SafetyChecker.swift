@@ -156,9 +156,12 @@ public final class SafetyChecker {
             fail("indexes: node \(id) has applied \(core.appliedIndex), commit \(commit), last \(core.lastIndex)")
         }
         let v = views[n]
-        // Whatever a node commits and still holds must agree with every other node's commit.
-        if let h = v.hash(min(commit, v.last)), min(commit, v.last) > v.base {
-            recordCommitted(min(commit, v.last), h, by: n, what: "committed")
+        // Whatever a node commits and holds durably must agree with every other node's commit.
+        // The durable log may still hold a suffix the node already replaced in memory (its disk
+        // write is in progress); only an entry of the same term in both is the committed one.
+        let k = min(commit, v.last)
+        if k > v.base, let h = v.hash(k), core.term(at: k) == v.term(k) {
+            recordCommitted(k, h, by: n, what: "committed")
         }
         guard core.role == .leader else {
             leading[n] = nil

@@ -30,6 +30,13 @@ public struct SimFaults: Sendable, Hashable {
         dropRate: 0.05, duplicateRate: 0.03, maxDelay: 3, partitionRate: 0.02, crashRate: 0.01,
         restartRate: 0.15, compactRate: 0.04, stallRate: 0.1, proposeRate: 0.4)
 
+    /// Every fault on, with frequent leader changes: short partitions and many crashes, the
+    /// conditions under which committing an older term's entry by counting would go wrong
+    /// (Raft paper figure 8).
+    public static let churn = SimFaults(
+        dropRate: 0.1, duplicateRate: 0.05, maxDelay: 5, partitionRate: 0.08, crashRate: 0.05,
+        restartRate: 0.3, compactRate: 0.04, stallRate: 0.2, proposeRate: 0.6)
+
     /// Creates a fault profile; every fault is off unless set.
     public init(
         dropRate: Double = 0, duplicateRate: Double = 0, maxDelay: Int = 0, partitionRate: Double = 0,
@@ -101,6 +108,7 @@ public final class SimCluster {
         cores = []
         machines = []
         partitionGroup = Array(repeating: 0, count: nodes)
+        inProgress = Array(repeating: nil, count: nodes)
         for id in ids {
             var c = RaftConfiguration(id: id)
             c.randomSeed = seed
@@ -179,6 +187,8 @@ public final class SimCluster {
 
     /// Nodes whose batches wait (a slow disk): a crash while waiting loses them.
     var held: Set<Int> = []
+    /// Per node, a batch whose early messages were sent and whose disk write has not finished.
+    var inProgress: [Ready?] = []
 
     /// Stops `id` from handling its batches until ``release(_:)``, as if its disk stalled.
     /// A ``crash(_:phase:)`` meanwhile loses everything not yet persisted.
@@ -192,14 +202,23 @@ public final class SimCluster {
 
     /// Handles every pending batch of node `i`: persist, send, apply, check.
     func process(_ i: Int) {
-        if held.contains(i) { return }
-        while var c = cores[i], c.hasReady {
-            let rd = c.ready()
-            onReady?(ids[i], rd)
-            for m in rd.messages { send(m) }
+        while var c = cores[i] {
+            if inProgress[i] == nil {
+                guard c.hasReady else { break }
+                let rd = c.ready()
+                cores[i] = c
+                onReady?(ids[i], rd)
+                // Pipelining: the early messages leave before the disk write starts.
+                for m in rd.messages { send(m) }
+                inProgress[i] = rd
+            }
+            if held.contains(i) { break }
+            let rd = inProgress[i]!
+            inProgress[i] = nil
             persist(i, rd)
             for m in rd.messagesAfterPersist { send(m) }
             apply(i, rd)
+            c = cores[i]!
             c.advance(rd)
             cores[i] = c
             checker.check(i, core: c, storage: storages[i])
@@ -364,17 +383,23 @@ public final class SimCluster {
     // MARK: Crashes
 
     /// Crashes `id`. If it has a batch pending, `phase` says how far it got: 0 nothing done,
-    /// 1 early messages sent, 2 also persisted, 3 also late messages sent. All memory is lost.
+    /// 1 early messages sent, 2 also persisted, 3 also late messages sent (a batch stalled by
+    /// ``hold(_:)`` has sent its early messages already). All memory is lost.
     public func crash(_ id: NodeID, phase: Int = 0) {
         let i = slot(id)
         guard var c = cores[i] else { return }
-        if c.hasReady && phase > 0 {
+        var pending = inProgress[i]
+        if pending == nil && c.hasReady && phase > 0 {
             let rd = c.ready()
             for m in rd.messages { send(m) }
+            pending = rd
+        }
+        if let rd = pending {
             if phase >= 2 { persist(i, rd) }
             if phase >= 3 { for m in rd.messagesAfterPersist { send(m) } }
         }
         cores[i] = nil
+        inProgress[i] = nil
         held.remove(i)
         note("crash \(id) phase \(phase)")
     }
@@ -398,6 +423,7 @@ public final class SimCluster {
     public func wipe(_ id: NodeID) throws(RaftError) {
         let i = slot(id)
         cores[i] = nil
+        inProgress[i] = nil
         held.remove(i)
         storages[i] = MemoryLogStorage(voters: ids)
         machines[i] = SimStateMachine()

@@ -49,10 +49,15 @@ extension SimCluster {
             _ = try? propose(id, [command])
         }
         if chance(faults.crashRate) {
-            let id = ids[Int(rng.next() % UInt64(ids.count))]
+            // Crashes favour stalled disks: that is where undurable state can be lost.
+            let stalled = ids.filter { held.contains(slot($0)) }
+            let pool = !stalled.isEmpty && chance(0.5) ? stalled : ids
+            let id = pool[Int(rng.next() % UInt64(pool.count))]
             crash(id, phase: Int(rng.next() % 4))
         }
-        for id in ids where held.contains(slot(id)) { release(id) }
+        // A stalled disk stays stalled for a few rounds: messages keep arriving, the node keeps
+        // deciding, and nothing it decided is durable until the disk catches up.
+        for id in ids where held.contains(slot(id)) && chance(0.4) { release(id) }
         for id in ids where !isUp(id) && chance(faults.restartRate) {
             do { try restart(id) } catch { checker.fail("restart: node \(id) could not restart: \(error)") }
         }
@@ -75,6 +80,7 @@ extension SimCluster {
     public func settle(maxRounds: Int) -> Int? {
         heal()
         faults = SimFaults(proposeRate: 0)
+        for id in ids where held.contains(slot(id)) { release(id) }
         for id in ids where !isUp(id) { try? restart(id) }
         let marker = Array("liveness-\(round)".utf8)
         var proposedAt: Int?

@@ -27,7 +27,9 @@ struct SimulationTests {
         var seed = UInt64(shard)
         while seed < UInt64(Self.seedsPerSize) {
             do {
-                let stats = try SimCluster.simulate(seed: seed &+ UInt64(nodes) << 32, nodes: nodes, rounds: Self.rounds)
+                // Half the seeds use the default fault mix, half a high-churn one.
+                let faults: SimFaults = seed % 2 == 0 ? .all : .churn
+                let stats = try SimCluster.simulate(seed: seed &+ UInt64(nodes) << 32, nodes: nodes, rounds: Self.rounds, faults: faults)
                 committed += stats.committed.rawValue
             } catch let f as SimulationFailure {
                 Issue.record("\(f)")
@@ -44,7 +46,8 @@ struct SimulationTests {
         guard let s = Self.env("RAFT_SIM_SEED"), let seed = UInt64(s) else { return }
         let nodes = Int(Self.env("RAFT_SIM_NODES") ?? "") ?? 3
         do {
-            let stats = try SimCluster.simulate(seed: seed, nodes: nodes, rounds: Self.rounds)
+            let faults: SimFaults = seed % 2 == 0 ? .all : .churn
+            let stats = try SimCluster.simulate(seed: seed, nodes: nodes, rounds: Self.rounds, faults: faults)
             print("seed \(seed): committed \(stats.committed), proposed \(stats.proposed), settled in \(stats.settleRounds) rounds")
         } catch let f as SimulationFailure {
             Issue.record("\(f)")

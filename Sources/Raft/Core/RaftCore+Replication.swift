@@ -72,7 +72,7 @@ extension RaftCore {
 
     mutating func reduceUncommitted(_ entries: [LogEntry]) {
         var size = 0
-        for e in entries where e.kind == .command { size += e.data.count }
+        for i in entries.indices where entries[i].kind == .command { size += entries[i].data.count }
         uncommittedBytes = max(0, uncommittedBytes - size)
     }
 
@@ -220,7 +220,7 @@ extension RaftCore {
         let p = tracker.progress[i]
         if p.isPaused { return false }
         let prevIndex = p.next - 1
-        guard let prevTerm = try? log.term(at: prevIndex),
+        guard let prevTerm = log.termIfHeld(prevIndex),
             let entries = try? log.slice(p.next, max(p.next, last + 1), maxBytes: config.maxMessageBytes)
         else {
             return maybeSendSnapshot(to: peer, slot: i)

@@ -164,9 +164,10 @@ public struct RaftCore {
             readStates: readStates)
         lastSoftState = ss
         lastHardState = hs
-        outboxImmediate.removeAll(keepingCapacity: true)
-        outboxAfterPersist.removeAll(keepingCapacity: true)
-        readStates.removeAll()
+        // Fresh arrays, not removeAll(keepingCapacity:): `rd` shares these buffers.
+        outboxImmediate = []
+        outboxAfterPersist = []
+        readStates = []
         return rd
     }
 

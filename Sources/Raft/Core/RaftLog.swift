@@ -46,15 +46,20 @@ struct RaftLog {
         return try storage.term(at: index)
     }
 
+    /// The term at `index`, or `nil` when it is not held. Unlike ``term(at:)`` it builds no
+    /// error: the replication hot path asks this for every append.
+    func termIfHeld(_ index: LogIndex) -> Term? {
+        if index < firstIndex() - 1 || index > lastIndex() { return nil }
+        if let t = unstable.term(at: index) { return t }
+        return try? storage.term(at: index)
+    }
+
     /// The term at `index`, or zero when it is not held.
-    func termOrZero(_ index: LogIndex) -> Term { (try? term(at: index)) ?? .zero }
+    func termOrZero(_ index: LogIndex) -> Term { termIfHeld(index) ?? .zero }
 
     var lastTerm: Term { termOrZero(lastIndex()) }
 
-    func matchTerm(_ index: LogIndex, _ term: Term) -> Bool {
-        guard let t = try? self.term(at: index) else { return false }
-        return t == term
-    }
+    func matchTerm(_ index: LogIndex, _ term: Term) -> Bool { termIfHeld(index) == term }
 
     /// Whether a candidate whose log ends at (`index`, `term`) is at least as up to date as this
     /// log (§5.4.1).
@@ -80,7 +85,7 @@ struct RaftLog {
         if conflict != .zero {
             if conflict <= committed { return .conflictsWithCommitted(conflict) }
             let start = prevIndex.distance(to: conflict) - 1
-            unstable.truncateAndAppend(Array(entries[start...]))
+            unstable.truncateAndAppend(start == 0 ? entries : Array(entries[start...]))
         }
         return .appended(lastNew: lastNew)
     }
@@ -97,7 +102,7 @@ struct RaftLog {
     func findConflictByTerm(_ index: LogIndex, _ term: Term) -> (index: LogIndex, term: Term) {
         var i = index
         while true {
-            guard let t = try? self.term(at: i) else { return (i, .zero) }
+            guard let t = termIfHeld(i) else { return (i, .zero) }
             if t <= term { return (i, t) }
             if i == .zero { return (i, t) }
             i = i - 1

@@ -35,7 +35,9 @@ struct UnstableLog {
     mutating func stableTo(_ index: LogIndex, term: Term) {
         guard index >= offset, self.term(at: index) == term else { return }
         let n = offset.distance(to: index) + 1
-        if n == entries.count { entries.removeAll(keepingCapacity: true) } else { entries.removeFirst(n) }
+        // `= []` rather than removeAll(keepingCapacity:): the Ready that carried these entries
+        // usually still shares the buffer, and keeping capacity would copy it.
+        if n == entries.count { entries = [] } else { entries.removeFirst(n) }
         offset = index + 1
     }
 
@@ -56,7 +58,7 @@ struct UnstableLog {
     mutating func truncateAndAppend(_ new: [LogEntry]) {
         guard let after = new.first?.index else { return }
         if after == offset + UInt64(entries.count) {
-            entries.append(contentsOf: new)
+            if entries.isEmpty { entries = new } else { entries.append(contentsOf: new) }
         } else if after <= offset {
             // The new entries replace everything unstable (and part of the stable log: the
             // storage truncates its suffix when it persists them).

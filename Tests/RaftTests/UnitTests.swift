@@ -1,0 +1,294 @@
+@testable import Raft
+import RaftTestKit
+import Testing
+
+@Suite("Configuration validation")
+struct ConfigurationTests {
+    static func config(_ change: (inout RaftConfiguration) -> Void) -> RaftConfiguration {
+        var c = RaftConfiguration(id: 1)
+        change(&c)
+        return c
+    }
+
+    @Test(arguments: [
+        (config { $0.id = .none }, "id must not be zero"),
+        (config { $0.heartbeatTicks = 0 }, "heartbeatTicks must be at least 1"),
+        (config { $0.electionTicks = 1 }, "must be larger than heartbeatTicks"),
+        (config { $0.electionTicks = 5; $0.heartbeatTicks = 5 }, "must be larger than heartbeatTicks"),
+        (config { $0.maxInflightMessages = 0 }, "maxInflightMessages must be at least 1"),
+        (config { $0.maxMessageBytes = 0 }, "maxMessageBytes must be at least 1"),
+        (config { $0.maxInflightBytes = -1 }, "maxInflightBytes must not be negative"),
+        (config { $0.maxInflightBytes = 10 }, "at least maxMessageBytes"),
+        (config { $0.maxUncommittedBytes = -5 }, "maxUncommittedBytes must not be negative"),
+        (config { $0.maxCommittedBytesPerReady = -5 }, "maxCommittedBytesPerReady must not be negative"),
+    ])
+    func refusesBadConfiguration(_ c: RaftConfiguration, _ why: String) {
+        do {
+            _ = try RaftCore(configuration: c, storage: MemoryLogStorage(voters: [1, 2, 3]))
+            Issue.record("configuration accepted; expected refusal: \(why)")
+        } catch {
+            #expect(error.code == .invalidConfiguration)
+            #expect(error.message.contains(why), "message was: \(error.message)")
+        }
+    }
+
+    @Test(arguments: [
+        ([NodeID](), "voter set is empty"),
+        ([1, 0, 2], "reserved"),
+        ([1, 2, 2], "listed more than once"),
+    ])
+    func refusesBadMembership(_ voters: [NodeID], _ why: String) {
+        do {
+            _ = try RaftCore(configuration: RaftConfiguration(id: 1), storage: MemoryLogStorage(voters: voters))
+            Issue.record("membership accepted; expected refusal: \(why)")
+        } catch {
+            #expect(error.code == .invalidConfiguration)
+            #expect(error.message.contains(why), "message was: \(error.message)")
+        }
+    }
+
+    @Test func defaultsAreValid() throws {
+        try RaftConfiguration(id: 7).validate()
+    }
+
+    @Test func misaddressedMessageIsATypedError() throws {
+        var core = try RaftCore(configuration: RaftConfiguration(id: 1), storage: MemoryLogStorage(voters: [1, 2, 3]))
+        let m = Message(from: 2, to: 3, term: 1, kind: .heartbeat(Heartbeat(commit: .zero)))
+        do {
+            try core.step(m)
+            Issue.record("a message for node 3 was accepted by node 1")
+        } catch {
+            #expect(error.code == .invalidConfiguration)
+        }
+    }
+}
+
+@Suite("Memory log storage")
+struct MemoryLogStorageTests {
+    func entries(_ range: ClosedRange<UInt64>, term: Term) -> [LogEntry] {
+        range.map { LogEntry(term: term, index: LogIndex(rawValue: $0), data: [UInt8($0)]) }
+    }
+
+    @Test func appendTruncatesConflictingSuffix() throws {
+        let s = MemoryLogStorage(voters: [1])
+        try s.append(entries(1...5, term: 1))
+        try s.append(entries(3...4, term: 2))
+        #expect(s.lastIndex() == 4)
+        #expect(try s.term(at: 2) == 1)
+        #expect(try s.term(at: 3) == 2)
+    }
+
+    @Test func appendAfterAGapIsRefused() throws {
+        let s = MemoryLogStorage(voters: [1])
+        try s.append(entries(1...2, term: 1))
+        #expect(throws: RaftError.self) { try s.append(entries(4...5, term: 1)) }
+        #expect(s.lastIndex() == 2)
+    }
+
+    @Test func compactionKeepsTermOfCompactedIndexAndRefusesReads() throws {
+        let s = MemoryLogStorage(voters: [1])
+        try s.append(entries(1...10, term: 3))
+        try s.createSnapshot(at: 6, data: [1])
+        try s.compact(upTo: 4)
+        #expect(s.firstIndex() == 5)
+        #expect(try s.term(at: 4) == 3)
+        do {
+            _ = try s.term(at: 3)
+            Issue.record("read below the compacted index succeeded")
+        } catch { #expect(error.code == .compacted) }
+        do {
+            _ = try s.entries(in: 11..<12, maxBytes: .max)
+            Issue.record("read past the last index succeeded")
+        } catch { #expect(error.code == .unavailable) }
+        // Compaction past the snapshot would drop entries no snapshot covers.
+        #expect(throws: RaftError.self) { try s.compact(upTo: 8) }
+    }
+
+    @Test func entriesRespectByteLimitButReturnAtLeastOne() throws {
+        let s = MemoryLogStorage(voters: [1])
+        try s.append(entries(1...5, term: 1))
+        let one = LogEntry(term: 1, index: 1, data: [1]).byteSize
+        #expect(try s.entries(in: 1..<6, maxBytes: 1).count == 1)
+        #expect(try s.entries(in: 1..<6, maxBytes: 2 * one).count == 2)
+        #expect(try s.entries(in: 1..<6, maxBytes: .max).count == 5)
+    }
+
+    @Test func olderSnapshotIsRefused() throws {
+        let s = MemoryLogStorage(voters: [1])
+        try s.append(entries(1...5, term: 1))
+        try s.createSnapshot(at: 4, data: [])
+        let old = Snapshot(metadata: SnapshotMetadata(index: 2, term: 1, confState: ConfState(voters: [1])))
+        do {
+            try s.applySnapshot(old)
+            Issue.record("older snapshot accepted")
+        } catch { #expect(error.code == .snapshotOutOfDate) }
+    }
+}
+
+@Suite("Progress and in-flight window")
+struct ProgressTests {
+    @Test func inflightsFillAndFree() {
+        var f = Inflights(capacity: 3, maxBytes: 0)
+        f.add(5, bytes: 10)
+        f.add(7, bytes: 10)
+        #expect(!f.isFull)
+        f.add(9, bytes: 10)
+        #expect(f.isFull)
+        f.freeLE(7)
+        #expect(f.count == 1 && !f.isFull)
+        f.add(11, bytes: 1)
+        f.add(12, bytes: 1)
+        #expect(f.isFull)
+        f.freeFirstOne()
+        #expect(f.count == 2)
+        f.freeLE(100)
+        #expect(f.count == 0 && f.bytes == 0)
+    }
+
+    @Test func inflightsByteLimit() {
+        var f = Inflights(capacity: 100, maxBytes: 50)
+        f.add(1, bytes: 30)
+        #expect(!f.isFull)
+        f.add(2, bytes: 30)
+        #expect(f.isFull)
+        f.freeLE(1)
+        #expect(!f.isFull)
+    }
+
+    @Test func staleRejectionIsIgnoredInReplicate() {
+        var p = Progress(next: 1, maxInflight: 10, maxInflightBytes: 0)
+        _ = p.maybeUpdate(5)
+        p.becomeReplicate()
+        p.sentEntries(last: 9, count: 4, bytes: 40)
+        let stale = p.maybeDecrTo(rejected: 4, hint: 2)
+        #expect(!stale)
+        #expect(p.next == 10)
+        let fresh = p.maybeDecrTo(rejected: 8, hint: 6)
+        #expect(fresh)
+        #expect(p.next == 6)
+    }
+
+    @Test func probeBacksOffToHint() {
+        var p = Progress(next: 11, maxInflight: 10, maxInflightBytes: 0)
+        let first = p.maybeDecrTo(rejected: 10, hint: 3)
+        #expect(first)
+        #expect(p.next == 4)
+        // A duplicate of the same rejection is stale now.
+        let duplicate = p.maybeDecrTo(rejected: 10, hint: 3)
+        #expect(!duplicate)
+    }
+
+    @Test func rejectionAtMatchMeansTheFollowerLostData() {
+        var p = Progress(next: 1, maxInflight: 10, maxInflightBytes: 0)
+        _ = p.maybeUpdate(8)
+        p.becomeReplicate()
+        let lost = p.maybeDecrTo(rejected: 8, hint: 0)
+        #expect(lost)
+        #expect(p.match == .zero)
+        #expect(p.next == 1)
+        #expect(p.state == .probe)
+    }
+
+    static let quorumCases: [([UInt64], UInt64)] = [
+        ([5, 5, 5], 5), ([9, 5, 1], 5), ([9, 8, 1, 1, 1], 1), ([9, 8, 7, 1, 1], 7), ([3], 3), ([4, 2], 2),
+    ]
+
+    @Test(arguments: quorumCases)
+    func quorumCommitIndex(_ matches: [UInt64], _ expected: UInt64) {
+        var t = ProgressTracker(
+            voters: (1...UInt64(matches.count)).map { NodeID(rawValue: $0) }, next: 1, maxInflight: 1, maxInflightBytes: 0)
+        for (i, m) in matches.enumerated() { t.progress[i].match = LogIndex(rawValue: m) }
+        #expect(t.committedIndex() == LogIndex(rawValue: expected))
+    }
+
+    @Test func voteTally() {
+        var t = ProgressTracker(voters: [1, 2, 3, 4, 5], next: 1, maxInflight: 1, maxInflightBytes: 0)
+        t.recordVote(from: 1, granted: true)
+        t.recordVote(from: 2, granted: false)
+        #expect(t.tally() == .pending)
+        t.recordVote(from: 3, granted: true)
+        t.recordVote(from: 3, granted: false)  // a second answer from the same voter is ignored
+        #expect(t.tally() == .pending)
+        t.recordVote(from: 4, granted: false)
+        t.recordVote(from: 5, granted: false)
+        #expect(t.tally() == .lost)
+        t.resetVotes()
+        for id: NodeID in [1, 2, 3] { t.recordVote(from: id, granted: true) }
+        #expect(t.tally() == .won)
+    }
+}
+
+@Suite("Determinism and restart")
+struct DeterminismTests {
+    /// The same seed replays exactly: same leader history, same commit, same trace.
+    @Test func sameSeedSameRun() throws {
+        func run() throws -> (String, [String]) {
+            let c = try SimCluster(nodes: 5, seed: 42, faults: .all)
+            for _ in 0..<300 { c.runRound() }
+            return (c.ids.map { c.describeNode($0) }.joined(separator: "\n"), c.trace)
+        }
+        let a = try run()
+        let b = try run()
+        #expect(a.0 == b.0)
+        #expect(a.1 == b.1)
+    }
+
+    @Test func differentSeedsDiffer() throws {
+        let a = try SimCluster(nodes: 3, seed: 1, faults: .all)
+        let b = try SimCluster(nodes: 3, seed: 2, faults: .all)
+        for _ in 0..<300 {
+            a.runRound()
+            b.runRound()
+        }
+        #expect(a.trace != b.trace)
+    }
+
+    /// A restarted core resumes with its durable term, vote and log, and re-applies nothing
+    /// the state machine already holds.
+    @Test func restartKeepsTermVoteAndApplied() throws {
+        let c = try SimCluster(nodes: 3, seed: 9)
+        c.campaign(1)
+        c.stabilize()
+        try c.propose(1, [[1], [2], [3]])
+        c.stabilize()
+        let before = try #require(c.core(2))
+        c.crash(2)
+        try c.restart(2)
+        c.stabilize()
+        let after = try #require(c.core(2))
+        #expect(after.term == before.term)
+        #expect(after.vote == before.vote)
+        #expect(after.lastIndex == before.lastIndex)
+        #expect(c.checker.violations.isEmpty)
+    }
+
+    /// An on-disk state machine that already holds index N is not given entries up to N again;
+    /// one that claims an index past the log is refused with both indexes in the error.
+    @Test func appliedIndexFromStateMachine() throws {
+        let s = MemoryLogStorage(voters: [1])
+        try s.append((1...6).map { LogEntry(term: 1, index: LogIndex(rawValue: $0), data: [UInt8($0)]) })
+        s.setHardState(HardState(term: 1, vote: 1, commit: 3))
+        var core = try RaftCore(configuration: RaftConfiguration(id: 1), storage: s, applied: 5)
+        #expect(core.appliedIndex == 5)
+        #expect(core.commitIndex == 5)  // what the state machine applied was committed
+        let rd = core.ready()
+        #expect(rd.committedEntries.isEmpty)
+        do {
+            _ = try RaftCore(configuration: RaftConfiguration(id: 1), storage: s, applied: 9)
+            Issue.record("a state machine ahead of the log was accepted")
+        } catch {
+            #expect(error.message.contains("9") && error.message.contains("6"))
+        }
+    }
+
+    /// A hard state whose commit index is past the log (a disk that lost its tail) starts as a
+    /// follower with the commit clamped, instead of crashing.
+    @Test func commitPastLogIsClamped() throws {
+        let s = MemoryLogStorage(voters: [1, 2, 3])
+        try s.append([LogEntry(term: 1, index: 1)])
+        s.setHardState(HardState(term: 1, vote: 1, commit: 50))
+        let core = try RaftCore(configuration: RaftConfiguration(id: 1), storage: s)
+        #expect(core.commitIndex == 1)
+        #expect(core.role == .follower)
+    }
+}
