@@ -193,19 +193,25 @@ extension Message {
 // MARK: Building states
 
 /// Makes `node` leader of the next term: it campaigns and receives granted votes from just
-/// enough peers (the lowest other ids), then drains. Returns what the last drain produced.
+/// enough peers (by default the lowest other ids), then drains. Returns what the drains after
+/// the campaign produced (the new leader's first appends among them).
 @discardableResult
-func elect(_ node: TestNode) throws -> Drained {
+func elect(_ node: TestNode, votesFrom: [NodeID]? = nil) throws -> Drained {
     node.core.campaign()
     try node.drain()
     let term = node.core.term
-    let peers = node.core.voters.filter { $0 != node.id }
-    let needed = node.core.voters.count / 2
-    var last = Drained()
-    for p in peers.prefix(needed) {
-        last = try node.receive(voteResponse(from: p, to: node.id, term: term, granted: true))
+    let peers = votesFrom ?? Array(node.core.voters.filter { $0 != node.id }.prefix(node.core.voters.count / 2))
+    var out = Drained()
+    for p in peers {
+        let d = try node.receive(voteResponse(from: p, to: node.id, term: term, granted: true))
+        out.immediate += d.immediate
+        out.afterPersist += d.afterPersist
+        out.persisted += d.persisted
+        out.committed += d.committed
+        out.hardStates += d.hardStates
+        out.softStates += d.softStates
     }
-    return last
+    return out
 }
 
 /// A leader of term 1 of a cluster of `voters` whose every follower acknowledged its no-op
