@@ -7,7 +7,7 @@ public struct RaftError: Error, Sendable, Hashable, CustomStringConvertible {
         private enum Base: Hashable, Sendable {
             case invalidConfiguration, notLeader, proposalDropped, uncommittedLimitExceeded
             case compacted, unavailable, snapshotTemporarilyUnavailable, snapshotOutOfDate
-            case unknownPeer, storage
+            case unknownPeer, storage, io, corruption, unsupportedFormat
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -32,6 +32,13 @@ public struct RaftError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let unknownPeer = Code(.unknownPeer)
         /// The storage failed for another reason; the message says which.
         public static let storage = Code(.storage)
+        /// A file operation failed (the message names the file and the system error).
+        public static let io = Code(.io)
+        /// Stored data failed its checks (bad checksum, missing segment); the message names the
+        /// file and the offset. Nothing was dropped: the storage refuses to open instead.
+        public static let corruption = Code(.corruption)
+        /// A file was written by a newer or unknown format version.
+        public static let unsupportedFormat = Code(.unsupportedFormat)
 
         public var description: String { "\(base)" }
     }

@@ -24,3 +24,34 @@ public protocol LogStorage: AnyObject {
     /// The latest snapshot, to send to a follower behind the compacted log.
     func snapshot() throws(RaftError) -> Snapshot
 }
+
+/// Storage the shell writes to when it carries out a ``Ready``: the write side of
+/// ``LogStorage``. ``MemoryLogStorage`` and ``FileLogStorage`` implement it.
+public protocol WritableLogStorage: LogStorage {
+    /// The hard state most recently written.
+    var currentHardState: HardState { get }
+    /// Appends entries, replacing any held entries from the first new index on.
+    func append(_ entries: [LogEntry]) throws(RaftError)
+    /// Records the hard state.
+    func setHardState(_ state: HardState) throws(RaftError)
+    /// Replaces the log with a snapshot received from the leader.
+    func applySnapshot(_ snapshot: Snapshot) throws(RaftError)
+    /// Records a snapshot of the state machine at `index`.
+    @discardableResult
+    func createSnapshot(at index: LogIndex, confState: ConfState?, data: [UInt8]) throws(RaftError) -> Snapshot
+    /// Discards entries up to `index`, which a snapshot covers.
+    func compact(upTo index: LogIndex) throws(RaftError)
+    /// Makes every write so far durable.
+    func sync() throws(RaftError)
+}
+
+extension WritableLogStorage {
+    /// Persists what a ``Ready`` asks for, in the contract's order (snapshot, entries, hard
+    /// state) and syncs once.
+    public func persist(_ rd: Ready) throws(RaftError) {
+        if let s = rd.snapshot { try applySnapshot(s) }
+        if !rd.entries.isEmpty { try append(rd.entries) }
+        if let hs = rd.hardState { try setHardState(hs) }
+        if rd.needsSync { try sync() }
+    }
+}

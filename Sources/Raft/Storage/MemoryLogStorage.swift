@@ -5,7 +5,7 @@
 ///
 /// Invariant: `entries[0]` is a placeholder holding the snapshot's index and term;
 /// `entries[i].index == entries[0].index + i`.
-public final class MemoryLogStorage: LogStorage {
+public final class MemoryLogStorage: WritableLogStorage {
     private var hardState: HardState
     private var latestSnapshot: Snapshot
     private var entries: [LogEntry]
@@ -26,6 +26,9 @@ public final class MemoryLogStorage: LogStorage {
 
     /// Records the hard state (the shell calls this when it persists a ``Ready``).
     public func setHardState(_ state: HardState) { hardState = state }
+
+    /// Nothing to do: everything written to memory storage counts as durable at once.
+    public func sync() {}
 
     private var offset: LogIndex { entries[0].index }
 

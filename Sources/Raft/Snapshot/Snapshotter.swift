@@ -1,0 +1,290 @@
+/// What a snapshot file records besides the state machine's data.
+public struct SnapshotFileMetadata: Sendable, Hashable {
+    /// Raft's view: last included index and term, membership.
+    public var raft: SnapshotMetadata
+    /// The state machine's own applied index when it produced the data (for on-disk state
+    /// machines this may differ from `raft.index` only if the state machine says so).
+    public var appliedIndex: LogIndex
+
+    /// Creates snapshot file metadata.
+    public init(raft: SnapshotMetadata, appliedIndex: LogIndex) {
+        self.raft = raft
+        self.appliedIndex = appliedIndex
+    }
+}
+
+/// Writes and reads snapshot files atomically, with a checksum over metadata and data, as
+/// streams so a state of any size never has to fit in memory.
+///
+/// Files live in one directory, named `<index>-<term>.snap` (16 hexadecimal digits each). A file
+/// is written as `<name>.tmp`, synced, renamed into place, and the directory synced; a crash at
+/// any point leaves either the complete file or a temporary one, which the next start removes.
+/// The newest `keep` snapshots are kept. The format is described in the "Storage formats"
+/// article.
+public final class Snapshotter {
+    /// The snapshot directory.
+    public let directory: String
+    /// How many snapshot files to keep.
+    public let keep: Int
+    let fs: any FileSystem
+    /// Temporary files removed when the snapshotter opened (left by a crash mid-write).
+    public private(set) var removedTemporaryFiles: [String] = []
+
+    static let magic: [UInt8] = Array("SWRFTSNP".utf8)
+    static let version: UInt16 = 1
+    static let chunkSize = 1 << 20
+
+    /// Opens (creating if needed) the snapshot directory and removes leftover temporary files.
+    public init(directory: String, keep: Int = 3, fileSystem: any FileSystem = PosixFileSystem()) throws(RaftError) {
+        guard keep >= 1 else { throw RaftError(.invalidConfiguration, "keep must be at least 1 snapshot, got \(keep)") }
+        self.directory = directory
+        self.keep = keep
+        fs = fileSystem
+        try fs.createDirectory(directory)
+        for name in try fs.contentsOfDirectory(directory) where name.hasSuffix(".tmp") {
+            try fs.remove(joinPath(directory, name))
+            removedTemporaryFiles.append(name)
+        }
+        if !removedTemporaryFiles.isEmpty { try fs.syncDirectory(directory) }
+    }
+
+    static func fileName(_ m: SnapshotMetadata) -> String { "\(hex16(m.index.rawValue))-\(hex16(m.term.rawValue)).snap" }
+
+    /// Snapshot file names, newest (highest index) first.
+    public func fileNames() throws(RaftError) -> [String] {
+        try fs.contentsOfDirectory(directory).filter { $0.hasSuffix(".snap") }.sorted(by: >)
+    }
+
+    /// Starts writing a snapshot. Write the data with ``SnapshotWriter/write(_:)`` and finish with
+    /// ``SnapshotWriter/commit()``; until then nothing is visible.
+    public func create(_ metadata: SnapshotFileMetadata) throws(RaftError) -> SnapshotWriter {
+        let final = joinPath(directory, Self.fileName(metadata.raft))
+        let tmp = final + ".tmp"
+        let file = try fs.open(tmp, create: true)
+        try file.truncate(to: 0)
+        var w = ByteWriter()
+        w.raw(Self.magic)
+        w.u16(Self.version)
+        w.u16(0)
+        let meta = Self.encode(metadata)
+        w.u32(UInt32(meta.count))
+        w.raw(meta)
+        return try SnapshotWriter(snapshotter: self, file: file, tmpPath: tmp, finalPath: final, header: w.bytes)
+    }
+
+    static func encode(_ m: SnapshotFileMetadata) -> [UInt8] {
+        var w = ByteWriter()
+        w.u64(m.raft.index.rawValue)
+        w.u64(m.raft.term.rawValue)
+        w.u64(m.appliedIndex.rawValue)
+        w.u32(UInt32(m.raft.confState.voters.count))
+        for v in m.raft.confState.voters { w.u64(v.rawValue) }
+        return w.bytes
+    }
+
+    /// Writes a whole snapshot held in memory (small states, tests).
+    public func save(_ metadata: SnapshotFileMetadata, data: [UInt8]) throws(RaftError) {
+        let w = try create(metadata)
+        try w.write(data)
+        try w.commit()
+    }
+
+    /// Opens snapshot file `name` after verifying its checksum (one streaming pass), so that a
+    /// reader never hands out data from a damaged file.
+    public func open(_ name: String) throws(RaftError) -> SnapshotReader {
+        let path = joinPath(directory, name)
+        let file = try fs.open(path, create: false)
+        let reader = try SnapshotReader(file: file, path: path)
+        try reader.verify()
+        return reader
+    }
+
+    /// The newest snapshot that opens cleanly and has an index of at least `minIndex` (the
+    /// point from which the log can continue it), with the problems found in newer files. `nil`
+    /// if there is none.
+    public func newestValid(atLeast minIndex: LogIndex = .zero) throws(RaftError) -> (reader: SnapshotReader, skipped: [RaftError])? {
+        var skipped: [RaftError] = []
+        for name in try fileNames() {
+            do {
+                let r = try open(name)
+                if r.metadata.raft.index < minIndex {
+                    return nil
+                }
+                return (r, skipped)
+            } catch {
+                skipped.append(error)
+            }
+        }
+        return nil
+    }
+
+    /// Deletes all but the newest `keep` snapshot files.
+    func prune() throws(RaftError) {
+        let names = try fileNames()
+        guard names.count > keep else { return }
+        for name in names[keep...] { try fs.remove(joinPath(directory, name)) }
+        try fs.syncDirectory(directory)
+    }
+}
+
+/// Streams a snapshot into a temporary file; ``commit()`` makes it durable and visible.
+public final class SnapshotWriter {
+    let snapshotter: Snapshotter
+    let file: any StorageFile
+    let tmpPath: String
+    let finalPath: String
+    var offset = 0
+    var crc: UInt32 = 0
+    var done = false
+
+    init(snapshotter: Snapshotter, file: any StorageFile, tmpPath: String, finalPath: String, header: [UInt8]) throws(RaftError) {
+        self.snapshotter = snapshotter
+        self.file = file
+        self.tmpPath = tmpPath
+        self.finalPath = finalPath
+        try append(header)
+    }
+
+    func append(_ bytes: [UInt8]) throws(RaftError) {
+        try file.write(bytes, at: offset)
+        offset += bytes.count
+        crc = bytes.withUnsafeBytes { CRC32C.update(crc, $0) }
+    }
+
+    /// Appends state-machine data (any amount; it is framed in chunks).
+    public func write(_ data: [UInt8]) throws(RaftError) {
+        guard !done else { throw RaftError(.storage, "snapshot \(finalPath) was already committed or aborted") }
+        var start = 0
+        while start < data.count {
+            let end = min(data.count, start + Snapshotter.chunkSize)
+            var w = ByteWriter()
+            w.u32(UInt32(end - start))
+            w.bytes.append(contentsOf: data[start..<end])
+            try append(w.bytes)
+            start = end
+        }
+    }
+
+    /// Finishes the file: terminator and checksum, sync, rename into place, sync the directory,
+    /// and prune old snapshots.
+    public func commit() throws(RaftError) {
+        guard !done else { throw RaftError(.storage, "snapshot \(finalPath) was already committed or aborted") }
+        done = true
+        var w = ByteWriter()
+        w.u32(0)
+        try append(w.bytes)
+        var t = ByteWriter()
+        t.u32(crc)
+        try file.write(t.bytes, at: offset)
+        try file.sync()
+        file.close()
+        try snapshotter.fs.rename(tmpPath, to: finalPath)
+        try snapshotter.fs.syncDirectory(snapshotter.directory)
+        try snapshotter.prune()
+    }
+
+    /// Abandons the snapshot and removes the temporary file.
+    public func abort() {
+        guard !done else { return }
+        done = true
+        file.close()
+        try? snapshotter.fs.remove(tmpPath)
+    }
+}
+
+/// Reads a snapshot file as a stream of data chunks.
+public final class SnapshotReader {
+    /// The file's metadata.
+    public let metadata: SnapshotFileMetadata
+    /// The file's path.
+    public let path: String
+    let file: any StorageFile
+    let dataStart: Int
+    var offset: Int
+    var finished = false
+
+    init(file: any StorageFile, path: String) throws(RaftError) {
+        self.file = file
+        self.path = path
+        func bad(_ why: String, _ at: Int) -> RaftError {
+            RaftError(.corruption, "snapshot file \(path) at offset \(at): \(why)")
+        }
+        let head = try file.read(at: 0, count: 16)
+        var r = ByteReader(head)
+        guard let magic = r.raw(8), magic == Snapshotter.magic else { throw bad("not a snapshot file (bad magic)", 0) }
+        guard let version = r.u16(), let _ = r.u16(), let metaLen = r.u32() else { throw bad("truncated header", 8) }
+        guard version == Snapshotter.version else {
+            throw RaftError(.unsupportedFormat, "snapshot file \(path) has format version \(version); this library reads version \(Snapshotter.version)")
+        }
+        guard metaLen <= 1 << 20 else { throw bad("metadata length \(metaLen) is implausible", 12) }
+        let metaBytes = try file.read(at: 16, count: Int(metaLen))
+        var m = ByteReader(metaBytes)
+        guard let index = m.u64(), let term = m.u64(), let applied = m.u64(), let n = m.u32(), Int(n) * 8 == m.remaining else {
+            throw bad("malformed metadata", 16)
+        }
+        var voters: [NodeID] = []
+        for _ in 0..<n { voters.append(NodeID(rawValue: m.u64()!)) }
+        metadata = SnapshotFileMetadata(
+            raft: SnapshotMetadata(index: LogIndex(rawValue: index), term: Term(rawValue: term), confState: ConfState(voters: voters)),
+            appliedIndex: LogIndex(rawValue: applied))
+        dataStart = 16 + Int(metaLen)
+        offset = dataStart
+    }
+
+    /// Checks the whole file's framing and checksum in one streaming pass.
+    func verify() throws(RaftError) {
+        let size = try file.size()
+        var crc: UInt32 = 0
+        let header = try file.read(at: 0, count: dataStart)
+        crc = header.withUnsafeBytes { CRC32C.update(crc, $0) }
+        var pos = dataStart
+        while true {
+            let lenBytes = try file.read(at: pos, count: 4)
+            var r = ByteReader(lenBytes)
+            guard let len = r.u32() else { throw RaftError(.corruption, "snapshot file \(path) at offset \(pos): truncated chunk header") }
+            crc = lenBytes.withUnsafeBytes { CRC32C.update(crc, $0) }
+            pos += 4
+            if len == 0 { break }
+            guard Int(len) <= Snapshotter.chunkSize, pos + Int(len) <= size else {
+                throw RaftError(.corruption, "snapshot file \(path) at offset \(pos - 4): chunk of \(len) bytes runs past the end")
+            }
+            let chunk = try file.read(at: pos, count: Int(len))
+            crc = chunk.withUnsafeBytes { CRC32C.update(crc, $0) }
+            pos += Int(len)
+        }
+        let trailer = try file.read(at: pos, count: 4)
+        var t = ByteReader(trailer)
+        guard let stored = t.u32(), pos + 4 == size else {
+            throw RaftError(.corruption, "snapshot file \(path) at offset \(pos): missing checksum or trailing garbage")
+        }
+        guard stored == crc else {
+            throw RaftError(.corruption, "snapshot file \(path): checksum mismatch (stored \(stored), computed \(crc))")
+        }
+    }
+
+    /// The next chunk of state-machine data, or `nil` at the end.
+    public func next() throws(RaftError) -> [UInt8]? {
+        if finished { return nil }
+        var r = ByteReader(try file.read(at: offset, count: 4))
+        guard let len = r.u32() else { throw RaftError(.corruption, "snapshot file \(path) at offset \(offset): truncated") }
+        offset += 4
+        if len == 0 {
+            finished = true
+            return nil
+        }
+        let chunk = try file.read(at: offset, count: Int(len))
+        guard chunk.count == Int(len) else { throw RaftError(.corruption, "snapshot file \(path) at offset \(offset): truncated") }
+        offset += Int(len)
+        return chunk
+    }
+
+    /// All remaining data in one array (small states, tests).
+    public func readAll() throws(RaftError) -> [UInt8] {
+        var out: [UInt8] = []
+        while let c = try next() { out.append(contentsOf: c) }
+        return out
+    }
+
+    /// Closes the file.
+    public func close() { file.close() }
+}

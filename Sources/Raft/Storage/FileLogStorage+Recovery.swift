@@ -1,0 +1,213 @@
+extension FileLogStorage {
+    struct ParsedRecord {
+        var offset: Int
+        var length: Int
+        var record: WALFormat.Record
+    }
+
+    /// Rebuilds the in-memory index from the segments and reconciles it with the snapshots.
+    func recover(voters: [NodeID]) throws(RaftError) {
+        var found: [(seq: UInt64, name: String)] = []
+        for name in try fs.contentsOfDirectory(walDirectory) {
+            if let seq = WALFormat.parseSegmentName(name) { found.append((seq, name)) } else { recovery.unknownFiles.append(name) }
+        }
+        found.sort { $0.seq < $1.seq }
+        for k in found.indices.dropFirst() where found[k].seq != found[k - 1].seq + 1 {
+            throw RaftError(
+                .corruption,
+                "log segments are missing between \(found[k - 1].name) and \(found[k].name) in \(walDirectory); refusing to start without them")
+        }
+
+        var parsed: [(segment: Segment, records: [ParsedRecord])] = []
+        for (k, f) in found.enumerated() {
+            let isLast = k == found.count - 1
+            let path = joinPath(walDirectory, f.name)
+            let file = try fs.open(path, create: false)
+            let bytes = try file.read(at: 0, count: try file.size())
+            // A segment whose header never made it to disk whole: a crash while starting it.
+            if isLast && bytes.count <= WALFormat.headerSize && !headerIsValid(bytes, seq: f.seq) {
+                file.close()
+                try fs.remove(path)
+                try fs.syncDirectory(walDirectory)
+                recovery.removedEmptySegment = f.name
+                continue
+            }
+            try checkHeader(bytes, seq: f.seq, path: path)
+            var records: [ParsedRecord] = []
+            var pos = WALFormat.headerSize
+            while pos < bytes.count {
+                if let (length, record) = parseRecord(bytes, at: pos) {
+                    records.append(ParsedRecord(offset: pos, length: length, record: record))
+                    pos += length
+                    continue
+                }
+                if isLast && isTornTail(bytes, at: pos) {
+                    try file.truncate(to: pos)
+                    try file.sync()
+                    recovery.tailFile = path
+                    recovery.tailOffset = pos
+                    recovery.tailBytes = bytes.count - pos
+                    break
+                }
+                throw RaftError(
+                    .corruption,
+                    "log segment \(path) at offset \(pos): record failed its checksum or framing; refusing to start rather than drop data after it")
+            }
+            let size = min(pos, bytes.count)
+            parsed.append((Segment(seq: f.seq, path: path, file: file, size: size, maxIndex: .zero), records))
+        }
+
+        if parsed.isEmpty {
+            if !(try snapshotter.fileNames()).isEmpty {
+                throw RaftError(
+                    .corruption,
+                    "the log directory \(walDirectory) is empty but snapshots exist: the log (and the vote it held) is lost; restore it or wipe the whole directory")
+            }
+            try createFirstSegment(voters: voters)
+            return
+        }
+
+        // The newest compaction point is the last base record (every segment starts with one).
+        var finalBase: (index: LogIndex, term: Term, conf: ConfState)?
+        search: for p in parsed.reversed() {
+            for r in p.records.reversed() {
+                if case .base(let index, let term, _, let c) = r.record {
+                    finalBase = (index, term, c)
+                    break search
+                }
+            }
+        }
+        guard let fb = finalBase else {
+            throw RaftError(.corruption, "no compaction record found in \(walDirectory): the segments are not from this library")
+        }
+        base = (fb.index, fb.term)
+        conf = fb.conf
+        locations = []
+        for (k, p) in parsed.enumerated() {
+            var seg = p.segment
+            for r in p.records {
+                switch r.record {
+                case .entry(let e):
+                    if e.index > seg.maxIndex { seg.maxIndex = e.index }
+                    if e.index <= base.index { continue }
+                    let last = lastIndex()
+                    if e.index <= last {
+                        locations.removeSubrange((base.index.distance(to: e.index) - 1)...)
+                    } else if e.index != last + 1 {
+                        throw RaftError(
+                            .corruption,
+                            "log segment \(seg.path) at offset \(r.offset): entry \(e.index) follows entry \(last); entries are missing")
+                    }
+                    locations.append(Location(seq: seg.seq, offset: r.offset, length: r.length, term: e.term))
+                case .hardState(let h):
+                    hard = h
+                case .base(_, _, let reset, _):
+                    if reset { locations.removeAll() }
+                }
+            }
+            parsed[k].segment = seg
+        }
+        segments = parsed.map(\.segment)
+
+        if !voters.isEmpty && conf.voters != ConfState(voters: voters).voters && !conf.voters.isEmpty {
+            throw RaftError(
+                .invalidConfiguration,
+                "\(directory) holds the log of a cluster with voters \(conf.voters.map(\.description).joined(separator: ",")), not \(ConfState(voters: voters).voters.map(\.description).joined(separator: ",")): wrong directory or wrong cluster")
+        }
+        if conf.voters.isEmpty { conf = ConfState(voters: voters) }
+        durableLastIndex = lastIndex()
+        cacheStart = lastIndex() + 1
+        try reconcileSnapshots()
+        recovery.segments = segments.count
+        recovery.entries = locations.count
+    }
+
+    /// Picks the newest valid snapshot, checks it covers the compaction point, and completes a
+    /// snapshot install that a crash interrupted.
+    func reconcileSnapshots() throws(RaftError) {
+        var chosen: SnapshotFileMetadata?
+        for name in try snapshotter.fileNames() {
+            do {
+                let r = try snapshotter.open(name)
+                r.close()
+                chosen = r.metadata
+                break
+            } catch {
+                recovery.skippedSnapshots.append("\(name): \(error.message)")
+            }
+        }
+        if base.index > .zero {
+            guard let s = chosen, s.raft.index >= base.index else {
+                throw RaftError(
+                    .corruption,
+                    "the log is compacted up to \(base.index) but no valid snapshot at or after it exists in \(snapshotter.directory)"
+                        + (recovery.skippedSnapshots.isEmpty ? "" : " (damaged: \(recovery.skippedSnapshots.joined(separator: "; ")))"))
+            }
+        }
+        guard let s = chosen else { return }
+        latestSnapshot = s.raft
+        if s.raft.index > lastIndex() || (try? term(at: s.raft.index)) != s.raft.term {
+            // The snapshot file was installed but the log reset was not recorded: finish it.
+            try resetLog(to: s.raft)
+            recovery.completedSnapshotInstall = s.raft.index
+        } else if s.raft.index >= base.index {
+            conf = s.raft.confState
+        }
+    }
+
+    func createFirstSegment(voters: [NodeID]) throws(RaftError) {
+        let path = joinPath(walDirectory, WALFormat.segmentName(0))
+        let file = try fs.open(path, create: true)
+        try file.truncate(to: 0)
+        var bytes = WALFormat.header(seq: 0)
+        WALFormat.encodeBase(&bytes, index: .zero, term: .zero, reset: false, conf: ConfState(voters: voters))
+        WALFormat.encodeHardState(&bytes, HardState())
+        try file.write(bytes, at: 0)
+        try file.sync()
+        try fs.syncDirectory(walDirectory)
+        segments = [Segment(seq: 0, path: path, file: file, size: bytes.count, maxIndex: .zero)]
+        conf = ConfState(voters: voters)
+        recovery.segments = 1
+    }
+
+    func headerIsValid(_ bytes: [UInt8], seq: UInt64) -> Bool {
+        guard bytes.count >= WALFormat.headerSize else { return false }
+        return Array(bytes[0..<WALFormat.headerSize]) == WALFormat.header(seq: seq)
+    }
+
+    func checkHeader(_ bytes: [UInt8], seq: UInt64, path: String) throws(RaftError) {
+        guard bytes.count >= WALFormat.headerSize, Array(bytes[0..<8]) == WALFormat.magic else {
+            throw RaftError(.corruption, "log segment \(path) at offset 0: not a segment of this library (bad magic)")
+        }
+        var r = ByteReader(bytes, at: 8)
+        let version = r.u16()!
+        if version != WALFormat.version {
+            throw RaftError(.unsupportedFormat, "log segment \(path) has format version \(version); this library reads version \(WALFormat.version)")
+        }
+        guard headerIsValid(bytes, seq: seq) else {
+            throw RaftError(.corruption, "log segment \(path) at offset 0: header checksum or sequence number is wrong")
+        }
+    }
+
+    /// Parses the record at `pos`: its total length and content, or `nil` if it is damaged.
+    func parseRecord(_ bytes: [UInt8], at pos: Int) -> (Int, WALFormat.Record)? {
+        var r = ByteReader(bytes, at: pos)
+        guard let len = r.u32(), let crc = r.u32(), len > 0, Int(len) <= WALFormat.maxBody,
+            pos + WALFormat.frameSize + Int(len) <= bytes.count
+        else { return nil }
+        let body = (pos + WALFormat.frameSize)..<(pos + WALFormat.frameSize + Int(len))
+        guard CRC32C.checksum(bytes, body) == crc, let record = WALFormat.decode(bytes[body]) else { return nil }
+        return (WALFormat.frameSize + Int(len), record)
+    }
+
+    /// Whether the damage at `pos` is what an interrupted write leaves at the end of a file:
+    /// zeros, a record cut short, or a final record whose contents never fully arrived.
+    /// Anything else (damage followed by more data) is corruption.
+    func isTornTail(_ bytes: [UInt8], at pos: Int) -> Bool {
+        if bytes[pos...].allSatisfy({ $0 == 0 }) { return true }
+        var r = ByteReader(bytes, at: pos)
+        guard let len = r.u32(), r.u32() != nil else { return true }
+        let end = pos + WALFormat.frameSize + Int(len)
+        return end >= bytes.count
+    }
+}

@@ -1,0 +1,417 @@
+/// Tuning for ``FileLogStorage``.
+public struct FileLogStorageOptions: Sendable, Hashable {
+    /// A new segment file starts once the current one holds this many bytes.
+    public var segmentBytes: Int = 64 << 20
+    /// Recent entries kept in memory, so followers a little behind are served without disk reads.
+    public var cachedEntries: Int = 8192
+    /// Snapshot files kept.
+    public var keepSnapshots: Int = 3
+
+    /// Creates the default options.
+    public init() {}
+}
+
+/// What ``FileLogStorage`` found and repaired when it opened.
+public struct StorageRecoveryReport: Sendable, Hashable {
+    /// A torn record at the end of the last segment (the process died mid-write) that was cut
+    /// off: file, offset, bytes dropped. Nothing after it had been reported durable.
+    public var truncatedTail: (file: String, offset: Int, bytes: Int)? {
+        guard let f = tailFile else { return nil }
+        return (f, tailOffset, tailBytes)
+    }
+    var tailFile: String?
+    var tailOffset = 0
+    var tailBytes = 0
+    /// A segment whose header was never completely written (a crash while starting it), removed.
+    public var removedEmptySegment: String?
+    /// Temporary snapshot files removed (a crash while writing a snapshot).
+    public var removedTemporaryFiles: [String] = []
+    /// Snapshot files that failed their checks, newest first; an older one was used.
+    public var skippedSnapshots: [String] = []
+    /// Files in the log directory that are not segments; left alone.
+    public var unknownFiles: [String] = []
+    /// An installed snapshot whose log reset had not been recorded before a crash; completed.
+    public var completedSnapshotInstall: LogIndex?
+    /// Segments and entries loaded.
+    public var segments = 0
+    /// Entries in the log after recovery.
+    public var entries = 0
+
+    public static func == (a: StorageRecoveryReport, b: StorageRecoveryReport) -> Bool {
+        a.tailFile == b.tailFile && a.tailOffset == b.tailOffset && a.tailBytes == b.tailBytes
+            && a.removedEmptySegment == b.removedEmptySegment && a.removedTemporaryFiles == b.removedTemporaryFiles
+            && a.skippedSnapshots == b.skippedSnapshots && a.unknownFiles == b.unknownFiles
+            && a.completedSnapshotInstall == b.completedSnapshotInstall && a.segments == b.segments && a.entries == b.entries
+    }
+
+    public func hash(into h: inout Hasher) {
+        h.combine(tailFile)
+        h.combine(tailOffset)
+        h.combine(segments)
+        h.combine(entries)
+    }
+}
+
+/// The durable log: a segmented write-ahead log plus snapshot files, in one directory.
+///
+/// - `<directory>/wal/<seq>.wal`: segments of CRC-32C-framed records (entries, hard states,
+///   compaction and snapshot-install markers). Appends and hard-state updates are buffered and
+///   made durable together by ``sync()``: one `fdatasync` for a whole batch (group commit).
+/// - `<directory>/snap/<index>-<term>.snap`: snapshot files, see ``Snapshotter``.
+///
+/// Reads never scan files: an index in memory locates every entry, and the newest entries are
+/// cached. Opening recovers from a crash at any point: a torn record at the tail of the last
+/// segment is cut off (see ``recovery``); a bad checksum anywhere else, or a missing segment, is
+/// a ``RaftError/Code/corruption`` error naming the file and offset, and nothing is dropped.
+///
+/// Contract: entries and hard states handed to ``append(_:)`` and ``setHardState(_:)`` are
+/// durable once ``sync()`` returns, and ``durableLastIndex`` says up to where. After an I/O
+/// error the storage refuses further writes (it cannot know what reached the disk); reopen it.
+public final class FileLogStorage: WritableLogStorage {
+    struct Segment {
+        var seq: UInt64
+        var path: String
+        var file: any StorageFile
+        /// Bytes written to the file (everything below is on disk, synced or not).
+        var size: Int
+        /// Highest entry index ever written to this segment.
+        var maxIndex: LogIndex
+    }
+
+    /// Where one entry's record lives.
+    struct Location {
+        var seq: UInt64
+        var offset: Int
+        var length: Int
+        var term: Term
+    }
+
+    /// The directory holding `wal/` and `snap/`.
+    public let directory: String
+    let walDirectory: String
+    let options: FileLogStorageOptions
+    let fs: any FileSystem
+    /// The snapshot files.
+    public let snapshotter: Snapshotter
+    /// What opening found and repaired.
+    public internal(set) var recovery = StorageRecoveryReport()
+
+    var segments: [Segment] = []
+    /// Entries up to `base.index` are compacted; `base.term` is the term at that index.
+    var base: (index: LogIndex, term: Term) = (.zero, .zero)
+    var conf: ConfState
+    var hard = HardState()
+    var locations: [Location] = []
+    /// Cache of the newest entries: `cache[i].index == cacheStart + i`, ending at the last index.
+    var cache: [LogEntry] = []
+    var cacheStart: LogIndex = 1
+    var pending: [UInt8] = []
+    var latestSnapshot: SnapshotMetadata
+    var failure: RaftError?
+    /// The last index made durable by ``sync()``.
+    public internal(set) var durableLastIndex: LogIndex = .zero
+
+    /// Opens the storage in `directory`, creating it when new.
+    ///
+    /// - Parameters:
+    ///   - voters: the initial voters of a new cluster. Ignored when the directory already holds
+    ///     a log, except that a different non-empty set is refused: the directory belongs to
+    ///     another cluster.
+    public init(
+        directory: String, voters: [NodeID] = [], options: FileLogStorageOptions = FileLogStorageOptions(),
+        fileSystem: any FileSystem = PosixFileSystem()
+    ) throws(RaftError) {
+        if options.segmentBytes < 4096 { throw RaftError(.invalidConfiguration, "segmentBytes must be at least 4096, got \(options.segmentBytes)") }
+        if options.cachedEntries < 0 { throw RaftError(.invalidConfiguration, "cachedEntries must not be negative") }
+        self.directory = directory
+        walDirectory = joinPath(directory, "wal")
+        self.options = options
+        fs = fileSystem
+        conf = ConfState(voters: voters)
+        latestSnapshot = SnapshotMetadata(index: .zero, term: .zero, confState: ConfState(voters: voters))
+        try fs.createDirectory(walDirectory)
+        snapshotter = try Snapshotter(directory: joinPath(directory, "snap"), keep: options.keepSnapshots, fileSystem: fileSystem)
+        recovery.removedTemporaryFiles = snapshotter.removedTemporaryFiles
+        try recover(voters: voters)
+    }
+
+    func check() throws(RaftError) {
+        if let failure {
+            throw RaftError(.io, "the storage failed earlier and refuses writes until reopened: \(failure.message)")
+        }
+    }
+
+    /// Runs a write; any error marks the storage failed.
+    func guarded<T>(_ body: () throws(RaftError) -> T) throws(RaftError) -> T {
+        try check()
+        do {
+            return try body()
+        } catch {
+            failure = error
+            throw error
+        }
+    }
+
+    // MARK: LogStorage
+
+    public func initialState() throws(RaftError) -> (HardState, ConfState) { (hard, conf) }
+
+    public var currentHardState: HardState { hard }
+
+    public func firstIndex() -> LogIndex { base.index + 1 }
+
+    public func lastIndex() -> LogIndex { base.index + UInt64(locations.count) }
+
+    public func term(at index: LogIndex) throws(RaftError) -> Term {
+        if index == base.index { return base.term }
+        if index < base.index { throw RaftError(.compacted, "entry \(index) was compacted; first index is \(base.index + 1)") }
+        let i = base.index.distance(to: index) - 1
+        if i >= locations.count { throw RaftError(.unavailable, "entry \(index) is past the last index \(lastIndex())") }
+        return locations[i].term
+    }
+
+    public func entries(in range: Range<LogIndex>, maxBytes: Int) throws(RaftError) -> [LogEntry] {
+        if range.lowerBound <= base.index {
+            throw RaftError(.compacted, "entries from \(range.lowerBound) were compacted; first index is \(base.index + 1)")
+        }
+        if range.upperBound > lastIndex() + 1 {
+            throw RaftError(.unavailable, "entries up to \(range.upperBound - 1) requested; last index is \(lastIndex())")
+        }
+        var out: [LogEntry] = []
+        var size = 0
+        var i = range.lowerBound
+        while i < range.upperBound {
+            let e = try entry(at: i)
+            size += e.byteSize
+            if size > maxBytes && !out.isEmpty { break }
+            out.append(e)
+            i = i + 1
+        }
+        return out
+    }
+
+    func entry(at index: LogIndex) throws(RaftError) -> LogEntry {
+        if index >= cacheStart, !cache.isEmpty {
+            return cache[cacheStart.distance(to: index)]
+        }
+        let loc = locations[base.index.distance(to: index) - 1]
+        guard let seg = segments.first(where: { $0.seq == loc.seq }) else {
+            throw RaftError(.corruption, "entry \(index) points to segment \(loc.seq), which is not open")
+        }
+        if loc.offset + loc.length > seg.size {
+            // Still in the write buffer.
+            let start = loc.offset - seg.size
+            return try decodeEntry(Array(pending[start..<(start + loc.length)]), seg: seg, offset: loc.offset, index: index)
+        }
+        let bytes = try seg.file.read(at: loc.offset, count: loc.length)
+        return try decodeEntry(bytes, seg: seg, offset: loc.offset, index: index)
+    }
+
+    func decodeEntry(_ bytes: [UInt8], seg: Segment, offset: Int, index: LogIndex) throws(RaftError) -> LogEntry {
+        var r = ByteReader(bytes)
+        guard bytes.count >= WALFormat.frameSize, let len = r.u32(), let crc = r.u32(), Int(len) == bytes.count - WALFormat.frameSize,
+            CRC32C.checksum(bytes, WALFormat.frameSize..<bytes.count) == crc,
+            case .entry(let e)? = WALFormat.decode(bytes[WALFormat.frameSize...]), e.index == index
+        else {
+            throw RaftError(.corruption, "segment \(seg.path) at offset \(offset): entry \(index) failed its checksum on read")
+        }
+        return e
+    }
+
+    public func snapshot() throws(RaftError) -> Snapshot {
+        if latestSnapshot.index == .zero { return Snapshot(metadata: SnapshotMetadata(index: .zero, term: .zero, confState: conf)) }
+        let name = Snapshotter.fileName(latestSnapshot)
+        let reader = try snapshotter.open(name)
+        defer { reader.close() }
+        return Snapshot(metadata: latestSnapshot, data: try reader.readAll())
+    }
+
+    /// The metadata of the latest snapshot.
+    public var snapshotMetadata: SnapshotMetadata { latestSnapshot }
+
+    // MARK: Writes
+
+    var current: Segment {
+        get { segments[segments.count - 1] }
+        set { segments[segments.count - 1] = newValue }
+    }
+
+    /// Buffers entries for the next ``sync()``. An entry whose index is already held replaces it
+    /// and every later entry (a conflicting suffix); entries at or below the compaction point
+    /// are skipped; a gap after the last index is refused.
+    public func append(_ newEntries: [LogEntry]) throws(RaftError) {
+        try check()
+        guard var first = newEntries.first?.index else { return }
+        var slice = newEntries[...]
+        if first <= base.index {
+            let skip = first.distance(to: base.index + 1)
+            if skip >= slice.count { return }
+            slice = slice.dropFirst(skip)
+            first = base.index + 1
+        }
+        if first > lastIndex() + 1 {
+            throw RaftError(.storage, "append at \(first) would leave a gap after last index \(lastIndex())")
+        }
+        var expected = first
+        for e in slice {
+            if e.index != expected { throw RaftError(.storage, "entries to append are not consecutive at \(e.index)") }
+            expected = expected + 1
+        }
+        if first <= lastIndex() {
+            locations.removeSubrange((base.index.distance(to: first) - 1)...)
+            if durableLastIndex >= first { durableLastIndex = first - 1 }
+            if first < cacheStart {
+                cache.removeAll()
+                cacheStart = first
+            } else if !cache.isEmpty {
+                cache.removeSubrange(cacheStart.distance(to: first)...)
+            }
+        }
+        if cache.isEmpty { cacheStart = first }
+        let seq = current.seq
+        var offset = current.size + pending.count
+        for e in slice {
+            WALFormat.encodeEntry(&pending, e)
+            let end = current.size + pending.count
+            locations.append(Location(seq: seq, offset: offset, length: end - offset, term: e.term))
+            offset = end
+        }
+        if let last = slice.last?.index, last > current.maxIndex { current.maxIndex = last }
+        if options.cachedEntries > 0 {
+            cache.append(contentsOf: slice)
+            if cache.count > options.cachedEntries {
+                let drop = cache.count - options.cachedEntries
+                cache.removeFirst(drop)
+                cacheStart = cacheStart.advanced(by: drop)
+            }
+        }
+    }
+
+    /// Buffers a hard state for the next ``sync()``.
+    public func setHardState(_ state: HardState) throws(RaftError) {
+        try check()
+        WALFormat.encodeHardState(&pending, state)
+        hard = state
+    }
+
+    /// Writes everything buffered and makes it durable with one `fdatasync`; starts a new
+    /// segment when the current one is full.
+    public func sync() throws(RaftError) {
+        try guarded { () throws(RaftError) in
+            if !pending.isEmpty {
+                try current.file.write(pending, at: current.size)
+                current.size += pending.count
+                pending.removeAll(keepingCapacity: true)
+            }
+            try current.file.sync()
+            durableLastIndex = lastIndex()
+            if current.size >= options.segmentBytes { try roll() }
+        }
+    }
+
+    /// Starts a new segment whose header repeats the compaction point and the hard state, so
+    /// older segments can be deleted without losing either.
+    func roll() throws(RaftError) {
+        let seq = current.seq + 1
+        let path = joinPath(walDirectory, WALFormat.segmentName(seq))
+        let file = try fs.open(path, create: true)
+        try file.truncate(to: 0)
+        var bytes = WALFormat.header(seq: seq)
+        WALFormat.encodeBase(&bytes, index: base.index, term: base.term, reset: false, conf: conf)
+        WALFormat.encodeHardState(&bytes, hard)
+        try file.write(bytes, at: 0)
+        try file.sync()
+        try fs.syncDirectory(walDirectory)
+        segments.append(Segment(seq: seq, path: path, file: file, size: bytes.count, maxIndex: base.index))
+    }
+
+    /// Deletes segments none of whose entries are above `index` (never the current one).
+    func deleteSegments(upTo index: LogIndex) throws(RaftError) {
+        var removed = false
+        while segments.count > 1 && segments[0].maxIndex <= index {
+            let s = segments.removeFirst()
+            s.file.close()
+            try fs.remove(s.path)
+            removed = true
+        }
+        if removed { try fs.syncDirectory(walDirectory) }
+    }
+
+    /// Records a snapshot of the state machine at `index` (held and applied) with `data`.
+    /// The log is not compacted: call ``compact(upTo:)``.
+    @discardableResult
+    public func createSnapshot(at index: LogIndex, confState: ConfState? = nil, data: [UInt8]) throws(RaftError) -> Snapshot {
+        try check()
+        if index <= latestSnapshot.index {
+            throw RaftError(.snapshotOutOfDate, "snapshot at \(index) is not newer than the held snapshot \(latestSnapshot.index)")
+        }
+        if index > durableLastIndex {
+            throw RaftError(.unavailable, "snapshot at \(index) is past the last durable index \(durableLastIndex)")
+        }
+        let meta = SnapshotMetadata(index: index, term: try term(at: index), confState: confState ?? conf)
+        try snapshotter.save(SnapshotFileMetadata(raft: meta, appliedIndex: index), data: data)
+        latestSnapshot = meta
+        return Snapshot(metadata: meta, data: data)
+    }
+
+    /// Discards entries up to and including `index`, which a snapshot must cover: records the
+    /// new compaction point durably, then deletes whole segments at or below it.
+    public func compact(upTo index: LogIndex) throws(RaftError) {
+        try check()
+        if index <= base.index { return }
+        if index > durableLastIndex { throw RaftError(.unavailable, "compact to \(index) is past the last durable index \(durableLastIndex)") }
+        if index > latestSnapshot.index {
+            throw RaftError(.storage, "compact to \(index) would drop entries not covered by the snapshot at \(latestSnapshot.index)")
+        }
+        let t = try term(at: index)
+        WALFormat.encodeBase(&pending, index: index, term: t, reset: false, conf: conf)
+        try sync()
+        locations.removeSubrange(0..<base.index.distance(to: index))
+        base = (index, t)
+        if cacheStart <= index {
+            let drop = min(cache.count, cacheStart.distance(to: index + 1))
+            cache.removeFirst(drop)
+            cacheStart = index + 1
+        }
+        try guarded { () throws(RaftError) in try deleteSegments(upTo: index) }
+    }
+
+    /// Installs a snapshot received from the leader: the snapshot file is written first, then
+    /// the log reset is recorded durably. A crash in between is completed on the next open.
+    public func applySnapshot(_ snapshot: Snapshot) throws(RaftError) {
+        try check()
+        let meta = snapshot.metadata
+        if meta.index <= latestSnapshot.index {
+            throw RaftError(.snapshotOutOfDate, "snapshot \(meta.index) is not newer than the held snapshot \(latestSnapshot.index)")
+        }
+        try snapshotter.save(SnapshotFileMetadata(raft: meta, appliedIndex: meta.index), data: snapshot.data)
+        try resetLog(to: meta)
+    }
+
+    func resetLog(to meta: SnapshotMetadata) throws(RaftError) {
+        WALFormat.encodeBase(&pending, index: meta.index, term: meta.term, reset: true, conf: meta.confState)
+        if hard.commit < meta.index || hard.term < meta.term {
+            let hs = HardState(term: max(hard.term, meta.term), vote: hard.vote, commit: max(hard.commit, meta.index))
+            WALFormat.encodeHardState(&pending, hs)
+            hard = hs
+        }
+        latestSnapshot = meta
+        conf = meta.confState
+        base = (meta.index, meta.term)
+        locations.removeAll()
+        cache.removeAll()
+        cacheStart = meta.index + 1
+        try sync()
+        try guarded { () throws(RaftError) in
+            // Every entry is gone: all older segments can go.
+            try deleteSegments(upTo: LogIndex(rawValue: .max))
+        }
+    }
+
+    /// Closes the files. Buffered, unsynced writes are dropped.
+    public func close() {
+        for s in segments { s.file.close() }
+        segments.removeAll()
+        failure = RaftError(.storage, "the storage is closed")
+    }
+}

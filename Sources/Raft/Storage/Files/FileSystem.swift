@@ -1,0 +1,169 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// The file operations durable storage needs, so tests can swap in a layer that simulates
+/// power loss (`RaftTestKit.SimulatedFileSystem`). ``PosixFileSystem`` is the real one.
+///
+/// Durability model (POSIX): data written to a file survives a crash only after
+/// ``StorageFile/sync()``; a file's creation, rename or removal survives only after
+/// ``syncDirectory(_:)`` on its directory.
+public protocol FileSystem: AnyObject {
+    /// Creates `path` (and parents) if missing.
+    func createDirectory(_ path: String) throws(RaftError)
+    /// Names in directory `path` (not `.`/`..`).
+    func contentsOfDirectory(_ path: String) throws(RaftError) -> [String]
+    /// Opens a file for reading and writing; creates it (empty) when `create` is set.
+    func open(_ path: String, create: Bool) throws(RaftError) -> any StorageFile
+    /// Whether `path` exists.
+    func exists(_ path: String) -> Bool
+    /// Removes a file.
+    func remove(_ path: String) throws(RaftError)
+    /// Atomically renames a file, replacing `to` if present.
+    func rename(_ from: String, to: String) throws(RaftError)
+    /// Makes creations, renames and removals in directory `path` durable.
+    func syncDirectory(_ path: String) throws(RaftError)
+}
+
+/// An open file.
+public protocol StorageFile: AnyObject {
+    /// Current size in bytes.
+    func size() throws(RaftError) -> Int
+    /// Reads up to `count` bytes at `offset` (fewer at the end of the file).
+    func read(at offset: Int, count: Int) throws(RaftError) -> [UInt8]
+    /// Writes `bytes` at `offset`.
+    func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws(RaftError)
+    /// Makes everything written so far durable (`fdatasync`).
+    func sync() throws(RaftError)
+    /// Cuts the file to `size` bytes.
+    func truncate(to size: Int) throws(RaftError)
+    /// Closes the file. Further calls fail.
+    func close()
+}
+
+extension StorageFile {
+    /// Writes `bytes` at `offset`.
+    public func write(_ bytes: [UInt8], at offset: Int) throws(RaftError) {
+        var failure: RaftError?
+        bytes.withUnsafeBytes { b in
+            do throws(RaftError) { try write(b, at: offset) } catch { failure = error }
+        }
+        if let failure { throw failure }
+    }
+}
+
+/// The real file system, through POSIX calls. Blocking: call it off the cooperative pool.
+public final class PosixFileSystem: FileSystem, @unchecked Sendable {
+    /// Creates the file system handle (it holds no state).
+    public init() {}
+
+    static func fail(_ what: String, _ path: String, file: String = #fileID, line: Int = #line) -> RaftError {
+        let e = errno
+        return RaftError(.io, "\(what) \(path): \(String(cString: strerror(e))) (errno \(e))", file: file, line: line)
+    }
+
+    public func createDirectory(_ path: String) throws(RaftError) {
+        var partial = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            partial += "/" + component
+            if mkdir(partial, 0o755) != 0 && errno != EEXIST { throw Self.fail("cannot create directory", partial) }
+        }
+    }
+
+    public func contentsOfDirectory(_ path: String) throws(RaftError) -> [String] {
+        guard let d = opendir(path) else { throw Self.fail("cannot list directory", path) }
+        defer { closedir(d) }
+        var names: [String] = []
+        while let e = readdir(d) {
+            let name = withUnsafeBytes(of: e.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    public func open(_ path: String, create: Bool) throws(RaftError) -> any StorageFile {
+        let fd = Glibc.open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0o644)
+        if fd < 0 { throw Self.fail("cannot open", path) }
+        return PosixFile(fd: fd, path: path)
+    }
+
+    public func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+    public func remove(_ path: String) throws(RaftError) {
+        if unlink(path) != 0 && errno != ENOENT { throw Self.fail("cannot remove", path) }
+    }
+
+    public func rename(_ from: String, to: String) throws(RaftError) {
+        if Glibc.rename(from, to) != 0 { throw Self.fail("cannot rename to \(to):", from) }
+    }
+
+    public func syncDirectory(_ path: String) throws(RaftError) {
+        let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd < 0 { throw Self.fail("cannot open directory", path) }
+        defer { Glibc.close(fd) }
+        if fsync(fd) != 0 { throw Self.fail("cannot sync directory", path) }
+    }
+}
+
+final class PosixFile: StorageFile {
+    private var fd: Int32
+    let path: String
+
+    init(fd: Int32, path: String) {
+        self.fd = fd
+        self.path = path
+    }
+
+    deinit { if fd >= 0 { Glibc.close(fd) } }
+
+    func size() throws(RaftError) -> Int {
+        var st = stat()
+        if fstat(fd, &st) != 0 { throw PosixFileSystem.fail("cannot stat", path) }
+        return Int(st.st_size)
+    }
+
+    func read(at offset: Int, count: Int) throws(RaftError) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        var done = 0
+        while done < count {
+            let n = out.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, count - done, off_t(offset + done)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw PosixFileSystem.fail("cannot read", path)
+            }
+            if n == 0 { break }
+            done += n
+        }
+        if done < count { out.removeSubrange(done...) }
+        return out
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws(RaftError) {
+        var done = 0
+        while done < bytes.count {
+            let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset + done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw PosixFileSystem.fail("cannot write", path)
+            }
+            done += n
+        }
+    }
+
+    func sync() throws(RaftError) {
+        if fdatasync(fd) != 0 { throw PosixFileSystem.fail("cannot sync", path) }
+    }
+
+    func truncate(to size: Int) throws(RaftError) {
+        if ftruncate(fd, off_t(size)) != 0 { throw PosixFileSystem.fail("cannot truncate", path) }
+    }
+
+    func close() {
+        if fd >= 0 { Glibc.close(fd) }
+        fd = -1
+    }
+}
