@@ -67,13 +67,25 @@ extension FileLogStorage {
             return
         }
 
-        // The newest compaction point is the last base record (every segment starts with one).
+        // A snapshot install (a reset record) drops every entry written before it, so replay
+        // starts at the last one. From there the compaction point only moves forward and every
+        // segment starts with a copy of it: the highest base record is the current one, and
+        // every live entry lies above it, contiguous, in segments that still exist.
+        var lastReset: (segment: Int, record: Int)?
+        for (k, p) in parsed.enumerated() {
+            for (j, r) in p.records.enumerated() {
+                if case .base(_, _, true, _) = r.record { lastReset = (k, j) }
+            }
+        }
+        func live(_ k: Int, _ j: Int) -> Bool {
+            guard let lr = lastReset else { return true }
+            return k > lr.segment || (k == lr.segment && j >= lr.record)
+        }
         var finalBase: (index: LogIndex, term: Term, conf: ConfState)?
-        search: for p in parsed.reversed() {
-            for r in p.records.reversed() {
-                if case .base(let index, let term, _, let c) = r.record {
+        for (k, p) in parsed.enumerated() {
+            for (j, r) in p.records.enumerated() where live(k, j) {
+                if case .base(let index, let term, _, let c) = r.record, finalBase == nil || index >= finalBase!.index {
                     finalBase = (index, term, c)
-                    break search
                 }
             }
         }
@@ -85,11 +97,11 @@ extension FileLogStorage {
         locations = []
         for (k, p) in parsed.enumerated() {
             var seg = p.segment
-            for r in p.records {
+            for (j, r) in p.records.enumerated() {
                 switch r.record {
                 case .entry(let e):
                     if e.index > seg.maxIndex { seg.maxIndex = e.index }
-                    if e.index <= base.index { continue }
+                    if e.index <= base.index || !live(k, j) { continue }
                     let last = lastIndex()
                     if e.index <= last {
                         locations.removeSubrange((base.index.distance(to: e.index) - 1)...)
@@ -101,8 +113,8 @@ extension FileLogStorage {
                     locations.append(Location(seq: seg.seq, offset: r.offset, length: r.length, term: e.term))
                 case .hardState(let h):
                     hard = h
-                case .base(_, _, let reset, _):
-                    if reset { locations.removeAll() }
+                case .base:
+                    break
                 }
             }
             parsed[k].segment = seg
@@ -201,13 +213,16 @@ extension FileLogStorage {
     }
 
     /// Whether the damage at `pos` is what an interrupted write leaves at the end of a file:
-    /// zeros, a record cut short, or a final record whose contents never fully arrived.
-    /// Anything else (damage followed by more data) is corruption.
+    /// zeros, a record cut short, or a final record whose contents never fully arrived
+    /// (followed by nothing, or by zeros only). Anything else (damage followed by more data) is
+    /// corruption.
     func isTornTail(_ bytes: [UInt8], at pos: Int) -> Bool {
         if bytes[pos...].allSatisfy({ $0 == 0 }) { return true }
         var r = ByteReader(bytes, at: pos)
         guard let len = r.u32(), r.u32() != nil else { return true }
         let end = pos + WALFormat.frameSize + Int(len)
-        return end >= bytes.count
+        // Cut short, or the last record with nothing but zeros after it (the file grew but the
+        // data never arrived).
+        return end >= bytes.count || bytes[end...].allSatisfy { $0 == 0 }
     }
 }

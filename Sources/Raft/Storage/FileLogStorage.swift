@@ -326,15 +326,15 @@ public final class FileLogStorage: WritableLogStorage {
     }
 
     /// Deletes segments none of whose entries are above `index` (never the current one).
+    /// Oldest first, syncing the directory after each removal: whatever a crash leaves is a
+    /// contiguous run of segments, never one with a hole.
     func deleteSegments(upTo index: LogIndex) throws(RaftError) {
-        var removed = false
         while segments.count > 1 && segments[0].maxIndex <= index {
             let s = segments.removeFirst()
             s.file.close()
             try fs.remove(s.path)
-            removed = true
+            try fs.syncDirectory(walDirectory)
         }
-        if removed { try fs.syncDirectory(walDirectory) }
     }
 
     /// Records a snapshot of the state machine at `index` (held and applied) with `data`.
@@ -365,7 +365,8 @@ public final class FileLogStorage: WritableLogStorage {
         }
         let t = try term(at: index)
         WALFormat.encodeBase(&pending, index: index, term: t, reset: false, conf: conf)
-        try sync()
+        // Update the in-memory view first: if the sync rolls to a new segment, its header must
+        // carry the new compaction point.
         locations.removeSubrange(0..<base.index.distance(to: index))
         base = (index, t)
         if cacheStart <= index {
@@ -373,6 +374,7 @@ public final class FileLogStorage: WritableLogStorage {
             cache.removeFirst(drop)
             cacheStart = index + 1
         }
+        try sync()
         try guarded { () throws(RaftError) in try deleteSegments(upTo: index) }
     }
 
@@ -391,7 +393,9 @@ public final class FileLogStorage: WritableLogStorage {
     func resetLog(to meta: SnapshotMetadata) throws(RaftError) {
         WALFormat.encodeBase(&pending, index: meta.index, term: meta.term, reset: true, conf: meta.confState)
         if hard.commit < meta.index || hard.term < meta.term {
-            let hs = HardState(term: max(hard.term, meta.term), vote: hard.vote, commit: max(hard.commit, meta.index))
+            // A later term carries no vote: never invent one.
+            let hs = HardState(
+                term: max(hard.term, meta.term), vote: meta.term > hard.term ? .none : hard.vote, commit: max(hard.commit, meta.index))
             WALFormat.encodeHardState(&pending, hs)
             hard = hs
         }
