@@ -126,6 +126,31 @@ public final class SafetyChecker {
         leading[n] = nil
     }
 
+    /// Node `n` reopened its storage after a crash: rebuild its log view from what survived,
+    /// and check it still agrees with every other node.
+    func reloaded(_ n: Int, storage s: any LogStorage) {
+        let old = views[n]
+        let baseIndex = s.firstIndex() - 1
+        guard let t = try? s.term(at: baseIndex) else {
+            fail("storage: node \(ids[n]) reopened without the term of its compaction point \(baseIndex)")
+            return
+        }
+        var h: UInt64
+        if let known = old.hash(baseIndex), old.term(baseIndex) == t {
+            h = known
+        } else if Int(baseIndex.rawValue) < committedHash.count, committedHash[Int(baseIndex.rawValue)] != 0 {
+            h = committedHash[Int(baseIndex.rawValue)]
+        } else {
+            fail("storage: node \(ids[n]) reopened with a compaction point \(baseIndex) it never had")
+            return
+        }
+        views[n] = LogView(base: baseIndex, terms: [t], hashes: [h])
+        let last = s.lastIndex()
+        if last > baseIndex, let es = try? s.entries(in: (baseIndex + 1)..<(last + 1), maxBytes: .max) {
+            entriesPersisted(n, es)
+        }
+    }
+
     /// Node `n` restarted: its in-memory commit starts again from what it persisted.
     func restarted(_ n: Int, commit: LogIndex) {
         liveCommit[n] = commit
@@ -140,7 +165,7 @@ public final class SafetyChecker {
     // MARK: Per-step checks
 
     /// Checks node `n` after it handled a batch.
-    func check(_ n: Int, core: RaftCore, storage: MemoryLogStorage) {
+    func check(_ n: Int, core: RaftCore, storage: any WritableLogStorage) {
         let id = ids[n]
         let commit = core.commitIndex
         if commit < liveCommit[n] {

@@ -10,7 +10,8 @@ import Raft
 /// Directives (node ids are numbers; `key=value` arguments are optional):
 /// - `cluster nodes=3 prevote=true checkquorum=true election=10 heartbeat=1 seed=1
 ///    max-inflight=256 max-msg-bytes=1048576 max-inflight-bytes=0 max-uncommitted=67108864
-///    refuse-follower-proposals=false trail=5`: a new cluster (no random faults).
+///    refuse-follower-proposals=false trail=5 disk=memory|file`: a new cluster (no random faults;
+///    `disk=file` puts each node on a ``FileLogStorage`` over a ``SimulatedFileSystem``).
 /// - `campaign N`, `tick N [count=1]`, `tick-all [count=1]`, `propose N text [count=1] [size=bytes]`,
 ///   `read-index N context`: inputs to one node; they print what the node decided.
 /// - `stabilize`: deliver every message (and what follows) until quiet, printing each one.
@@ -122,7 +123,9 @@ public final class ScenarioRunner {
         switch cmd {
         case "cluster":
             let nodes = a.int("nodes", 3)
-            let c = try SimCluster(nodes: nodes, seed: UInt64(a.int("seed", 1))) { cfg in
+            let onFile = a.named["disk"] == "file"
+            let disk: ([NodeID]) -> any SimDisk = { onFile ? FileDisk(voters: $0) as any SimDisk : MemoryDisk(voters: $0) }
+            let c = try SimCluster(nodes: nodes, seed: UInt64(a.int("seed", 1)), configure: { cfg in
                 cfg.preVote = a.bool("prevote", true)
                 cfg.checkQuorum = a.bool("checkquorum", true)
                 cfg.electionTicks = a.int("election", 10)
@@ -132,7 +135,7 @@ public final class ScenarioRunner {
                 cfg.maxInflightBytes = a.int("max-inflight-bytes", 0)
                 cfg.maxUncommittedBytes = a.int("max-uncommitted", 64 << 20)
                 cfg.refuseProposalsOnFollower = a.bool("refuse-follower-proposals", false)
-            }
+            }, disk: disk)
             c.compactionTrail = UInt64(a.int("trail", 5))
             c.onDeliver = { [unowned self] m in self.out.append(Describe.message(m)) }
             c.onReady = { [unowned self] id, rd in

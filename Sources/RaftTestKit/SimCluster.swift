@@ -83,7 +83,9 @@ public final class SimCluster {
 
     var rng: SeededGenerator
     var configs: [RaftConfiguration]
-    public private(set) var storages: [MemoryLogStorage]
+    public private(set) var storages: [any WritableLogStorage]
+    var disks: [any SimDisk]
+    let makeDisk: ([NodeID]) -> any SimDisk
     var cores: [RaftCore?]
     /// Each node's state machine (reset from the latest snapshot on restart).
     public private(set) var machines: [SimStateMachine]
@@ -98,8 +100,15 @@ public final class SimCluster {
     /// Creates a cluster of `nodes` voters with ids `1...nodes`.
     ///
     /// - Parameter configure: adjusts each node's configuration (the id and seed are set already).
-    public init(nodes: Int, seed: UInt64, faults: SimFaults = .none, configure: (inout RaftConfiguration) -> Void = { _ in }) throws(RaftError) {
+    /// - Parameter disk: makes each node's disk from the voter list; ``MemoryDisk`` by default,
+    ///   ``FileDisk`` to run the real file storage under power loss.
+    public init(
+        nodes: Int, seed: UInt64, faults: SimFaults = .none, configure: (inout RaftConfiguration) -> Void = { _ in },
+        disk: @escaping ([NodeID]) -> any SimDisk = { MemoryDisk(voters: $0) }
+    ) throws(RaftError) {
         ids = (1...UInt64(nodes)).map { NodeID(rawValue: $0) }
+        makeDisk = disk
+        disks = []
         self.faults = faults
         rng = SeededGenerator(seed: seed)
         checker = SafetyChecker(ids: ids)
@@ -115,7 +124,9 @@ public final class SimCluster {
             configure(&c)
             c.id = id
             configs.append(c)
-            let s = MemoryLogStorage(voters: ids)
+            let d = disk(ids)
+            disks.append(d)
+            let s = try d.open()
             storages.append(s)
             cores.append(try RaftCore(configuration: c, storage: s))
             machines.append(SimStateMachine())
@@ -141,7 +152,7 @@ public final class SimCluster {
     public func machine(_ id: NodeID) -> SimStateMachine { machines[slot(id)] }
 
     /// The storage (disk) of `id`.
-    public func storage(_ id: NodeID) -> MemoryLogStorage { storages[slot(id)] }
+    public func storage(_ id: NodeID) -> any WritableLogStorage { storages[slot(id)] }
 
     /// The running leader with the highest term, if any.
     public var leader: NodeID? {
@@ -253,7 +264,20 @@ public final class SimCluster {
                 checker.fail("storage: node \(ids[i]) could not append: \(error)")
             }
         }
-        if let hs = rd.hardState { s.setHardState(hs) }
+        do {
+            if let hs = rd.hardState { try s.setHardState(hs) }
+            if rd.needsSync { try s.sync() }
+        } catch {
+            checker.fail("storage: node \(ids[i]) could not persist: \(error)")
+        }
+    }
+
+    /// Writes a batch without syncing it (a crash in the middle of a disk write).
+    func writeWithoutSync(_ i: Int, _ rd: Ready) {
+        let s = storages[i]
+        guard s is FileLogStorage, rd.snapshot == nil else { return }
+        try? s.append(rd.entries)
+        if let hs = rd.hardState { try? s.setHardState(hs) }
     }
 
     func apply(_ i: Int, _ rd: Ready) {
@@ -383,7 +407,8 @@ public final class SimCluster {
     // MARK: Crashes
 
     /// Crashes `id`. If it has a batch pending, `phase` says how far it got: 0 nothing done,
-    /// 1 early messages sent, 2 also persisted, 3 also late messages sent (a batch stalled by
+    /// 1 early messages sent, 2 also written to disk but not synced (torn by the power loss on a
+    /// ``FileDisk``), 3 also synced, 4 also late messages sent (a batch stalled by
     /// ``hold(_:)`` has sent its early messages already). All memory is lost.
     public func crash(_ id: NodeID, phase: Int = 0) {
         let i = slot(id)
@@ -395,12 +420,14 @@ public final class SimCluster {
             pending = rd
         }
         if let rd = pending {
-            if phase >= 2 { persist(i, rd) }
-            if phase >= 3 { for m in rd.messagesAfterPersist { send(m) } }
+            if phase == 2 { writeWithoutSync(i, rd) }
+            if phase >= 3 { persist(i, rd) }
+            if phase >= 4 { for m in rd.messagesAfterPersist { send(m) } }
         }
         cores[i] = nil
         inProgress[i] = nil
         held.remove(i)
+        disks[i].powerLoss(seed: rng.next())
         note("crash \(id) phase \(phase)")
     }
 
@@ -408,7 +435,9 @@ public final class SimCluster {
     public func restart(_ id: NodeID) throws(RaftError) {
         let i = slot(id)
         guard cores[i] == nil else { return }
-        let s = storages[i]
+        let s = try disks[i].open()
+        storages[i] = s
+        checker.reloaded(i, storage: s)
         let snap = try s.snapshot()
         machines[i] = snap.isEmpty ? SimStateMachine() : (SimStateMachine(snapshotData: snap.data) ?? SimStateMachine())
         let c = try RaftCore(configuration: configs[i], storage: s)
@@ -425,7 +454,8 @@ public final class SimCluster {
         cores[i] = nil
         inProgress[i] = nil
         held.remove(i)
-        storages[i] = MemoryLogStorage(voters: ids)
+        disks[i] = makeDisk(ids)
+        storages[i] = try disks[i].open()
         machines[i] = SimStateMachine()
         checker.wiped(i)
         note("wipe \(id)")
@@ -442,7 +472,7 @@ public final class SimCluster {
         let s = storages[i]
         guard let held = try? s.snapshot(), sm.applied > held.metadata.index, sm.applied == c.appliedIndex else { return nil }
         do {
-            try s.createSnapshot(at: sm.applied, data: sm.snapshotData)
+            try s.createSnapshot(at: sm.applied, confState: nil, data: sm.snapshotData)
             let upTo = sm.applied.rawValue > compactionTrail ? sm.applied - compactionTrail : .zero
             if upTo >= s.firstIndex() {
                 try s.compact(upTo: upTo)

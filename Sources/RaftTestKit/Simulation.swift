@@ -53,7 +53,7 @@ extension SimCluster {
             let stalled = ids.filter { held.contains(slot($0)) }
             let pool = !stalled.isEmpty && chance(0.5) ? stalled : ids
             let id = pool[Int(rng.next() % UInt64(pool.count))]
-            crash(id, phase: Int(rng.next() % 4))
+            crash(id, phase: Int(rng.next() % 5))
         }
         // A stalled disk stays stalled for a few rounds: messages keep arriving, the node keeps
         // deciding, and nothing it decided is durable until the disk catches up.
@@ -108,9 +108,10 @@ extension SimCluster {
     /// after every batch, then a liveness phase. Throws the first failure with its seed.
     public static func simulate(
         seed: UInt64, nodes: Int, rounds: Int, faults: SimFaults = .all, livenessRounds: Int = 400,
-        configure: (inout RaftConfiguration) -> Void = { _ in }
+        configure: (inout RaftConfiguration) -> Void = { _ in },
+        disk: @escaping ([NodeID]) -> any SimDisk = { MemoryDisk(voters: $0) }
     ) throws -> SimulationStats {
-        let cluster = try SimCluster(nodes: nodes, seed: seed, faults: faults, configure: configure)
+        let cluster = try SimCluster(nodes: nodes, seed: seed, faults: faults, configure: configure, disk: disk)
         func failure(_ extra: [String] = []) -> SimulationFailure {
             SimulationFailure(seed: seed, nodes: nodes, round: cluster.round, violations: cluster.checker.violations + extra, trace: cluster.trace)
         }
