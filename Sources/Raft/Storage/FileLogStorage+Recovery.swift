@@ -101,7 +101,13 @@ extension FileLogStorage {
                 switch r.record {
                 case .entry(let e):
                     if e.index > seg.maxIndex { seg.maxIndex = e.index }
-                    if e.index <= base.index || !live(k, j) { continue }
+                    if !live(k, j) { continue }
+                    if e.index <= base.index {
+                        // Compacted now; but when it was written it replaced every later entry,
+                        // so nothing loaded so far survives it.
+                        locations.removeAll()
+                        continue
+                    }
                     let last = lastIndex()
                     if e.index <= last {
                         locations.removeSubrange((base.index.distance(to: e.index) - 1)...)
