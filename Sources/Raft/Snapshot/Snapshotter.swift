@@ -34,25 +34,54 @@ public final class Snapshotter {
     static let version: UInt16 = 1
     static let chunkSize = 1 << 20
 
-    /// Opens (creating if needed) the snapshot directory and removes leftover temporary files.
-    public init(directory: String, keep: Int = 3, fileSystem: any FileSystem = PosixFileSystem()) throws(RaftError) {
+    /// Opens (creating if needed) the snapshot directory and, unless told otherwise, removes
+    /// temporary files a crash left behind (see ``removeTemporaryFiles()``).
+    public init(
+        directory: String, keep: Int = 3, fileSystem: any FileSystem = PosixFileSystem(), removeTemporaryFiles: Bool = true
+    ) throws(RaftError) {
         guard keep >= 1 else { throw RaftError(.invalidConfiguration, "keep must be at least 1 snapshot, got \(keep)") }
         self.directory = directory
         self.keep = keep
         fs = fileSystem
         try fs.createDirectory(directory)
-        for name in try fs.contentsOfDirectory(directory) where name.hasSuffix(".tmp") {
+        if removeTemporaryFiles { try self.removeTemporaryFiles() }
+    }
+
+    /// Removes this library's temporary snapshot files (`<index>-<term>.snap.tmp`), left by a
+    /// crash while writing; other files are never touched.
+    public func removeTemporaryFiles() throws(RaftError) {
+        var removed = false
+        for name in try fs.contentsOfDirectory(directory) where name.hasSuffix(".snap.tmp") && Self.parse(String(name.dropLast(4))) != nil {
             try fs.remove(joinPath(directory, name))
             removedTemporaryFiles.append(name)
+            removed = true
         }
-        if !removedTemporaryFiles.isEmpty { try fs.syncDirectory(directory) }
+        if removed { try fs.syncDirectory(directory) }
+    }
+
+    /// Files in the directory that are neither snapshots nor temporary snapshot files.
+    public var unknownFiles: [String] {
+        let names = (try? fs.contentsOfDirectory(directory)) ?? []
+        return names.filter { n in
+            Self.parse(n) == nil && !(n.hasSuffix(".snap.tmp") && Self.parse(String(n.dropLast(4))) != nil)
+        }
     }
 
     static func fileName(_ m: SnapshotMetadata) -> String { "\(hex16(m.index.rawValue))-\(hex16(m.term.rawValue)).snap" }
 
-    /// Snapshot file names, newest (highest index) first.
+    /// The index and term a snapshot file name encodes, or `nil` if it is not one of ours.
+    static func parse(_ name: String) -> (index: UInt64, term: UInt64)? {
+        let u = Array(name.utf8)
+        guard u.count == 38, name.hasSuffix(".snap"), u[16] == UInt8(ascii: "-"), isLowerHex(u[0..<16]), isLowerHex(u[17..<33]),
+            let index = UInt64(String(decoding: u[0..<16], as: UTF8.self), radix: 16),
+            let term = UInt64(String(decoding: u[17..<33], as: UTF8.self), radix: 16)
+        else { return nil }
+        return (index, term)
+    }
+
+    /// Snapshot file names, newest (highest index) first. Other files are ignored.
     public func fileNames() throws(RaftError) -> [String] {
-        try fs.contentsOfDirectory(directory).filter { $0.hasSuffix(".snap") }.sorted(by: >)
+        try fs.contentsOfDirectory(directory).filter { Self.parse($0) != nil }.sorted(by: >)
     }
 
     /// Starts writing a snapshot. Write the data with ``SnapshotWriter/write(_:)`` and finish with
@@ -69,7 +98,7 @@ public final class Snapshotter {
         let meta = Self.encode(metadata)
         w.u32(UInt32(meta.count))
         w.raw(meta)
-        return try SnapshotWriter(snapshotter: self, file: file, tmpPath: tmp, finalPath: final, header: w.bytes)
+        return try SnapshotWriter(snapshotter: self, file: file, tmpPath: tmp, finalPath: final, index: metadata.raft.index, header: w.bytes)
     }
 
     static func encode(_ m: SnapshotFileMetadata) -> [UInt8] {
@@ -108,6 +137,7 @@ public final class Snapshotter {
             do {
                 let r = try open(name)
                 if r.metadata.raft.index < minIndex {
+                    r.close()
                     return nil
                 }
                 return (r, skipped)
@@ -118,12 +148,16 @@ public final class Snapshotter {
         return nil
     }
 
-    /// Deletes all but the newest `keep` snapshot files.
-    func prune() throws(RaftError) {
-        let names = try fileNames()
+    /// After writing the snapshot at `index`, deletes all but the newest `keep` snapshots at or
+    /// below it. Files above it (damaged leftovers the open skipped) and foreign files are never
+    /// counted, so they can never push out the snapshot just written.
+    func prune(keepingAtOrBelow index: LogIndex) throws(RaftError) {
+        let names = try fileNames().filter { Self.parse($0)!.index <= index.rawValue }
         guard names.count > keep else { return }
-        for name in names[keep...] { try fs.remove(joinPath(directory, name)) }
-        try fs.syncDirectory(directory)
+        for name in names[keep...] {
+            try fs.remove(joinPath(directory, name))
+            try fs.syncDirectory(directory)
+        }
     }
 }
 
@@ -133,12 +167,14 @@ public final class SnapshotWriter {
     let file: any StorageFile
     let tmpPath: String
     let finalPath: String
+    let index: LogIndex
     var offset = 0
     var crc: UInt32 = 0
     var done = false
 
-    init(snapshotter: Snapshotter, file: any StorageFile, tmpPath: String, finalPath: String, header: [UInt8]) throws(RaftError) {
+    init(snapshotter: Snapshotter, file: any StorageFile, tmpPath: String, finalPath: String, index: LogIndex, header: [UInt8]) throws(RaftError) {
         self.snapshotter = snapshotter
+        self.index = index
         self.file = file
         self.tmpPath = tmpPath
         self.finalPath = finalPath
@@ -180,7 +216,7 @@ public final class SnapshotWriter {
         file.close()
         try snapshotter.fs.rename(tmpPath, to: finalPath)
         try snapshotter.fs.syncDirectory(snapshotter.directory)
-        try snapshotter.prune()
+        try snapshotter.prune(keepingAtOrBelow: index)
     }
 
     /// Abandons the snapshot and removes the temporary file.

@@ -18,17 +18,20 @@ extension FileLogStorage {
                 "log segments are missing between \(found[k - 1].name) and \(found[k].name) in \(walDirectory); refusing to start without them")
         }
 
+        // Repairs are collected first and carried out only once every check has passed, so
+        // an open that fails leaves the files exactly as it found them.
+        var repairs: [Repair] = []
         var parsed: [(segment: Segment, records: [ParsedRecord])] = []
         for (k, f) in found.enumerated() {
             let isLast = k == found.count - 1
             let path = joinPath(walDirectory, f.name)
             let file = try fs.open(path, create: false)
             let bytes = try file.read(at: 0, count: try file.size())
-            // A segment whose header never made it to disk whole: a crash while starting it.
-            if isLast && bytes.count <= WALFormat.headerSize && !headerIsValid(bytes, seq: f.seq) {
+            // A segment that never got past its header (or not even that): a crash while
+            // starting it. Nothing in it was ever reported durable.
+            if isLast && isUnfinishedSegment(bytes, seq: f.seq) {
                 file.close()
-                try fs.remove(path)
-                try fs.syncDirectory(walDirectory)
+                repairs.append(.removeSegment(path: path))
                 recovery.removedEmptySegment = f.name
                 continue
             }
@@ -36,14 +39,20 @@ extension FileLogStorage {
             var records: [ParsedRecord] = []
             var pos = WALFormat.headerSize
             while pos < bytes.count {
-                if let (length, record) = parseRecord(bytes, at: pos) {
+                switch parseRecord(bytes, at: pos) {
+                case .record(let length, let record):
                     records.append(ParsedRecord(offset: pos, length: length, record: record))
                     pos += length
                     continue
+                case .unknownContent:
+                    throw RaftError(
+                        .corruption,
+                        "log segment \(path) at offset \(pos): record has a valid checksum but content this library does not know; refusing to start")
+                case .damaged:
+                    break
                 }
                 if isLast && isTornTail(bytes, at: pos) {
-                    try file.truncate(to: pos)
-                    try file.sync()
+                    repairs.append(.truncate(file: file, at: pos))
                     recovery.tailFile = path
                     recovery.tailOffset = pos
                     recovery.tailBytes = bytes.count - pos
@@ -56,6 +65,7 @@ extension FileLogStorage {
             let size = min(pos, bytes.count)
             parsed.append((Segment(seq: f.seq, path: path, file: file, size: size, maxIndex: .zero), records))
         }
+        pendingRepairs = repairs
 
         if parsed.isEmpty {
             if !(try snapshotter.fileNames()).isEmpty {
@@ -63,6 +73,10 @@ extension FileLogStorage {
                     .corruption,
                     "the log directory \(walDirectory) is empty but snapshots exist: the log (and the vote it held) is lost; restore it or wipe the whole directory")
             }
+            try runPendingRepairs()
+            try snapshotter.removeTemporaryFiles()
+            recovery.removedTemporaryFiles = snapshotter.removedTemporaryFiles
+            recovery.unknownFiles += snapshotter.unknownFiles.map { "snap/" + $0 }
             try createFirstSegment(voters: voters)
             return
         }
@@ -135,14 +149,41 @@ extension FileLogStorage {
         if conf.voters.isEmpty { conf = ConfState(voters: voters) }
         durableLastIndex = lastIndex()
         cacheStart = lastIndex() + 1
-        try reconcileSnapshots()
+        let snapshot = try chooseSnapshot()
+        // Every check passed: now repair.
+        try runPendingRepairs()
+        try snapshotter.removeTemporaryFiles()
+        recovery.removedTemporaryFiles = snapshotter.removedTemporaryFiles
+        try adopt(snapshot)
         recovery.segments = segments.count
         recovery.entries = locations.count
     }
 
-    /// Picks the newest valid snapshot, checks it covers the compaction point, and completes a
-    /// snapshot install that a crash interrupted.
-    func reconcileSnapshots() throws(RaftError) {
+    /// A change recovery makes to the files, once every check has passed.
+    enum Repair {
+        /// Delete a segment that never got past its header.
+        case removeSegment(path: String)
+        /// Cut a torn tail off.
+        case truncate(file: any StorageFile, at: Int)
+    }
+
+    func runPendingRepairs() throws(RaftError) {
+        for r in pendingRepairs {
+            switch r {
+            case .removeSegment(let path):
+                try fs.remove(path)
+                try fs.syncDirectory(walDirectory)
+            case .truncate(let file, let at):
+                try file.truncate(to: at)
+                try file.sync()
+            }
+        }
+        pendingRepairs = []
+    }
+
+    /// Picks the newest valid snapshot and checks it covers the compaction point. A snapshot
+    /// written by another format version stops the open: it is not damage to skip.
+    func chooseSnapshot() throws(RaftError) -> SnapshotFileMetadata? {
         var chosen: SnapshotFileMetadata?
         for name in try snapshotter.fileNames() {
             do {
@@ -151,9 +192,11 @@ extension FileLogStorage {
                 chosen = r.metadata
                 break
             } catch {
+                if error.code == .unsupportedFormat { throw error }
                 recovery.skippedSnapshots.append("\(name): \(error.message)")
             }
         }
+        recovery.unknownFiles += snapshotter.unknownFiles.map { "snap/" + $0 }
         if base.index > .zero {
             guard let s = chosen, s.raft.index >= base.index else {
                 throw RaftError(
@@ -162,6 +205,11 @@ extension FileLogStorage {
                         + (recovery.skippedSnapshots.isEmpty ? "" : " (damaged: \(recovery.skippedSnapshots.joined(separator: "; ")))"))
             }
         }
+        return chosen
+    }
+
+    /// Records the chosen snapshot, completing a snapshot install a crash interrupted.
+    func adopt(_ chosen: SnapshotFileMetadata?) throws(RaftError) {
         guard let s = chosen else { return }
         latestSnapshot = s.raft
         if s.raft.index > lastIndex() || (try? term(at: s.raft.index)) != s.raft.term {
@@ -199,23 +247,49 @@ extension FileLogStorage {
         }
         var r = ByteReader(bytes, at: 8)
         let version = r.u16()!
+        _ = r.u16()
+        let storedSeq = r.u64()!
+        let crc = r.u32()!
+        guard CRC32C.checksum(bytes, 0..<20) == crc else {
+            throw RaftError(.corruption, "log segment \(path) at offset 0: header checksum mismatch")
+        }
         if version != WALFormat.version {
             throw RaftError(.unsupportedFormat, "log segment \(path) has format version \(version); this library reads version \(WALFormat.version)")
         }
-        guard headerIsValid(bytes, seq: seq) else {
-            throw RaftError(.corruption, "log segment \(path) at offset 0: header checksum or sequence number is wrong")
+        guard storedSeq == seq else {
+            throw RaftError(.corruption, "log segment \(path) at offset 0: header says segment \(storedSeq), the name says \(seq)")
         }
     }
 
-    /// Parses the record at `pos`: its total length and content, or `nil` if it is damaged.
-    func parseRecord(_ bytes: [UInt8], at pos: Int) -> (Int, WALFormat.Record)? {
+    enum ParseOutcome {
+        case record(Int, WALFormat.Record)
+        /// Framing and checksum are fine but the content is unknown: not damage, refuse.
+        case unknownContent
+        case damaged
+    }
+
+    /// Parses the record at `pos`.
+    func parseRecord(_ bytes: [UInt8], at pos: Int) -> ParseOutcome {
         var r = ByteReader(bytes, at: pos)
         guard let len = r.u32(), let crc = r.u32(), len > 0, Int(len) <= WALFormat.maxBody,
             pos + WALFormat.frameSize + Int(len) <= bytes.count
-        else { return nil }
+        else { return .damaged }
         let body = (pos + WALFormat.frameSize)..<(pos + WALFormat.frameSize + Int(len))
-        guard CRC32C.checksum(bytes, body) == crc, let record = WALFormat.decode(bytes[body]) else { return nil }
-        return (WALFormat.frameSize + Int(len), record)
+        guard CRC32C.checksum(bytes, body) == crc else { return .damaged }
+        guard let record = WALFormat.decode(bytes[body]) else { return .unknownContent }
+        return .record(WALFormat.frameSize + Int(len), record)
+    }
+
+    /// Whether a segment holds nothing but (part of) its header and zeros: a crash while
+    /// creating it, before any record arrived.
+    func isUnfinishedSegment(_ bytes: [UInt8], seq: UInt64) -> Bool {
+        let header = WALFormat.header(seq: seq)
+        for (i, b) in bytes.enumerated() {
+            if b == 0 { continue }
+            if i < header.count && b == header[i] { continue }
+            return false
+        }
+        return true
     }
 
     /// Whether the damage at `pos` is what an interrupted write leaves at the end of a file:
@@ -226,9 +300,21 @@ extension FileLogStorage {
         if bytes[pos...].allSatisfy({ $0 == 0 }) { return true }
         var r = ByteReader(bytes, at: pos)
         guard let len = r.u32(), r.u32() != nil else { return true }
+        // Writes arrive in order and the length comes first: an interrupted write never leaves
+        // a length this library cannot have written.
+        if len == 0 || Int(len) > WALFormat.maxBody { return false }
         let end = pos + WALFormat.frameSize + Int(len)
-        // Cut short, or the last record with nothing but zeros after it (the file grew but the
-        // data never arrived).
-        return end >= bytes.count || bytes[end...].allSatisfy { $0 == 0 }
+        if end < bytes.count {
+            // The last record, whole in size but not in content: torn only if only zeros follow.
+            return bytes[end...].allSatisfy { $0 == 0 }
+        }
+        // The record runs past the end of the file. A damaged length can look like that too, so
+        // make sure no intact record follows the damage.
+        var p = pos + 1
+        while p + WALFormat.frameSize < bytes.count {
+            if case .record = parseRecord(bytes, at: p) { return false }
+            p += 1
+        }
+        return true
     }
 }

@@ -108,6 +108,8 @@ public final class FileLogStorage: WritableLogStorage {
     var pending: [UInt8] = []
     var latestSnapshot: SnapshotMetadata
     var failure: RaftError?
+    /// Repairs found by recovery, carried out once every check passed.
+    var pendingRepairs: [Repair] = []
     /// The last index made durable by ``sync()``.
     public internal(set) var durableLastIndex: LogIndex = .zero
 
@@ -123,6 +125,7 @@ public final class FileLogStorage: WritableLogStorage {
     ) throws(RaftError) {
         if options.segmentBytes < 4096 { throw RaftError(.invalidConfiguration, "segmentBytes must be at least 4096, got \(options.segmentBytes)") }
         if options.cachedEntries < 0 { throw RaftError(.invalidConfiguration, "cachedEntries must not be negative") }
+        if options.keepSnapshots < 1 { throw RaftError(.invalidConfiguration, "keepSnapshots must be at least 1, got \(options.keepSnapshots)") }
         self.directory = directory
         walDirectory = joinPath(directory, "wal")
         self.options = options
@@ -130,8 +133,8 @@ public final class FileLogStorage: WritableLogStorage {
         conf = ConfState(voters: voters)
         latestSnapshot = SnapshotMetadata(index: .zero, term: .zero, confState: ConfState(voters: voters))
         try fs.createDirectory(walDirectory)
-        snapshotter = try Snapshotter(directory: joinPath(directory, "snap"), keep: options.keepSnapshots, fileSystem: fileSystem)
-        recovery.removedTemporaryFiles = snapshotter.removedTemporaryFiles
+        snapshotter = try Snapshotter(
+            directory: joinPath(directory, "snap"), keep: options.keepSnapshots, fileSystem: fileSystem, removeTemporaryFiles: false)
         try recover(voters: voters)
     }
 

@@ -63,3 +63,8 @@ func hex16(_ v: UInt64) -> String {
 }
 
 func joinPath(_ a: String, _ b: String) -> String { a.hasSuffix("/") ? a + b : a + "/" + b }
+
+/// Whether every byte is `0-9` or `a-f`.
+func isLowerHex<S: Sequence>(_ bytes: S) -> Bool where S.Element == UInt8 {
+    bytes.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }
+}

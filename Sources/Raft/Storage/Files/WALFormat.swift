@@ -26,7 +26,7 @@ enum WALFormat {
     static func segmentName(_ seq: UInt64) -> String { hex16(seq) + ".wal" }
 
     static func parseSegmentName(_ name: String) -> UInt64? {
-        guard name.hasSuffix(".wal"), name.count == 20 else { return nil }
+        guard name.hasSuffix(".wal"), name.utf8.count == 20, isLowerHex(name.utf8.prefix(16)) else { return nil }
         return UInt64(name.prefix(16), radix: 16)
     }
 
