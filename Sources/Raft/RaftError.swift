@@ -7,7 +7,7 @@ public struct RaftError: Error, Sendable, Hashable, CustomStringConvertible {
         private enum Base: Hashable, Sendable {
             case invalidConfiguration, notLeader, proposalDropped, uncommittedLimitExceeded
             case compacted, unavailable, snapshotTemporarilyUnavailable, snapshotOutOfDate
-            case unknownPeer, storage, io, corruption, unsupportedFormat
+            case unknownPeer, storage, io, corruption, unsupportedFormat, invalidMessage
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -30,6 +30,9 @@ public struct RaftError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let snapshotOutOfDate = Code(.snapshotOutOfDate)
         /// A command named a node that is not a member.
         public static let unknownPeer = Code(.unknownPeer)
+        /// A peer's message is malformed (entries out of order, indexes past what the protocol
+        /// allows, an invalid membership); it was not applied. The message says what was wrong.
+        public static let invalidMessage = Code(.invalidMessage)
         /// The storage failed for another reason; the message says which.
         public static let storage = Code(.storage)
         /// A file operation failed (the message names the file and the system error).

@@ -35,6 +35,7 @@ public final class SafetyChecker {
     private var views: [LogView]
     private var liveCommit: [LogIndex]
     private var durableCommit: [LogIndex]
+    private var durableHard: [HardState]
     private var leading: [(term: Term, last: LogIndex, hash: UInt64)?]
     private let ids: [NodeID]
 
@@ -44,6 +45,7 @@ public final class SafetyChecker {
         views = Array(repeating: LogView(), count: ids.count)
         liveCommit = Array(repeating: .zero, count: ids.count)
         durableCommit = Array(repeating: .zero, count: ids.count)
+        durableHard = Array(repeating: HardState(), count: ids.count)
         leading = Array(repeating: nil, count: ids.count)
     }
 
@@ -122,14 +124,30 @@ public final class SafetyChecker {
     func wiped(_ n: Int) {
         views[n] = LogView()
         durableCommit[n] = .zero
+        durableHard[n] = HardState()
         liveCommit[n] = .zero
         leading[n] = nil
     }
 
+    /// Records a leader as soon as it can act, before its batch completes.
+    func observeRole(_ n: Int, core: RaftCore) {
+        guard core.role == .leader else { return }
+        if let other = leaderOfTerm[core.term], other != ids[n] {
+            fail("election safety: nodes \(other) and \(ids[n]) are both leaders of term \(core.term)")
+        }
+        leaderOfTerm[core.term] = ids[n]
+    }
+
     /// Node `n` reopened its storage after a crash: rebuild its log view from what survived,
-    /// and check it still agrees with every other node.
-    func reloaded(_ n: Int, storage s: any LogStorage) {
+    /// and check that nothing it had synced is missing: its log is what it synced, possibly
+    /// followed by (or replaced from the first unsynced index by) a prefix of the `unsynced`
+    /// entries it wrote without syncing; its term and vote did not go back.
+    func reloaded(_ n: Int, storage s: any WritableLogStorage, unsynced: [LogEntry]) {
         let old = views[n]
+        let hs = s.currentHardState
+        if hs.term < durableHard[n].term || (hs.term == durableHard[n].term && !durableHard[n].vote.isNone && hs.vote != durableHard[n].vote) {
+            fail("durability: node \(ids[n]) synced term \(durableHard[n].term) vote \(durableHard[n].vote) but reopened with term \(hs.term) vote \(hs.vote)")
+        }
         let baseIndex = s.firstIndex() - 1
         guard let t = try? s.term(at: baseIndex) else {
             fail("storage: node \(ids[n]) reopened without the term of its compaction point \(baseIndex)")
@@ -144,10 +162,41 @@ public final class SafetyChecker {
             fail("storage: node \(ids[n]) reopened with a compaction point \(baseIndex) it never had")
             return
         }
+        // What the log may legally be: the synced view, or that view replaced from the first
+        // unsynced index by the unsynced entries (of which any prefix may have survived).
+        var expected = old
+        if let first = unsynced.first?.index, first > expected.base, first <= expected.last + 1 {
+            let keep = expected.base.distance(to: first)
+            expected.terms.removeSubrange(keep...)
+            expected.hashes.removeSubrange(keep...)
+            var hh = expected.hashes[keep - 1]
+            for e in unsynced {
+                hh = SimStateMachine.chain(hh, e)
+                expected.terms.append(e.term)
+                expected.hashes.append(hh)
+            }
+        }
         views[n] = LogView(base: baseIndex, terms: [t], hashes: [h])
         let last = s.lastIndex()
         if last > baseIndex, let es = try? s.entries(in: (baseIndex + 1)..<(last + 1), maxBytes: .max) {
             entriesPersisted(n, es)
+        }
+        let now = views[n]
+        let syncedLast = unsynced.first.map { min(old.last, $0.index - 1) } ?? old.last
+        if now.last < syncedLast {
+            fail("durability: node \(ids[n]) had synced its log up to \(syncedLast) but reopened ending at \(now.last)")
+        }
+        var i = max(now.base, expected.base)
+        while i <= now.last {
+            if let want = expected.hash(i), now.hash(i) != want {
+                fail("durability: node \(ids[n]) reopened with entry \(i) it never wrote")
+                break
+            }
+            if expected.hash(i) == nil && i > expected.last {
+                fail("durability: node \(ids[n]) reopened with entry \(i) past anything it wrote")
+                break
+            }
+            i = i + 1
         }
     }
 
@@ -177,6 +226,7 @@ public final class SafetyChecker {
             fail("monotonic commit: node \(id) durable commit went from \(durableCommit[n]) to \(durable)")
         }
         durableCommit[n] = durable
+        durableHard[n] = storage.currentHardState
         if !(core.appliedIndex <= commit && commit <= core.lastIndex) {
             fail("indexes: node \(id) has applied \(core.appliedIndex), commit \(commit), last \(core.lastIndex)")
         }

@@ -118,6 +118,7 @@ public final class SimCluster {
         machines = []
         partitionGroup = Array(repeating: 0, count: nodes)
         inProgress = Array(repeating: nil, count: nodes)
+        unsyncedEntries = Array(repeating: [], count: nodes)
         for id in ids {
             var c = RaftConfiguration(id: id)
             c.randomSeed = seed
@@ -200,6 +201,8 @@ public final class SimCluster {
     var held: Set<Int> = []
     /// Per node, a batch whose early messages were sent and whose disk write has not finished.
     var inProgress: [Ready?] = []
+    /// Per node, entries written without a sync before a crash (a power loss may tear them).
+    var unsyncedEntries: [[LogEntry]] = []
 
     /// Stops `id` from handling its batches until ``release(_:)``, as if its disk stalled.
     /// A ``crash(_:phase:)`` meanwhile loses everything not yet persisted.
@@ -218,6 +221,9 @@ public final class SimCluster {
                 guard c.hasReady else { break }
                 let rd = c.ready()
                 cores[i] = c
+                // A leader may send (its appends go out before its disk write) and fall before
+                // this batch completes: record it now.
+                checker.observeRole(i, core: c)
                 onReady?(ids[i], rd)
                 // Pipelining: the early messages leave before the disk write starts.
                 for m in rd.messages { send(m) }
@@ -274,10 +280,11 @@ public final class SimCluster {
 
     /// Writes a batch without syncing it (a crash in the middle of a disk write).
     func writeWithoutSync(_ i: Int, _ rd: Ready) {
-        let s = storages[i]
-        guard s is FileLogStorage, rd.snapshot == nil else { return }
+        guard let s = storages[i] as? FileLogStorage, rd.snapshot == nil else { return }
         try? s.append(rd.entries)
         if let hs = rd.hardState { try? s.setHardState(hs) }
+        try? s.writeBuffered()
+        unsyncedEntries[i] = rd.entries
     }
 
     func apply(_ i: Int, _ rd: Ready) {
@@ -437,7 +444,8 @@ public final class SimCluster {
         guard cores[i] == nil else { return }
         let s = try disks[i].open()
         storages[i] = s
-        checker.reloaded(i, storage: s)
+        checker.reloaded(i, storage: s, unsynced: unsyncedEntries[i])
+        unsyncedEntries[i] = []
         let snap = try s.snapshot()
         machines[i] = snap.isEmpty ? SimStateMachine() : (SimStateMachine(snapshotData: snap.data) ?? SimStateMachine())
         let c = try RaftCore(configuration: configs[i], storage: s)

@@ -522,7 +522,7 @@ struct StorageBadInputTests {
             #expect(s.recovery.skippedSnapshots.count == 1, "\(name)")
             #expect(s.recovery.skippedSnapshots.first?.hasPrefix(newest) == true, "\(name): \(s.recovery.skippedSnapshots)")
             #expect(s.recovery.skippedSnapshots.first?.contains(path) == true, "\(name)")
-            #expect(s.snapshotMetadata.index == 50)
+            #expect(s.snapshotMetadata().index == 50)
             #expect(try s.snapshot().data == Array("state at 50".utf8))
             #expect(s.firstIndex() == 41)
             #expect(s.lastIndex() == 100)
@@ -598,7 +598,7 @@ struct StorageBadInputTests {
         #expect(s.recovery.removedTemporaryFiles == [tmpName])
         #expect(!Disk.exists(tmpPath))
         #expect(s.recovery.skippedSnapshots.isEmpty)
-        #expect(s.snapshotMetadata.index == 100)
+        #expect(s.snapshotMetadata().index == 100)
         #expect(try s.snapshot().data == Array("state at 100".utf8))
     }
 
@@ -633,7 +633,7 @@ struct StorageBadInputTests {
         #expect(s.recovery.skippedSnapshots.isEmpty)
         #expect(try Disk.read(dir.path + "/snap/notes.txt") == Array("notes".utf8))
         #expect(Disk.exists(dir.path + "/snap/garbage.snap"))
-        #expect(s.snapshotMetadata.index == 100)
+        #expect(s.snapshotMetadata().index == 100)
         #expect(s.firstIndex() == 41)
         #expect(s.lastIndex() == 100)
     }
@@ -865,12 +865,12 @@ struct StorageBadInputTests {
 
         let s = try FileLogStorage(directory: dir.path, voters: [1], options: options)
         #expect(s.recovery.skippedSnapshots.count == 1)
-        #expect(s.snapshotMetadata.index == 50)
+        #expect(s.snapshotMetadata().index == 50)
         try s.createSnapshot(at: 80, data: Array("state at 80".utf8))
         #expect(Disk.exists(dir.path + "/snap/" + Format.snapshotName(index: 80, term: 1)))
         #expect(try s.snapshot().data == Array("state at 80".utf8))
         s.close()
         let r = try FileLogStorage(directory: dir.path, voters: [1], options: options)
-        #expect(r.snapshotMetadata.index == 80)
+        #expect(r.snapshotMetadata().index == 80)
     }
 }

@@ -182,6 +182,12 @@ struct ProgressTests {
         var p = Progress(next: 1, maxInflight: 10, maxInflightBytes: 0)
         _ = p.maybeUpdate(8)
         p.becomeReplicate()
+        // While replicating, a rejection at `match` may be a reordered answer: stale.
+        let reordered = p.maybeDecrTo(rejected: 8, hint: 0)
+        #expect(!reordered)
+        #expect(p.match == 8)
+        // As the answer to the probe at `match`, it means the follower lost what it acknowledged.
+        p.becomeProbe()
         let lost = p.maybeDecrTo(rejected: 8, hint: 0)
         #expect(lost)
         #expect(p.match == .zero)
@@ -290,5 +296,103 @@ struct DeterminismTests {
         let core = try RaftCore(configuration: RaftConfiguration(id: 1), storage: s)
         #expect(core.commitIndex == 1)
         #expect(core.role == .follower)
+    }
+}
+
+@Suite("Malformed peer messages")
+struct MalformedMessageTests {
+    static func follower() throws -> RaftCore {
+        var c = RaftConfiguration(id: 2)
+        c.preVote = false
+        return try RaftCore(configuration: c, storage: MemoryLogStorage(voters: [1, 2, 3]))
+    }
+
+    static func append(_ prev: UInt64, _ entries: [(UInt64, UInt64)], commit: UInt64 = 0, term: UInt64 = 2) -> Message {
+        Message(
+            from: 1, to: 2, term: Term(rawValue: term),
+            kind: .appendEntries(AppendEntries(
+                prevLogIndex: LogIndex(rawValue: prev), prevLogTerm: prev == 0 ? .zero : 1,
+                entries: entries.map { LogEntry(term: Term(rawValue: $0.1), index: LogIndex(rawValue: $0.0)) },
+                leaderCommit: LogIndex(rawValue: commit))))
+    }
+
+    static let badAppends: [(String, Message)] = [
+        ("entries not starting at prev+1", append(0, [(3, 1)])),
+        ("entries not consecutive", append(0, [(1, 1), (5, 1)], commit: 5)),
+        ("entry term past the sender's term", append(0, [(1, 7)])),
+        ("entry terms going backwards", append(0, [(1, 2), (2, 1)])),
+        ("indexes overflowing", append(UInt64.max - 1, [(UInt64.max, 1), (0, 1)])),
+    ]
+
+    @Test(arguments: badAppends)
+    func malformedAppendIsRefusedAndChangesNothing(_ c: (String, Message)) throws {
+        var core = try Self.follower()
+        let before = core.status()
+        do {
+            try core.step(c.1)
+            Issue.record("\(c.0): accepted")
+        } catch {
+            #expect(error.code == .invalidMessage, "\(c.0)")
+        }
+        #expect(core.status() == before, "\(c.0)")
+        #expect(!core.hasReady || core.ready().entries.isEmpty, "\(c.0)")
+    }
+
+    @Test func snapshotWithInvalidMembershipIsRefused() throws {
+        var core = try Self.follower()
+        for voters: [NodeID] in [[], [1, 1, 2], [0, 1]] {
+            let snap = Snapshot(metadata: SnapshotMetadata(index: 10, term: 1, confState: ConfState(voters: voters)))
+            let m = Message(from: 1, to: 2, term: 1, kind: .installSnapshot(InstallSnapshot(snapshot: snap)))
+            #expect(throws: RaftError.self) { try core.step(m) }
+        }
+        #expect(core.commitIndex == .zero)
+    }
+
+    /// Answers about entries the leader never had (or absurd hints) are ignored: no trap, and
+    /// the leader keeps committing.
+    @Test func absurdAnswersDoNotStopTheLeader() throws {
+        let cluster = try SimCluster(nodes: 3, seed: 5)
+        cluster.campaign(1)
+        cluster.stabilize()
+        let absurd: [AppendEntriesResponse] = [
+            AppendEntriesResponse(index: LogIndex(rawValue: .max)),
+            AppendEntriesResponse(index: 1000),
+            AppendEntriesResponse(index: 1, reject: true, rejectHint: LogIndex(rawValue: .max), rejectHintTerm: 1),
+            AppendEntriesResponse(index: LogIndex(rawValue: .max), reject: true, rejectHint: LogIndex(rawValue: .max), rejectHintTerm: 9),
+        ]
+        for r in absurd {
+            for from: NodeID in [2, 3] {
+                cluster.inject(Message(from: from, to: 1, term: cluster.core(1)!.term, kind: .appendEntriesResponse(r)))
+            }
+        }
+        cluster.stabilize()
+        try cluster.propose(1, [[7]])
+        cluster.stabilize()
+        for _ in 0..<3 {
+            cluster.tick(1)
+            cluster.stabilize()
+        }
+        #expect(cluster.core(1)?.role == .leader)
+        #expect(cluster.core(1)?.commitIndex == cluster.core(1)?.lastIndex)
+        #expect(cluster.machine(3).lastCommand == [7])
+        #expect(cluster.checker.violations.isEmpty)
+    }
+
+    /// A read whose confirming heartbeats were all lost is confirmed by the next periodic
+    /// heartbeat round.
+    @Test func lostReadHeartbeatsAreRetried() throws {
+        let cluster = try SimCluster(nodes: 3, seed: 6)
+        cluster.campaign(1)
+        cluster.stabilize()
+        var confirmed: [ReadState] = []
+        cluster.onReady = { _, rd in confirmed += rd.readStates }
+        _ = try cluster.withCore(1) { (c: inout RaftCore) throws(RaftError) in try c.readIndex(context: [9]) }
+        let lost = cluster.dropQueued { if case .heartbeat = $0.kind { return true } else { return false } }
+        #expect(lost == 2)
+        cluster.stabilize()
+        #expect(confirmed.isEmpty)
+        cluster.tick(1)
+        cluster.stabilize()
+        #expect(confirmed.map(\.context) == [[9]])
     }
 }

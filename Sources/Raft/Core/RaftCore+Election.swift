@@ -96,11 +96,13 @@ extension RaftCore {
     /// Processes a message from a peer.
     ///
     /// Stale, duplicated and reordered messages are expected and handled; a message addressed
-    /// to another node throws ``RaftError/Code/invalidConfiguration`` (a transport wiring error).
+    /// to another node throws ``RaftError/Code/invalidConfiguration`` (a transport wiring error),
+    /// and a malformed one throws ``RaftError/Code/invalidMessage`` without changing anything.
     public mutating func step(_ m: Message) throws(RaftError) {
         guard m.to == id else {
             throw RaftError(.invalidConfiguration, "message for node \(m.to) delivered to node \(id): check the transport's address book")
         }
+        try validate(m)
         if case .forwardProposal(let p) = m.kind {
             handleForwardedProposal(p, from: m.from)
             return
@@ -149,6 +151,33 @@ extension RaftCore {
         case .leader: stepLeader(m)
         case .preCandidate, .candidate: stepCandidate(m)
         case .follower: stepFollower(m)
+        }
+    }
+
+    /// Refuses messages no correct peer sends, before they touch any state: entries that do not
+    /// follow `prevLogIndex` one by one, terms going backwards or past the sender's term, a
+    /// snapshot with an invalid membership.
+    func validate(_ m: Message) throws(RaftError) {
+        func bad(_ why: String) -> RaftError {
+            RaftError(.invalidMessage, "message from node \(m.from) in term \(m.term): \(why)")
+        }
+        switch m.kind {
+        case .appendEntries(let a):
+            if a.prevLogTerm > m.term { throw bad("prevLogTerm \(a.prevLogTerm) is past the sender's term") }
+            if a.prevLogIndex.rawValue > UInt64.max - UInt64(a.entries.count) - 1 { throw bad("indexes overflow") }
+            var expected = a.prevLogIndex + 1
+            var lastTerm = a.prevLogTerm
+            for e in a.entries {
+                if e.index != expected { throw bad("entry \(e.index) where \(expected) was expected") }
+                if e.term < lastTerm || e.term > m.term { throw bad("entry \(e.index) has term \(e.term) out of order") }
+                lastTerm = e.term
+                expected = expected + 1
+            }
+        case .installSnapshot(let s):
+            if s.snapshot.metadata.term > m.term { throw bad("snapshot term \(s.snapshot.metadata.term) is past the sender's term") }
+            do { try RaftConfiguration.validate(s.snapshot.metadata.confState) } catch { throw bad("snapshot membership: \(error.message)") }
+        default:
+            break
         }
     }
 

@@ -157,9 +157,12 @@ extension RaftCore {
     }
 
     mutating func handleAppendResponse(slot i: Int, from: NodeID, _ r: AppendEntriesResponse) {
+        let last = log.lastIndex()
+        // An answer about entries this leader never had is not from a correct peer: ignore it.
+        if r.index > last { return }
         if r.reject {
-            var hint = r.rejectHint
-            if r.rejectHintTerm > .zero { hint = log.findConflictByTerm(r.rejectHint, r.rejectHintTerm).index }
+            var hint = min(r.rejectHint, r.index, last)
+            if r.rejectHintTerm > .zero { hint = log.findConflictByTerm(hint, r.rejectHintTerm).index }
             if tracker.progress[i].maybeDecrTo(rejected: r.index, hint: hint) {
                 if tracker.progress[i].state == .replicate { tracker.progress[i].becomeProbe() }
                 maybeSendAppend(to: from, slot: i, sendIfEmpty: true)

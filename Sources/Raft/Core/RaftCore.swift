@@ -243,7 +243,9 @@ public struct RaftCore {
         }
         if heartbeatElapsed >= config.heartbeatTicks {
             heartbeatElapsed = 0
-            bcastHeartbeat(context: [])
+            // Carry the newest pending read: if the heartbeats of its own round were lost, this
+            // round confirms it (and every read before it).
+            bcastHeartbeat(context: readOnly.requests.last?.context ?? [])
         }
     }
 
@@ -261,7 +263,8 @@ public struct RaftCore {
 
     /// Tells the leader whether a snapshot sent to `peer` was delivered. On failure the leader
     /// probes again (and sends a new snapshot if still needed); on success it waits for the
-    /// follower's acknowledgement.
+    /// follower's acknowledgement. A transport must report every snapshot it was given, whether
+    /// it arrived or not: until it does, the leader sends that follower nothing else.
     public mutating func reportSnapshot(to peer: NodeID, failed: Bool) {
         guard role == .leader, let i = tracker.slot(of: peer), tracker.progress[i].state == .snapshot else { return }
         if failed { tracker.progress[i].pendingSnapshot = .zero }

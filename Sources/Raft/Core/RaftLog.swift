@@ -19,7 +19,7 @@ struct RaftLog {
         self.storage = storage
         // A restarted state machine is restored from the latest snapshot, which may lie past
         // the first retained entry (logs keep a trail of entries behind a snapshot).
-        let snapshotIndex = (try? storage.snapshot().metadata.index) ?? .zero
+        let snapshotIndex = storage.snapshotMetadata().index
         let start = max(storage.firstIndex() - 1, min(snapshotIndex, storage.lastIndex()))
         unstable = UnstableLog(offset: storage.lastIndex() + 1)
         committed = start

@@ -308,12 +308,28 @@ extension FileLogStorage {
             // The last record, whole in size but not in content: torn only if only zeros follow.
             return bytes[end...].allSatisfy { $0 == 0 }
         }
-        // The record runs past the end of the file. A damaged length can look like that too, so
-        // make sure no intact record follows the damage.
+        // The record runs past the end of the file. A damaged length field looks like that too,
+        // so look for the records that would follow it: an unbroken chain of intact records
+        // from somewhere after the damage to the end of the file means the damage was not the
+        // end of the writes. (A single record-shaped run of bytes inside a torn entry's data is
+        // not enough: the chain must reach the end.)
         var p = pos + 1
         while p + WALFormat.frameSize < bytes.count {
-            if case .record = parseRecord(bytes, at: p) { return false }
+            if case .record = parseRecord(bytes, at: p), chainReachesEnd(bytes, from: p) { return false }
             p += 1
+        }
+        return true
+    }
+
+    /// Whether intact records follow one another from `start` to the end of the file (or to
+    /// nothing but zeros).
+    func chainReachesEnd(_ bytes: [UInt8], from start: Int) -> Bool {
+        var p = start
+        while p < bytes.count {
+            guard case .record(let length, _) = parseRecord(bytes, at: p) else {
+                return bytes[p...].allSatisfy { $0 == 0 }
+            }
+            p += length
         }
         return true
     }

@@ -230,7 +230,9 @@ public final class FileLogStorage: WritableLogStorage {
     }
 
     /// The metadata of the latest snapshot.
-    public var snapshotMetadata: SnapshotMetadata { latestSnapshot }
+    public func snapshotMetadata() -> SnapshotMetadata {
+        latestSnapshot.index == .zero ? SnapshotMetadata(index: .zero, term: .zero, confState: conf) : latestSnapshot
+    }
 
     // MARK: Writes
 
@@ -297,15 +299,24 @@ public final class FileLogStorage: WritableLogStorage {
         hard = state
     }
 
-    /// Writes everything buffered and makes it durable with one `fdatasync`; starts a new
-    /// segment when the current one is full.
-    public func sync() throws(RaftError) {
+    /// Writes the buffered records to the segment file without syncing them: they are not
+    /// durable until ``sync()``. ``sync()`` does this itself; tests call it to leave unsynced
+    /// data on the disk for a simulated power loss to tear.
+    public func writeBuffered() throws(RaftError) {
         try guarded { () throws(RaftError) in
             if !pending.isEmpty {
                 try current.file.write(pending, at: current.size)
                 current.size += pending.count
                 pending.removeAll(keepingCapacity: true)
             }
+        }
+    }
+
+    /// Writes everything buffered and makes it durable with one `fdatasync`; starts a new
+    /// segment when the current one is full.
+    public func sync() throws(RaftError) {
+        try writeBuffered()
+        try guarded { () throws(RaftError) in
             try current.file.sync()
             durableLastIndex = lastIndex()
             if current.size >= options.segmentBytes { try roll() }

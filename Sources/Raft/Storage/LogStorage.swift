@@ -23,6 +23,8 @@ public protocol LogStorage: AnyObject {
     func lastIndex() -> LogIndex
     /// The latest snapshot, to send to a follower behind the compacted log.
     func snapshot() throws(RaftError) -> Snapshot
+    /// The latest snapshot's metadata, without its data (cheap: no file is read).
+    func snapshotMetadata() -> SnapshotMetadata
 }
 
 /// Storage the shell writes to when it carries out a ``Ready``: the write side of

@@ -65,6 +65,8 @@ public final class MemoryLogStorage: WritableLogStorage {
 
     public func snapshot() throws(RaftError) -> Snapshot { latestSnapshot }
 
+    public func snapshotMetadata() -> SnapshotMetadata { latestSnapshot.metadata }
+
     /// Appends entries, first dropping any existing entries at or after the first new index
     /// (a conflicting suffix). Entries already compacted are skipped.
     public func append(_ newEntries: [LogEntry]) throws(RaftError) {

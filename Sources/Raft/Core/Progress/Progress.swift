@@ -100,7 +100,9 @@ struct Progress {
     /// entries it acknowledged (wiped disk, restored backup). The leader forgets what it knew and
     /// probes from the hint, catching the follower up instead of waiting forever.
     mutating func maybeDecrTo(rejected: LogIndex, hint: LogIndex) -> Bool {
-        if rejected == match && hint < match && match != .zero {
+        // Only as the answer to the probe at `match`: in the replicate state a rejection at
+        // `match` may just be a reordered answer to an earlier message.
+        if state == .probe && rejected == match && hint < match && match != .zero {
             match = .zero
             state = .probe
             next = hint + 1

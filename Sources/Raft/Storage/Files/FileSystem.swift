@@ -54,6 +54,19 @@ extension StorageFile {
     }
 }
 
+// System calls under names that do not clash with the methods below (and work on Glibc and
+// Darwin alike).
+private func systemOpen(_ path: String, _ flags: Int32, _ mode: mode_t) -> Int32 { open(path, flags, mode) }
+private func systemClose(_ fd: Int32) { _ = close(fd) }
+private func systemRename(_ from: String, _ to: String) -> Int32 { rename(from, to) }
+private func syncData(_ fd: Int32) -> Int32 {
+    #if canImport(Glibc)
+        return fdatasync(fd)
+    #else
+        return fsync(fd)
+    #endif
+}
+
 /// The real file system, through POSIX calls. Blocking: call it off the cooperative pool.
 public final class PosixFileSystem: FileSystem, @unchecked Sendable {
     /// Creates the file system handle (it holds no state).
@@ -65,10 +78,18 @@ public final class PosixFileSystem: FileSystem, @unchecked Sendable {
     }
 
     public func createDirectory(_ path: String) throws(RaftError) {
+        var parent = path.hasPrefix("/") ? "/" : "."
         var partial = path.hasPrefix("/") ? "" : "."
         for component in path.split(separator: "/") {
             partial += "/" + component
-            if mkdir(partial, 0o755) != 0 && errno != EEXIST { throw Self.fail("cannot create directory", partial) }
+            if mkdir(partial, 0o755) == 0 {
+                // The new directory entry is durable only once its parent is synced: without it a
+                // power loss could take the whole log (and the vote it holds) with it.
+                try syncDirectory(parent)
+            } else if errno != EEXIST {
+                throw Self.fail("cannot create directory", partial)
+            }
+            parent = partial
         }
     }
 
@@ -86,7 +107,7 @@ public final class PosixFileSystem: FileSystem, @unchecked Sendable {
     }
 
     public func open(_ path: String, create: Bool) throws(RaftError) -> any StorageFile {
-        let fd = Glibc.open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0o644)
+        let fd = systemOpen(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0o644)
         if fd < 0 { throw Self.fail("cannot open", path) }
         return PosixFile(fd: fd, path: path)
     }
@@ -98,13 +119,13 @@ public final class PosixFileSystem: FileSystem, @unchecked Sendable {
     }
 
     public func rename(_ from: String, to: String) throws(RaftError) {
-        if Glibc.rename(from, to) != 0 { throw Self.fail("cannot rename to \(to):", from) }
+        if systemRename(from, to) != 0 { throw Self.fail("cannot rename to \(to):", from) }
     }
 
     public func syncDirectory(_ path: String) throws(RaftError) {
-        let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        let fd = systemOpen(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0)
         if fd < 0 { throw Self.fail("cannot open directory", path) }
-        defer { Glibc.close(fd) }
+        defer { systemClose(fd) }
         if fsync(fd) != 0 { throw Self.fail("cannot sync directory", path) }
     }
 }
@@ -118,7 +139,7 @@ final class PosixFile: StorageFile {
         self.path = path
     }
 
-    deinit { if fd >= 0 { Glibc.close(fd) } }
+    deinit { if fd >= 0 { systemClose(fd) } }
 
     func size() throws(RaftError) -> Int {
         var st = stat()
@@ -155,7 +176,7 @@ final class PosixFile: StorageFile {
     }
 
     func sync() throws(RaftError) {
-        if fdatasync(fd) != 0 { throw PosixFileSystem.fail("cannot sync", path) }
+        if syncData(fd) != 0 { throw PosixFileSystem.fail("cannot sync", path) }
     }
 
     func truncate(to size: Int) throws(RaftError) {
@@ -163,7 +184,7 @@ final class PosixFile: StorageFile {
     }
 
     func close() {
-        if fd >= 0 { Glibc.close(fd) }
+        if fd >= 0 { systemClose(fd) }
         fd = -1
     }
 }
