@@ -7,7 +7,7 @@ public struct RaftError: Error, Sendable, Hashable, CustomStringConvertible {
         private enum Base: Hashable, Sendable {
             case invalidConfiguration, notLeader, proposalDropped, uncommittedLimitExceeded
             case compacted, unavailable, snapshotTemporarilyUnavailable, snapshotOutOfDate
-            case unknownPeer, storage, io, corruption, unsupportedFormat, invalidMessage
+            case unknownPeer, storage, io, corruption, unsupportedFormat, invalidMessage, timeout, stopped, stateMachine
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -33,6 +33,13 @@ public struct RaftError: Error, Sendable, Hashable, CustomStringConvertible {
         /// A peer's message is malformed (entries out of order, indexes past what the protocol
         /// allows, an invalid membership); it was not applied. The message says what was wrong.
         public static let invalidMessage = Code(.invalidMessage)
+        /// A proposal got no result within its deadline; it may still be committed later.
+        public static let timeout = Code(.timeout)
+        /// The node was stopped (or stopped on an error) before the request completed.
+        public static let stopped = Code(.stopped)
+        /// The state machine failed or broke its contract (results, applied index); the node
+        /// stopped without applying anything further.
+        public static let stateMachine = Code(.stateMachine)
         /// The storage failed for another reason; the message says which.
         public static let storage = Code(.storage)
         /// A file operation failed (the message names the file and the system error).

@@ -1,0 +1,237 @@
+import Dispatch
+
+/// A value the run loop hands to its I/O thread and takes back: it is used by one of them at a
+/// time, never both.
+struct Confined<T>: @unchecked Sendable {
+    let value: T
+}
+
+/// Everything mutable of a ``RaftNode``, owned by its run loop (not `Sendable` on purpose).
+final class NodeLoop<SM: StateMachine> {
+    typealias Event = RaftNode<SM>.Event
+
+    struct Pending {
+        var term: Term
+        var token: UInt64
+        var continuation: CheckedContinuation<SM.Result, any Error>
+        var deadline: Int
+    }
+
+    unowned let node: RaftNode<SM>
+    var core: RaftCore
+    let storage: any WritableLogStorage
+    let stateMachine: SM
+    var applied: AppliedIndexGuard
+    var lastSnapshot: LogIndex
+    var pending: [LogIndex: Pending] = [:]
+    var ticks = 0
+    /// Disk I/O runs here, off Swift's cooperative pool.
+    let io = DispatchQueue(label: "swift-raft.node.io")
+    let offloadIO: Bool
+
+    init(node: RaftNode<SM>, storage: any WritableLogStorage, stateMachine: SM) throws {
+        self.node = node
+        self.storage = storage
+        self.stateMachine = stateMachine
+        offloadIO = storage is FileLogStorage
+        // An in-memory state machine starts empty: rebuild it from the latest snapshot; the log
+        // provides the rest.
+        let meta = storage.snapshotMetadata()
+        if meta.index > .zero {
+            let snap = try storage.snapshot()
+            do {
+                try stateMachine.restore(from: snap.data, metadata: meta)
+            } catch {
+                throw RaftError(.stateMachine, "node \(node.id): restoring the state machine from snapshot \(meta.index) failed: \(error)")
+            }
+        }
+        applied = AppliedIndexGuard(applied: meta.index, term: meta.term)
+        lastSnapshot = meta.index
+        core = try RaftCore(configuration: node.configuration.raft, storage: storage, applied: meta.index)
+    }
+
+    func run() async throws {
+        do {
+            running: while true {
+                let events = await node.inbox.next()
+                var proposals: [(command: [UInt8], token: UInt64, continuation: CheckedContinuation<SM.Result, any Error>)] = []
+                for e in events {
+                    switch e {
+                    case .propose(let command, let token, let c):
+                        proposals.append((command, token, c))
+                    case .stop:
+                        propose(proposals)
+                        break running
+                    default:
+                        handle(e)
+                    }
+                }
+                propose(proposals)
+                try await drain()
+            }
+        } catch {
+            shutDown(with: error)
+            throw error
+        }
+        shutDown(with: nodeStoppedError(node.id))
+    }
+
+    /// Fails everything still waiting and closes the inbox.
+    func shutDown(with error: any Error) {
+        for p in pending.values { p.continuation.resume(throwing: error) }
+        pending = [:]
+        for e in node.inbox.close() {
+            switch e {
+            case .propose(_, _, let c): c.resume(throwing: error)
+            case .status(let c): c.resume(returning: nil)
+            default: break
+            }
+        }
+        if let f = storage as? FileLogStorage { f.close() }
+    }
+
+    func handle(_ e: Event) {
+        switch e {
+        case .message(let m):
+            // A malformed or misaddressed message changes nothing; it is dropped.
+            try? core.step(m)
+        case .tick:
+            core.tick()
+            ticks += 1
+            expireProposals()
+        case .cancel(let token):
+            if let (index, p) = pending.first(where: { $0.value.token == token }) {
+                pending[index] = nil
+                p.continuation.resume(throwing: CancellationError())
+            }
+        case .status(let c):
+            c.resume(returning: NodeStatus(raft: core.status(), applied: applied.applied, snapshotIndex: lastSnapshot, pendingProposals: pending.count))
+        case .campaign:
+            core.campaign()
+        case .snapshotReport(let peer, let failed):
+            core.reportSnapshot(to: peer, failed: failed)
+        case .propose, .stop:
+            break
+        }
+    }
+
+    /// Appends all proposals of one batch as one batch.
+    func propose(_ batch: [(command: [UInt8], token: UInt64, continuation: CheckedContinuation<SM.Result, any Error>)]) {
+        guard !batch.isEmpty else { return }
+        do {
+            guard let receipt = try core.propose(commands: batch.map(\.command)) else {
+                for p in batch { p.continuation.resume(throwing: RaftError(.notLeader, "node \(node.id) is not the leader", leaderHint: core.leader)) }
+                return
+            }
+            var index = receipt.firstIndex
+            for p in batch {
+                pending[index] = Pending(term: receipt.term, token: p.token, continuation: p.continuation, deadline: ticks + node.configuration.proposalTimeoutTicks)
+                index = index + 1
+            }
+        } catch {
+            for p in batch { p.continuation.resume(throwing: error) }
+        }
+    }
+
+    func expireProposals() {
+        for (index, p) in pending where p.deadline <= ticks {
+            pending[index] = nil
+            p.continuation.resume(throwing: RaftError(.timeout, "proposal at index \(index) got no result within \(node.configuration.proposalTimeoutTicks) ticks; it may still be committed"))
+        }
+    }
+
+    /// Carries out every batch the core has ready, in the contract's order.
+    func drain() async throws {
+        while core.hasReady {
+            let rd = core.ready()
+            node.transport.send(rd.messages)
+            try await persist(rd)
+            node.transport.send(rd.messagesAfterPersist)
+            try apply(rd)
+            core.advance(rd)
+            try maybeSnapshot()
+        }
+    }
+
+    func persist(_ rd: Ready) async throws {
+        guard rd.needsSync else { return }
+        if !offloadIO {
+            try storage.persist(rd)
+            return
+        }
+        let job = Confined(value: (storage, rd))
+        let result: Result<Void, RaftError> = await withCheckedContinuation { c in
+            io.async {
+                do throws(RaftError) {
+                    try job.value.0.persist(job.value.1)
+                    c.resume(returning: .success(()))
+                } catch {
+                    c.resume(returning: .failure(error))
+                }
+            }
+        }
+        try result.get()
+    }
+
+    func apply(_ rd: Ready) throws {
+        if let snap = rd.snapshot {
+            switch applied.decide(snapshotAt: snap.metadata.index) {
+            case .load:
+                do {
+                    try stateMachine.restore(from: snap.data, metadata: snap.metadata)
+                } catch {
+                    throw RaftError(.stateMachine, "node \(node.id): restoring snapshot \(snap.metadata.index) failed: \(error)")
+                }
+                applied.snapshotInstalled(snap.metadata)
+            case .adoptMetadataOnly:
+                applied.snapshotInstalled(snap.metadata)
+            case .ignore:
+                break
+            }
+            lastSnapshot = max(lastSnapshot, snap.metadata.index)
+            // Proposals at or below the snapshot will never be applied here.
+            for (index, p) in pending where index <= snap.metadata.index {
+                pending[index] = nil
+                p.continuation.resume(throwing: RaftError(.proposalDropped, "proposal at index \(index) was superseded by a snapshot; its outcome is unknown"))
+            }
+        }
+        let fresh = try applied.admit(rd.committedEntries)
+        guard let last = fresh.last else { return }
+        let results: [SM.Result]
+        do {
+            results = try stateMachine.apply(fresh)
+        } catch {
+            throw RaftError(.stateMachine, "node \(node.id): applying entries \(fresh.first!.index)...\(last.index) failed: \(error)")
+        }
+        guard results.count == fresh.count else {
+            throw RaftError(.stateMachine, "node \(node.id): the state machine returned \(results.count) results for \(fresh.count) entries")
+        }
+        applied.applied(through: last)
+        for (e, r) in zip(fresh, results) {
+            guard let p = pending.removeValue(forKey: e.index) else { continue }
+            if e.term == p.term {
+                p.continuation.resume(returning: r)
+            } else {
+                p.continuation.resume(throwing: RaftError(.proposalDropped, "proposal at index \(e.index) was replaced after a leader change"))
+            }
+        }
+    }
+
+    /// Every ``RaftNodeConfiguration/snapshotEvery`` applied entries: snapshot the state
+    /// machine and compact the log behind it.
+    func maybeSnapshot() throws {
+        let every = node.configuration.snapshotEvery
+        let at = applied.applied
+        guard every > 0, at > lastSnapshot, lastSnapshot.distance(to: at) >= Int(every) else { return }
+        let data: [UInt8]
+        do { data = try stateMachine.snapshot() } catch {
+            throw RaftError(.stateMachine, "node \(node.id): snapshot at \(at) failed: \(error)")
+        }
+        try storage.createSnapshot(at: at, confState: nil, data: data)
+        lastSnapshot = at
+        let trail = node.configuration.compactionTrail
+        if at.rawValue > trail, at - trail >= storage.firstIndex() {
+            try storage.compact(upTo: at - trail)
+        }
+    }
+}

@@ -1,0 +1,171 @@
+import Dispatch
+import Synchronization
+
+/// How a ``RaftNode`` runs, on top of the protocol's ``RaftConfiguration``.
+public struct RaftNodeConfiguration: Sendable {
+    /// The protocol configuration. A node always refuses proposals on followers (with the
+    /// leader's id, so clients can redirect): a forwarded proposal could not report its result.
+    public var raft: RaftConfiguration
+    /// Real time per tick. With the default 1-tick heartbeat and 10-tick election timeout this
+    /// gives a 100 ms heartbeat and a 1–2 s election timeout.
+    public var tickInterval: Duration = .milliseconds(100)
+    /// Take a snapshot every this many applied entries; zero never.
+    public var snapshotEvery: UInt64 = 10_000
+    /// Entries kept behind a snapshot when compacting, so a slightly slow follower catches up
+    /// from the log rather than a snapshot.
+    public var compactionTrail: UInt64 = 1_000
+    /// Ticks a proposal may wait for its result before failing with a timeout.
+    public var proposalTimeoutTicks: Int = 50
+
+    /// Creates a configuration for node `id` with defaults.
+    public init(id: NodeID) { raft = RaftConfiguration(id: id) }
+}
+
+/// One Raft replica: a ``RaftCore``, its storage, a transport and your ``StateMachine``, driven
+/// by one run loop.
+///
+/// Every public method only queues an event for the loop and waits for its answer, so nothing
+/// re-enters the core halfway. Events that arrive while the loop persists a batch go into the
+/// next batch: many concurrent proposals share one append and one sync. Ticks come from the
+/// injected clock. Run it with ``run()`` (it returns when ``stop()`` is called, or throws if
+/// the storage or the state machine fails: a node never crashes the process).
+///
+/// This first version applies committed entries on the loop itself, after persisting; the
+/// leader's appends still leave before its own disk write (``Ready/messages``).
+public final class RaftNode<SM: StateMachine>: Sendable {
+    enum Event: Sendable {
+        case message(Message)
+        case tick
+        case propose([UInt8], UInt64, CheckedContinuation<SM.Result, any Error>)
+        case cancel(UInt64)
+        case status(CheckedContinuation<NodeStatus?, Never>)
+        case campaign
+        case snapshotReport(NodeID, Bool)
+        case stop
+    }
+
+    struct Parts: @unchecked Sendable {
+        // Handed to the run loop once, and confined to it from then on.
+        let storage: any WritableLogStorage
+        let stateMachine: SM
+    }
+
+    /// This node's id.
+    public let id: NodeID
+    let configuration: RaftNodeConfiguration
+    let inbox = Inbox<Event>()
+    let parts: Mutex<Parts?>
+    let transport: any RaftTransport
+    /// Posts a tick to the inbox every tick interval of the injected clock.
+    let ticker: @Sendable (Duration, Inbox<Event>) async -> Void
+    let nextProposal = Atomic<UInt64>(0)
+
+    /// Creates a node. Nothing happens until ``run()``.
+    ///
+    /// - Parameters:
+    ///   - storage: the node's log (``FileLogStorage`` for real use). It must hold the cluster's
+    ///     voters (bootstrap) or an existing log.
+    ///   - stateMachine: yours; the node is its only user from now on.
+    ///   - clock: ticks every ``RaftNodeConfiguration/tickInterval`` of this clock; inject a
+    ///     manual clock in tests.
+    public init<C: Clock & Sendable>(
+        configuration: RaftNodeConfiguration, storage: any WritableLogStorage, stateMachine: SM, transport: any RaftTransport,
+        clock: C = ContinuousClock()
+    ) throws(RaftError) where C.Duration == Duration {
+        var c = configuration
+        c.raft.refuseProposalsOnFollower = true
+        try c.raft.validate()
+        if c.tickInterval <= .zero { throw RaftError(.invalidConfiguration, "tickInterval must be positive") }
+        if c.proposalTimeoutTicks < 1 { throw RaftError(.invalidConfiguration, "proposalTimeoutTicks must be at least 1") }
+        id = c.raft.id
+        self.configuration = c
+        parts = Mutex(Parts(storage: storage, stateMachine: stateMachine))
+        self.transport = transport
+        ticker = { interval, inbox in await tickLoop(clock: clock, every: interval, into: inbox, tick: Event.tick) }
+    }
+
+    // MARK: Public API
+
+    /// Runs the node until ``stop()``. Throws if it cannot start or its storage or state machine
+    /// fails; pending proposals then fail with the same error.
+    public func run() async throws {
+        guard let p = parts.withLock({ (p: inout Parts?) -> Parts? in
+            let taken = p
+            p = nil
+            return taken
+        }) else {
+            throw RaftError(.invalidConfiguration, "node \(id) is already running or was run before")
+        }
+        let loop = try NodeLoop(node: self, storage: p.storage, stateMachine: p.stateMachine)
+        let ticks = Task { [inbox, configuration, ticker] in await ticker(configuration.tickInterval, inbox) }
+        defer { ticks.cancel() }
+        try await loop.run()
+    }
+
+    /// Proposes a command; returns the state machine's result once it is committed and applied.
+    ///
+    /// Throws ``RaftError/Code/notLeader`` (with ``RaftError/leaderHint``) on a follower,
+    /// ``RaftError/Code/uncommittedLimitExceeded`` under backpressure,
+    /// ``RaftError/Code/proposalDropped`` if a leader change lost it, ``RaftError/Code/timeout``
+    /// after ``RaftNodeConfiguration/proposalTimeoutTicks``, ``RaftError/Code/stopped`` when the
+    /// node stops, and `CancellationError` if the task is cancelled (the command may still be
+    /// committed).
+    public func propose(_ command: [UInt8]) async throws -> SM.Result {
+        try Task.checkCancellation()
+        let token = nextProposal.add(1, ordering: .relaxed).newValue
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (c: CheckedContinuation<SM.Result, any Error>) in
+                if !inbox.post(.propose(command, token, c)) { c.resume(throwing: nodeStoppedError(id)) }
+            }
+        } onCancel: {
+            inbox.post(.cancel(token))
+        }
+    }
+
+    /// The node's current state.
+    public func status() async throws -> NodeStatus {
+        let s: NodeStatus? = await withCheckedContinuation { (c: CheckedContinuation<NodeStatus?, Never>) in
+            if !inbox.post(.status(c)) { c.resume(returning: nil) }
+        }
+        guard let s else { throw nodeStoppedError(id) }
+        return s
+    }
+
+    /// Starts an election now.
+    public func campaign() { inbox.post(.campaign) }
+
+    /// Hands a message from a peer to the node (called by the transport).
+    public func receive(_ message: Message) { inbox.post(.message(message)) }
+
+    /// Tells the node how a snapshot it sent to `peer` ended (called by the transport).
+    public func reportSnapshot(to peer: NodeID, failed: Bool) { inbox.post(.snapshotReport(peer, failed)) }
+
+    /// Stops the node: in-flight proposals fail with ``RaftError/Code/stopped`` and ``run()``
+    /// returns.
+    public func stop() { inbox.post(.stop) }
+
+}
+
+func nodeStoppedError(_ id: NodeID) -> RaftError { RaftError(.stopped, "node \(id) is stopped") }
+
+/// Posts a tick every `interval` of `clock`, on a fixed schedule (no drift).
+func tickLoop<C: Clock, E: Sendable>(clock: C, every interval: Duration, into inbox: Inbox<E>, tick: E) async where C.Duration == Duration {
+    var deadline = clock.now.advanced(by: interval)
+    while !Task.isCancelled {
+        do { try await clock.sleep(until: deadline, tolerance: nil) } catch { return }
+        if !inbox.post(tick) { return }
+        deadline = deadline.advanced(by: interval)
+    }
+}
+
+/// What a running node reports about itself.
+public struct NodeStatus: Sendable, Hashable {
+    /// The core's view: role, term, leader, commit, per-follower progress on a leader.
+    public var raft: RaftStatus
+    /// The highest index the state machine holds.
+    public var applied: LogIndex
+    /// The index of the latest snapshot.
+    public var snapshotIndex: LogIndex
+    /// Proposals waiting for their result.
+    public var pendingProposals: Int
+}
