@@ -15,6 +15,8 @@ let package = Package(
         .target(name: "RaftTestKit", dependencies: ["Raft"]),
         // A narrated three-node cluster in one process.
         .executableTarget(name: "raft-demo", dependencies: ["Raft", "RaftTestKit"]),
+        // Writes the log until SIGKILLed; driven by the crash test (Tests/RaftTests/CrashKillTests.swift).
+        .executableTarget(name: "raft-crash-writer", dependencies: ["Raft", "RaftTestKit"]),
         .testTarget(
             name: "RaftTests",
             dependencies: ["Raft", "RaftTestKit"],

@@ -4,6 +4,7 @@ import PackageDescription
 // Benchmarks for the Raft core. A separate package so the library's own package keeps no
 // benchmark code and no extra targets. Run with:
 //   cd Benchmarks && swift run -c release raft-core-bench
+//   cd Benchmarks && swift run -c release raft-wal-bench
 let package = Package(
     name: "swift-raft-benchmarks",
     dependencies: [
@@ -18,6 +19,11 @@ let package = Package(
                 .product(name: "Raft", package: "swift-raft"),
                 "MallocCounter",
             ]
+        ),
+        // Durable write throughput of FileLogStorage against the disk's raw fdatasync rate.
+        .executableTarget(
+            name: "raft-wal-bench",
+            dependencies: [.product(name: "Raft", package: "swift-raft")]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -25,47 +25,7 @@
     import Darwin
 #endif
 import Raft
-
-/// SplitMix64: small, fast, and the same everywhere.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform enough in `range` for a test (modulo bias is irrelevant here).
-    mutating func next(in range: ClosedRange<UInt64>) -> UInt64 {
-        range.lowerBound + next() % (range.upperBound - range.lowerBound + 1)
-    }
-}
-
-/// The content of entry `(index, term)`: a no-op one time in 16, otherwise a command of
-/// 0...4096 bytes. Keep in sync with the copy in CrashKillTests.swift.
-enum CrashPayload {
-    static func entry(index: UInt64, term: UInt64) -> LogEntry {
-        var g = SplitMix64(seed: index &* 0xD1B5_4A32_D192_ED03 ^ term &* 0x8CB9_2BA7_2F3D_8DD7)
-        let h = g.next()
-        if h % 16 == 0 { return LogEntry(term: Term(rawValue: term), index: LogIndex(rawValue: index), kind: .noop) }
-        let size = Int((h >> 8) % 4097)
-        var data = [UInt8](repeating: 0, count: size)
-        data.withUnsafeMutableBytes { raw in
-            var k = 0
-            while k < size {
-                var v = g.next()
-                for _ in 0..<min(8, size - k) {
-                    raw[k] = UInt8(truncatingIfNeeded: v)
-                    v >>= 8
-                    k += 1
-                }
-            }
-        }
-        return LogEntry(term: Term(rawValue: term), index: LogIndex(rawValue: index), kind: .command, data: data)
-    }
-}
+import RaftTestKit
 
 func emit(_ line: String) {
     var bytes = Array((line + "\n").utf8)
@@ -102,7 +62,7 @@ options.segmentBytes = 64 << 10
 
 do throws(RaftError) {
     let storage = try FileLogStorage(directory: directory, voters: [1], options: options)
-    var rng = SplitMix64(seed: seed)
+    var rng = SeededGenerator(seed: seed)
     var last = storage.lastIndex().rawValue
     let lastTerm = try storage.term(at: storage.lastIndex()).rawValue
     var hard = storage.currentHardState

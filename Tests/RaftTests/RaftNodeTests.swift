@@ -36,17 +36,23 @@ final class KVMachine: StateMachine {
 
 /// Three nodes in one process over a `LocalTransport`, ticking on a `ManualClock`: time moves
 /// only when the test says so.
-final class NodeHarness: @unchecked Sendable {
+final class NodeHarness<SM: StateMachine>: @unchecked Sendable where SM.Result == String {
     let clock = ManualClock()
     let transport = LocalTransport()
     let ids: [NodeID] = [1, 2, 3]
-    var nodes: [NodeID: RaftNode<KVMachine>] = [:]
-    var machines: [NodeID: KVMachine] = [:]
+    var nodes: [NodeID: RaftNode<SM>] = [:]
+    var machines: [NodeID: SM] = [:]
     var storages: [NodeID: any WritableLogStorage] = [:]
     var runs: [NodeID: Task<Void, any Error>] = [:]
+    /// Errors any node's run loop ended with (a clean stop is not one), and the nodes whose
+    /// loop ended.
+    let ended = RunRecord()
+    var failures: [String] { ended.withLock { $0.failures } }
     let configure: (inout RaftNodeConfiguration) -> Void
+    let make: (NodeID) -> SM
 
-    init(configure: @escaping (inout RaftNodeConfiguration) -> Void = { _ in }) {
+    init(make: @escaping (NodeID) -> SM, configure: @escaping (inout RaftNodeConfiguration) -> Void = { _ in }) {
+        self.make = make
         self.configure = configure
         for id in ids { storages[id] = MemoryLogStorage(voters: ids) }
     }
@@ -55,12 +61,24 @@ final class NodeHarness: @unchecked Sendable {
         var c = RaftNodeConfiguration(id: id)
         c.raft.randomSeed = 7
         configure(&c)
-        let sm = KVMachine()
+        let sm = make(id)
         let node = try RaftNode(configuration: c, storage: storages[id]!, stateMachine: sm, transport: transport, clock: clock)
         nodes[id] = node
         machines[id] = sm
         transport.register(id, receive: { node.receive($0) }, reportSnapshot: { node.reportSnapshot(to: $0, failed: $1) })
-        runs[id] = Task { try await node.run() }
+        ended.withLock { _ = $0.dead.remove(id) }
+        runs[id] = Task { [ended] in
+            do {
+                try await node.run()
+                ended.withLock { _ = $0.dead.insert(id) }
+            } catch {
+                ended.withLock {
+                    $0.failures.append("node \(id): \(error)")
+                    $0.dead.insert(id)
+                }
+                throw error
+            }
+        }
     }
 
     func startAll() throws { for id in ids { try start(id) } }
@@ -86,7 +104,8 @@ final class NodeHarness: @unchecked Sendable {
         for _ in 0..<n {
             clock.advance(by: .milliseconds(100))
             var spins = 0
-            while clock.sleeperCount < nodes.count && spins < 10_000 {
+            let alive = nodes.count - ended.withLock { d in nodes.keys.filter { d.dead.contains($0) }.count }
+            while clock.sleeperCount < alive && spins < 10_000 {
                 await Task.yield()
                 spins += 1
             }
@@ -123,12 +142,109 @@ final class NodeHarness: @unchecked Sendable {
     }
 
     func stopAll() async { for id in ids { await stop(id) } }
+
+    /// Proposes on whichever node leads now (electing one if needed), retrying a lost proposal.
+    func write(_ command: String) async throws -> String {
+        var lastError: (any Error)?
+        for _ in 0..<5 {
+            if !failures.isEmpty { throw RaftError(.stopped, "a node failed: \(failures)") }
+            let l = try await electLeader()
+            do { return try await propose(command, at: l) } catch {
+                lastError = error
+                await tick()
+            }
+        }
+        throw lastError!
+    }
+}
+
+extension NodeHarness where SM == KVMachine {
+    convenience init(configure: @escaping (inout RaftNodeConfiguration) -> Void = { _ in }) {
+        self.init(make: { _ in KVMachine() }, configure: configure)
+    }
+}
+
+/// How the nodes' run loops ended, shared with their tasks.
+final class RunRecord: @unchecked Sendable {
+    private let lock = NSLock()
+    private var state: (failures: [String], dead: Set<NodeID>) = ([], [])
+
+    func withLock<T>(_ body: (inout (failures: [String], dead: Set<NodeID>)) -> T) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return body(&state)
+    }
+}
+
+/// The durable part of an on-disk key-value state machine: survives a node's restart.
+final class KVDisk: @unchecked Sendable {
+    var values: [String: String] = [:]
+    var applied: LogIndex = .zero
+    var restoresFromSnapshot = 0
+}
+
+/// A key-value state machine whose every batch is committed to its "disk" together with its
+/// applied index, as a database transaction would.
+final class DiskKV: OnDiskStateMachine {
+    let disk: KVDisk
+    var values: [String: String] = [:]
+    var appliedIndex: LogIndex = .zero
+
+    init(disk: KVDisk) { self.disk = disk }
+
+    func openState() throws -> LogIndex {
+        values = disk.values
+        appliedIndex = disk.applied
+        return appliedIndex
+    }
+
+    func syncState() throws {
+        disk.values = values
+        disk.applied = appliedIndex
+    }
+
+    func apply(_ entries: ArraySlice<LogEntry>) throws -> [String] {
+        var out: [String] = []
+        for e in entries {
+            if e.index <= appliedIndex { throw RaftError(.stateMachine, "entry \(e.index) applied twice (holding \(appliedIndex))") }
+            var result = ""
+            if e.kind == .command {
+                let parts = String(decoding: e.data, as: UTF8.self).split(separator: "=", maxSplits: 1).map(String.init)
+                if parts.count == 2 {
+                    result = values[parts[0]] ?? ""
+                    values[parts[0]] = parts[1]
+                }
+            }
+            appliedIndex = e.index
+            out.append(result)
+        }
+        try syncState()
+        return out
+    }
+
+    func snapshot() throws -> [UInt8] {
+        Array(values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\n").utf8)
+    }
+
+    func restore(from data: [UInt8], metadata: SnapshotMetadata) throws {
+        if metadata.index <= appliedIndex {
+            throw RaftError(.stateMachine, "recover snapshot moving applied index backwards, \(appliedIndex), \(metadata.index)")
+        }
+        values = [:]
+        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
+            let parts = line.split(separator: "=", maxSplits: 1).map(String.init)
+            if parts.count == 2 { values[parts[0]] = parts[1] }
+        }
+        appliedIndex = metadata.index
+        disk.restoresFromSnapshot += 1
+        try syncState()
+    }
 }
 
 @Suite("RaftNode")
 struct RaftNodeTests {
     @Test func electsAndReplicatesWithResults() async throws {
-        let h = NodeHarness()
+        let h = NodeHarness<KVMachine>()
         try h.startAll()
         let leader = try await h.electLeader()
         #expect(try await h.propose("a=1", at: leader) == "")
@@ -140,7 +256,7 @@ struct RaftNodeTests {
 
     /// Many concurrent proposals: all get their own result, batched into few appends.
     @Test func concurrentProposalsAreBatched() async throws {
-        let h = NodeHarness()
+        let h = NodeHarness<KVMachine>()
         try h.startAll()
         let leader = try await h.electLeader()
         let node = h.nodes[leader]!
@@ -166,7 +282,7 @@ struct RaftNodeTests {
     }
 
     @Test func followerRefusesWithLeaderHint() async throws {
-        let h = NodeHarness()
+        let h = NodeHarness<KVMachine>()
         try h.startAll()
         let leader = try await h.electLeader()
         await h.tick(2)
@@ -182,7 +298,7 @@ struct RaftNodeTests {
     }
 
     @Test func stopFailsPendingProposals() async throws {
-        let h = NodeHarness()
+        let h = NodeHarness<KVMachine>()
         try h.startAll()
         let leader = try await h.electLeader()
         // Cut the leader off so nothing commits, then stop it.
@@ -209,7 +325,7 @@ struct RaftNodeTests {
     /// A node stopped while the others commit and compact past it comes back, catches up by
     /// snapshot, and holds the same data.
     @Test func laggingNodeCatchesUpBySnapshot() async throws {
-        let h = NodeHarness { c in
+        let h = NodeHarness<KVMachine> { c in
             c.snapshotEvery = 10
             c.compactionTrail = 2
         }
@@ -230,5 +346,63 @@ struct RaftNodeTests {
         #expect(h.machines[lagging]?.values.count == 30)
         #expect(try await h.nodes[lagging]!.status().snapshotIndex >= 20)
         await h.stopAll()
+    }
+
+    /// The field failure this library exists to prevent: an on-disk state machine under
+    /// continuous proposals, snapshots every 20 entries; node 2 is stopped while the others
+    /// compact past it, restarted (catching up by snapshot) and restarted again at once, several
+    /// times, once while it is receiving the snapshot. No error anywhere; at the end all three
+    /// hold the same data and applied index, and every acknowledged write is in it. (The state
+    /// machine throws "recover snapshot moving applied index backwards" if it is ever asked to
+    /// load a snapshot at or below what it holds, and refuses entries applied twice.)
+    @Test func onDiskStateMachineRestartedRepeatedlyWhileCatchingUp() async throws {
+        let disks: [NodeID: KVDisk] = [1: KVDisk(), 2: KVDisk(), 3: KVDisk()]
+        let h = NodeHarness<DiskKV>(make: { DiskKV(disk: disks[$0]!) }) { c in
+            c.snapshotEvery = 20
+            c.compactionTrail = 5
+        }
+        try h.startAll()
+        var acknowledged: [String: String] = [:]
+        var k = 0
+        func write(_ n: Int) async throws {
+            for _ in 0..<n {
+                _ = try await h.write("k\(k)=v\(k)")
+                acknowledged["k\(k)"] = "v\(k)"
+                k += 1
+            }
+        }
+        try await write(30)
+        let firstLeader = try await h.electLeader()
+        let lagging = h.ids.first { $0 != firstLeader }!
+        await h.stop(lagging)
+        try await write(100)
+        let leader = try await h.electLeader()
+        #expect(h.storages[leader]!.firstIndex() > disks[lagging]!.applied + 1, "the others compacted past the stopped node")
+        for cycle in 0..<4 {
+            try h.start(lagging)
+            if cycle == 1 {
+                // Restart while the snapshot is on its way: one heartbeat round, then stop.
+                await h.tick()
+            }
+            await h.stop(lagging)
+            try h.start(lagging)
+            await h.tick(3)
+            try await write(10)
+        }
+        for _ in 0..<60 {
+            await h.tick()
+            let target = try await h.nodes[leader]!.status().applied
+            if disks.values.allSatisfy({ $0.applied == target }) { break }
+        }
+        let final = disks[leader]!
+        #expect(h.failures.isEmpty, "\(h.failures)")
+        for id in h.ids {
+            #expect(disks[id]!.applied == final.applied, "node \(id) applied \(disks[id]!.applied), leader \(final.applied)")
+            #expect(disks[id]!.values == final.values, "node \(id)")
+        }
+        for (key, value) in acknowledged { #expect(final.values[key] == value, "acknowledged \(key) missing") }
+        #expect(disks[lagging]!.restoresFromSnapshot >= 1, "the lagging node caught up by snapshot")
+        await h.stopAll()
+        #expect(h.failures.isEmpty, "\(h.failures)")
     }
 }

@@ -34,20 +34,38 @@ final class NodeLoop<SM: StateMachine> {
         self.storage = storage
         self.stateMachine = stateMachine
         offloadIO = storage is FileLogStorage
-        // An in-memory state machine starts empty: rebuild it from the latest snapshot; the log
-        // provides the rest.
         let meta = storage.snapshotMetadata()
+        let durable: LogIndex?
+        do { durable = try stateMachine.open() } catch {
+            throw RaftError(.stateMachine, "node \(node.id): opening the state machine failed: \(error)")
+        }
+        if let held = durable {
+            // An on-disk state machine: it already holds `held`. Load the snapshot only if it
+            // moves the state forward; at exactly `held`, adopt it without reloading.
+            applied = try AppliedIndexGuard.opening(stateMachineApplied: held, lastLogIndex: storage.lastIndex())
+        } else {
+            // An in-memory state machine starts empty.
+            applied = AppliedIndexGuard()
+        }
         if meta.index > .zero {
-            let snap = try storage.snapshot()
-            do {
-                try stateMachine.restore(from: snap.data, metadata: meta)
-            } catch {
-                throw RaftError(.stateMachine, "node \(node.id): restoring the state machine from snapshot \(meta.index) failed: \(error)")
+            switch applied.decide(snapshotAt: meta.index) {
+            case .load:
+                let snap = try storage.snapshot()
+                do {
+                    try stateMachine.restore(from: snap.data, metadata: meta)
+                } catch {
+                    throw RaftError(.stateMachine, "node \(node.id): restoring the state machine from snapshot \(meta.index) failed: \(error)")
+                }
+                applied.snapshotInstalled(meta)
+            case .adoptMetadataOnly, .ignore:
+                break
             }
         }
-        applied = AppliedIndexGuard(applied: meta.index, term: meta.term)
+        if let reported = stateMachine.reportedAppliedIndex {
+            try applied.verify(reported: reported, after: "opening")
+        }
         lastSnapshot = meta.index
-        core = try RaftCore(configuration: node.configuration.raft, storage: storage, applied: meta.index)
+        core = try RaftCore(configuration: node.configuration.raft, storage: storage, applied: applied.applied)
     }
 
     func run() async throws {
@@ -80,13 +98,7 @@ final class NodeLoop<SM: StateMachine> {
     func shutDown(with error: any Error) {
         for p in pending.values { p.continuation.resume(throwing: error) }
         pending = [:]
-        for e in node.inbox.close() {
-            switch e {
-            case .propose(_, _, let c): c.resume(throwing: error)
-            case .status(let c): c.resume(returning: nil)
-            default: break
-            }
-        }
+        node.failQueued(with: error)
         if let f = storage as? FileLogStorage { f.close() }
     }
 
@@ -183,6 +195,9 @@ final class NodeLoop<SM: StateMachine> {
                     throw RaftError(.stateMachine, "node \(node.id): restoring snapshot \(snap.metadata.index) failed: \(error)")
                 }
                 applied.snapshotInstalled(snap.metadata)
+                if let reported = stateMachine.reportedAppliedIndex {
+                    try verified(reported, after: "restoring snapshot \(snap.metadata.index)")
+                }
             case .adoptMetadataOnly:
                 applied.snapshotInstalled(snap.metadata)
             case .ignore:
@@ -207,6 +222,9 @@ final class NodeLoop<SM: StateMachine> {
             throw RaftError(.stateMachine, "node \(node.id): the state machine returned \(results.count) results for \(fresh.count) entries")
         }
         applied.applied(through: last)
+        if let reported = stateMachine.reportedAppliedIndex {
+            try verified(reported, after: "applying entries \(fresh.first!.index)...\(last.index)")
+        }
         for (e, r) in zip(fresh, results) {
             guard let p = pending.removeValue(forKey: e.index) else { continue }
             if e.term == p.term {
@@ -217,14 +235,23 @@ final class NodeLoop<SM: StateMachine> {
         }
     }
 
-    /// Every ``RaftNodeConfiguration/snapshotEvery`` applied entries: snapshot the state
-    /// machine and compact the log behind it.
+    func verified(_ reported: LogIndex, after operation: String) throws {
+        do { try applied.verify(reported: reported, after: operation) } catch {
+            throw RaftError(.stateMachine, "node \(node.id): \(error.message)")
+        }
+    }
+
+    /// Every ``RaftNodeConfiguration/snapshotEvery`` applied entries: make the state machine
+    /// durable (on-disk state machines), snapshot it, and compact the log behind it.
     func maybeSnapshot() throws {
         let every = node.configuration.snapshotEvery
         let at = applied.applied
         guard every > 0, at > lastSnapshot, lastSnapshot.distance(to: at) >= Int(every) else { return }
         let data: [UInt8]
-        do { data = try stateMachine.snapshot() } catch {
+        do {
+            try stateMachine.sync()
+            data = try stateMachine.snapshot()
+        } catch {
             throw RaftError(.stateMachine, "node \(node.id): snapshot at \(at) failed: \(error)")
         }
         try storage.createSnapshot(at: at, confState: nil, data: data)

@@ -96,7 +96,14 @@ public final class RaftNode<SM: StateMachine>: Sendable {
         }) else {
             throw RaftError(.invalidConfiguration, "node \(id) is already running or was run before")
         }
-        let loop = try NodeLoop(node: self, storage: p.storage, stateMachine: p.stateMachine)
+        let loop: NodeLoop<SM>
+        do {
+            loop = try NodeLoop(node: self, storage: p.storage, stateMachine: p.stateMachine)
+        } catch {
+            // Nobody will ever answer: fail whatever is queued and refuse what comes.
+            failQueued(with: error)
+            throw error
+        }
         let ticks = Task { [inbox, configuration, ticker] in await ticker(configuration.tickInterval, inbox) }
         defer { ticks.cancel() }
         try await loop.run()
@@ -129,6 +136,17 @@ public final class RaftNode<SM: StateMachine>: Sendable {
         }
         guard let s else { throw nodeStoppedError(id) }
         return s
+    }
+
+    /// Closes the inbox and fails every queued request with `error`.
+    func failQueued(with error: any Error) {
+        for e in inbox.close() {
+            switch e {
+            case .propose(_, _, let c): c.resume(throwing: error)
+            case .status(let c): c.resume(returning: nil)
+            default: break
+            }
+        }
     }
 
     /// Starts an election now.
