@@ -1,71 +1,136 @@
-// A three-node Raft cluster in one process, narrated in plain words.
-//
-// The cores run over the test kit's simulated network (messages in memory, storage in memory),
-// driven by logical ticks, so every run is the same. Pass a number to pick another seed.
+// Three Raft nodes in one process, with real file storage under a temporary directory and real
+// time, narrated in plain words: election, proposals, the leader stopping, a new leader taking
+// over, the old one coming back and catching up.
 #if canImport(Glibc)
     import Glibc
+#elseif canImport(Darwin)
+    import Darwin
 #endif
 import Raft
-import RaftTestKit
 
-let seed = CommandLine.arguments.dropFirst().first.flatMap { UInt64($0) } ?? 7
+/// A tiny key-value store: commands are `key=value`, the result is the previous value.
+final class Store: StateMachine {
+    var values: [String: String] = [:]
+
+    func apply(_ entries: ArraySlice<LogEntry>) throws -> [String] {
+        entries.map { e in
+            guard e.kind == .command else { return "" }
+            let parts = String(decoding: e.data, as: UTF8.self).split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { return "" }
+            defer { values[parts[0]] = parts[1] }
+            return values[parts[0]] ?? "(none)"
+        }
+    }
+
+    func snapshot() throws -> [UInt8] {
+        Array(values.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: "\n").utf8)
+    }
+
+    func restore(from data: [UInt8], metadata: SnapshotMetadata) throws {
+        values = [:]
+        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
+            let parts = line.split(separator: "=", maxSplits: 1).map(String.init)
+            if parts.count == 2 { values[parts[0]] = parts[1] }
+        }
+    }
+}
 
 func say(_ s: String) { print(s) }
 
-func text(_ d: [UInt8]) -> String { String(decoding: d, as: UTF8.self) }
+let ids: [NodeID] = [1, 2, 3]
+var template = "/tmp/raft-demo-XXXXXX".utf8CString
+guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+    say("error: cannot create a temporary directory")
+    exit(1)
+}
+let root = String(cString: made)
+let transport = LocalTransport()
+var nodes: [NodeID: RaftNode<Store>] = [:]
+var stores: [NodeID: Store] = [:]
+var runs: [NodeID: Task<Void, any Error>] = [:]
 
-/// Runs rounds (deliver messages, tick every node) until `done` or `limit` rounds pass.
-func run(_ c: SimCluster, limit: Int = 400, until done: () -> Bool) -> Int? {
-    for r in 1...limit {
-        c.runRound()
-        if done() { return r }
+@MainActor
+func start(_ id: NodeID) throws {
+    var c = RaftNodeConfiguration(id: id)
+    c.tickInterval = .milliseconds(10)  // a fast demo: 10 ms heartbeat, 100–200 ms election timeout
+    c.snapshotEvery = 50
+    c.compactionTrail = 10
+    let storage = try FileLogStorage(directory: "\(root)/node\(id)", voters: ids)
+    let store = Store()
+    let node = try RaftNode(configuration: c, storage: storage, stateMachine: store, transport: transport)
+    transport.register(id, receive: { node.receive($0) }, reportSnapshot: { node.reportSnapshot(to: $0, failed: $1) })
+    nodes[id] = node
+    stores[id] = store
+    runs[id] = Task { try await node.run() }
+}
+
+@MainActor
+func stop(_ id: NodeID) async {
+    transport.unregister(id)
+    nodes[id]?.stop()
+    if case .failure(let e)? = await runs[id]?.result { say("  node \(id) stopped with an error: \(e)") }
+    nodes[id] = nil
+}
+
+@MainActor
+func leader(within seconds: Int = 10) async -> NodeID? {
+    for _ in 0..<(seconds * 50) {
+        for (id, node) in nodes {
+            if let s = try? await node.status(), s.raft.role == .leader { return id }
+        }
+        try? await Task.sleep(for: .milliseconds(20))
     }
     return nil
 }
 
+@MainActor
+func cleanUp() { _ = system("rm -rf '\(root)'") }
+
 do {
-    let cluster = try SimCluster(nodes: 3, seed: seed, faults: SimFaults(restartRate: 0, proposeRate: 0))
-    say("Starting three nodes (1, 2, 3). Nobody is leader yet; each waits a random election timeout.")
-    guard let rounds = run(cluster, until: { cluster.leader != nil }), let first = cluster.leader else {
+    say("Starting three nodes (1, 2, 3), each with its own write-ahead log under \(root).")
+    for id in ids { try start(id) }
+    guard let first = await leader() else {
         say("No leader was elected: this should not happen.")
+        cleanUp()
         exit(1)
     }
-    say("After \(rounds) ticks node \(first) won the election for term \(cluster.core(first)!.term).")
-
-    let commands = ["set a=1", "set b=2", "set c=3"]
-    for command in commands {
-        let r = try cluster.propose(first, [Array(command.utf8)])!
-        say("Client: '\(command)' proposed to node \(first), stored at log index \(r.lastIndex).")
-    }
-    _ = run(cluster) { cluster.ids.allSatisfy { cluster.machine($0).lastCommand == Array("set c=3".utf8) } }
-    for id in cluster.ids {
-        say("  node \(id) applied up to index \(cluster.machine(id).applied) (last command '\(text(cluster.machine(id).lastCommand))')")
+    say("Node \(first) won the election for term \(try await nodes[first]!.status().raft.term).")
+    for command in ["color=red", "size=large", "color=blue"] {
+        let previous = try await nodes[first]!.propose(Array(command.utf8))
+        say("Client: '\(command)' committed on a majority and applied; previous value: \(previous)")
     }
 
     say("Stopping the leader, node \(first).")
-    cluster.crash(first)
-    guard let r2 = run(cluster, until: { cluster.leader != nil }), let second = cluster.leader else {
+    await stop(first)
+    guard let second = await leader() else {
         say("The two remaining nodes did not elect a leader: this should not happen.")
+        cleanUp()
         exit(1)
     }
-    say("After \(r2) ticks node \(second) took over as leader for term \(cluster.core(second)!.term).")
-    let r = try cluster.propose(second, [Array("set d=4".utf8)])!
-    say("Client: 'set d=4' proposed to node \(second), stored at log index \(r.lastIndex).")
-    _ = run(cluster) { cluster.machine(second).lastCommand == Array("set d=4".utf8) }
-    say("  committed with two of three nodes up: a majority is enough.")
+    say("Node \(second) took over as leader for term \(try await nodes[second]!.status().raft.term).")
+    let previous = try await nodes[second]!.propose(Array("shape=round".utf8))
+    say("Client: 'shape=round' committed with two of three nodes up; previous value: \(previous)")
+    for k in 0..<100 { _ = try await nodes[second]!.propose(Array("counter=\(k)".utf8)) }
+    let target = try await nodes[second]!.status()
+    say("Client: 100 more writes; the leader has applied up to index \(target.applied) and snapshotted at \(target.snapshotIndex).")
 
-    say("Restarting node \(first). It comes back as a follower and catches up from the new leader.")
-    try cluster.restart(first)
-    _ = run(cluster) { cluster.machine(first).lastCommand == Array("set d=4".utf8) }
-    for id in cluster.ids {
-        let c = cluster.core(id)!
-        say("  node \(id): \(c.role), term \(c.term), applied up to index \(cluster.machine(id).applied)")
+    say("Restarting node \(first) from its files. It comes back as a follower and catches up.")
+    try start(first)
+    for _ in 0..<500 {
+        if let s = try? await nodes[first]!.status(), s.applied >= target.applied { break }
+        try? await Task.sleep(for: .milliseconds(20))
     }
-    let same = Set(cluster.ids.map { cluster.machine($0).hash }).count == 1
-    say(same ? "All three state machines hold the same data." : "State machines differ: this should not happen.")
-    say(cluster.checker.violations.isEmpty ? "Safety checker: no violation of Raft's safety properties." : "Safety checker: \(cluster.checker.violations)")
-    exit(same && cluster.checker.violations.isEmpty ? 0 : 1)
+    for id in ids {
+        let s = try await nodes[id]!.status()
+        say("  node \(id): \(s.raft.role), term \(s.raft.term), applied up to index \(s.applied), \(stores[id]!.values.count) keys")
+    }
+    let same = Set(ids.map { stores[$0]!.values }).count == 1
+    say(same ? "All three nodes hold the same data: \(stores[second]!.values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", "))" : "The nodes differ: this should not happen.")
+    for id in ids { await stop(id) }
+    cleanUp()
+    exit(same ? 0 : 1)
 } catch {
     say("error: \(error)")
+    cleanUp()
     exit(1)
 }
