@@ -9,8 +9,10 @@ let package = Package(
         .executable(name: "raft-demo", targets: ["raft-demo"]),
     ],
     targets: [
-        // The protocol core and the storage protocol: standard library only.
-        .target(name: "Raft"),
+        // The protocol core (standard library only), storage, snapshots and the node runtime.
+        .target(name: "Raft", dependencies: ["CRaftSystem"]),
+        // One system call Swift's Glibc module does not expose (fallocate, to reserve log space).
+        .target(name: "CRaftSystem"),
         // Simulation cluster, safety checker and scenario runner, usable by library users.
         .target(name: "RaftTestKit", dependencies: ["Raft"]),
         // A narrated three-node cluster in one process.

@@ -152,6 +152,7 @@ extension FileLogStorage {
         let snapshot = try chooseSnapshot()
         // Every check passed: now repair.
         try runPendingRepairs()
+        segments.last?.file.reserve(options.segmentBytes + (1 << 20))
         try snapshotter.removeTemporaryFiles()
         recovery.removedTemporaryFiles = snapshotter.removedTemporaryFiles
         try adopt(snapshot)
@@ -229,6 +230,7 @@ extension FileLogStorage {
         WALFormat.encodeBase(&bytes, index: .zero, term: .zero, reset: false, conf: ConfState(voters: voters))
         WALFormat.encodeHardState(&bytes, HardState())
         try file.write(bytes, at: 0)
+        file.reserve(options.segmentBytes + (1 << 20))
         try file.sync()
         try fs.syncDirectory(walDirectory)
         segments = [Segment(seq: 0, path: path, file: file, size: bytes.count, maxIndex: .zero)]

@@ -334,6 +334,7 @@ public final class FileLogStorage: WritableLogStorage {
         WALFormat.encodeBase(&bytes, index: base.index, term: base.term, reset: false, conf: conf)
         WALFormat.encodeHardState(&bytes, hard)
         try file.write(bytes, at: 0)
+        file.reserve(options.segmentBytes + (1 << 20))
         try file.sync()
         try fs.syncDirectory(walDirectory)
         segments.append(Segment(seq: seq, path: path, file: file, size: bytes.count, maxIndex: base.index))
