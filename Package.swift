@@ -8,9 +8,21 @@ let package = Package(
         .library(name: "RaftTestKit", targets: ["RaftTestKit"]),
         .executable(name: "raft-demo", targets: ["raft-demo"]),
     ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
     targets: [
         // The protocol core (standard library only), storage, snapshots and the node runtime.
-        .target(name: "Raft", dependencies: ["CRaftSystem"]),
+        .target(
+            name: "Raft",
+            dependencies: [
+                "CRaftSystem",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
         // One system call Swift's Glibc module does not expose (fallocate, to reserve log space).
         .target(name: "CRaftSystem"),
         // Simulation cluster, safety checker and scenario runner, usable by library users.

@@ -1,5 +1,7 @@
 import Foundation
+import Logging
 import Raft
+import ServiceLifecycle
 import RaftTestKit
 import Testing
 
@@ -404,5 +406,51 @@ struct RaftNodeTests {
         #expect(disks[lagging]!.restoresFromSnapshot >= 1, "the lagging node caught up by snapshot")
         await h.stopAll()
         #expect(h.failures.isEmpty, "\(h.failures)")
+    }
+
+    /// A manual snapshot request snapshots everything applied and compacts behind it.
+    @Test func manualSnapshot() async throws {
+        let h = NodeHarness<KVMachine> { c in
+            c.snapshotEvery = 0
+            c.compactionTrail = 1
+        }
+        try h.startAll()
+        let leader = try await h.electLeader()
+        for k in 0..<5 { _ = try await h.propose("m\(k)=\(k)", at: leader) }
+        let at = try await h.nodes[leader]!.snapshot()
+        let status = try await h.nodes[leader]!.status()
+        #expect(at == status.applied)
+        #expect(status.snapshotIndex == status.applied)
+        #expect(h.storages[leader]!.firstIndex() == status.applied)  // one entry of trail kept
+        #expect(try await h.nodes[leader]!.snapshot() == nil, "nothing new to snapshot")
+        await h.stopAll()
+    }
+
+    /// As a `ServiceLifecycle.Service`, a node stops on graceful shutdown and fails what is
+    /// still waiting with `stopped`.
+    @Test func stopsOnGracefulShutdown() async throws {
+        let storage = MemoryLogStorage(voters: [1])
+        let clock = ManualClock()
+        let node = try RaftNode(
+            configuration: RaftNodeConfiguration(id: 1), storage: storage, stateMachine: KVMachine(), transport: LocalTransport(),
+            clock: clock)
+        let group = ServiceGroup(services: [node], logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let running = Task { try await group.run() }
+        var leader = false
+        for _ in 0..<200 where !leader {
+            clock.advance(by: .milliseconds(100))
+            for _ in 0..<20 { await Task.yield() }
+            leader = (try? await node.status())?.raft.role == .leader
+        }
+        #expect(leader)
+        #expect(try await node.propose(Array("s=1".utf8)) == "")
+        await group.triggerGracefulShutdown()
+        try await running.value
+        do {
+            _ = try await node.propose(Array("s=2".utf8))
+            Issue.record("a stopped node accepted a proposal")
+        } catch let e as RaftError {
+            #expect(e.code == .stopped)
+        }
     }
 }

@@ -1,4 +1,6 @@
 import Dispatch
+import Logging
+import Metrics
 
 /// A value the run loop hands to its I/O thread and takes back: it is used by one of them at a
 /// time, never both.
@@ -15,6 +17,7 @@ final class NodeLoop<SM: StateMachine> {
         var token: UInt64
         var continuation: CheckedContinuation<SM.Result, any Error>
         var deadline: Int
+        var started: ContinuousClock.Instant
     }
 
     unowned let node: RaftNode<SM>
@@ -28,9 +31,13 @@ final class NodeLoop<SM: StateMachine> {
     /// Disk I/O runs here, off Swift's cooperative pool.
     let io = DispatchQueue(label: "swift-raft.node.io")
     let offloadIO: Bool
+    let metrics: NodeMetrics
+    var logger: Logger { node.logger }
+    var lastLeader: NodeID = .none
 
     init(node: RaftNode<SM>, storage: any WritableLogStorage, stateMachine: SM) throws {
         self.node = node
+        metrics = NodeMetrics(id: node.id)
         self.storage = storage
         self.stateMachine = stateMachine
         offloadIO = storage is FileLogStorage
@@ -106,7 +113,10 @@ final class NodeLoop<SM: StateMachine> {
         switch e {
         case .message(let m):
             // A malformed or misaddressed message changes nothing; it is dropped.
-            try? core.step(m)
+            do { try core.step(m) } catch {
+                metrics.droppedMessages.increment()
+                logger.debug("dropped a message", metadata: ["from": "\(m.from)", "error": "\(error.message)"])
+            }
         case .tick:
             core.tick()
             ticks += 1
@@ -122,6 +132,8 @@ final class NodeLoop<SM: StateMachine> {
             core.campaign()
         case .snapshotReport(let peer, let failed):
             core.reportSnapshot(to: peer, failed: failed)
+        case .snapshotNow(let c):
+            do { c.resume(returning: try takeSnapshot()) } catch { c.resume(throwing: error) }
         case .propose, .stop:
             break
         }
@@ -136,8 +148,11 @@ final class NodeLoop<SM: StateMachine> {
                 return
             }
             var index = receipt.firstIndex
+            let now = ContinuousClock.now
             for p in batch {
-                pending[index] = Pending(term: receipt.term, token: p.token, continuation: p.continuation, deadline: ticks + node.configuration.proposalTimeoutTicks)
+                pending[index] = Pending(
+                    term: receipt.term, token: p.token, continuation: p.continuation,
+                    deadline: ticks + node.configuration.proposalTimeoutTicks, started: now)
                 index = index + 1
             }
         } catch {
@@ -156,6 +171,17 @@ final class NodeLoop<SM: StateMachine> {
     func drain() async throws {
         while core.hasReady {
             let rd = core.ready()
+            if let ss = rd.softState, ss.leader != lastLeader {
+                lastLeader = ss.leader
+                metrics.leaderChanges.increment()
+                logger.info("leader changed", metadata: ["raft.leader": "\(ss.leader)", "raft.role": "\(ss.role)", "raft.term": "\(core.term)"])
+            }
+            for m in rd.messages {
+                if case .installSnapshot(let s) = m.kind {
+                    metrics.snapshotsSent.increment()
+                    logger.info("sending snapshot", metadata: ["to": "\(m.to)", "raft.snapshot": "\(s.snapshot.metadata.index)"])
+                }
+            }
             node.transport.send(rd.messages)
             try await persist(rd)
             node.transport.send(rd.messagesAfterPersist)
@@ -163,10 +189,15 @@ final class NodeLoop<SM: StateMachine> {
             core.advance(rd)
             try maybeSnapshot()
         }
+        metrics.term.record(Int64(core.term.rawValue))
+        metrics.commit.record(Int64(core.commitIndex.rawValue))
+        metrics.applied.record(Int64(applied.applied.rawValue))
     }
 
     func persist(_ rd: Ready) async throws {
         guard rd.needsSync else { return }
+        let start = ContinuousClock.now
+        defer { metrics.syncLatency.recordNanoseconds(Int64((ContinuousClock.now - start) / .nanoseconds(1))) }
         if !offloadIO {
             try storage.persist(rd)
             return
@@ -195,6 +226,8 @@ final class NodeLoop<SM: StateMachine> {
                     throw RaftError(.stateMachine, "node \(node.id): restoring snapshot \(snap.metadata.index) failed: \(error)")
                 }
                 applied.snapshotInstalled(snap.metadata)
+                metrics.snapshotsInstalled.increment()
+                logger.info("installed snapshot", metadata: ["raft.snapshot": "\(snap.metadata.index)"])
                 if let reported = stateMachine.reportedAppliedIndex {
                     try verified(reported, after: "restoring snapshot \(snap.metadata.index)")
                 }
@@ -228,6 +261,7 @@ final class NodeLoop<SM: StateMachine> {
         for (e, r) in zip(fresh, results) {
             guard let p = pending.removeValue(forKey: e.index) else { continue }
             if e.term == p.term {
+                metrics.proposalLatency.recordNanoseconds(Int64((ContinuousClock.now - p.started) / .nanoseconds(1)))
                 p.continuation.resume(returning: r)
             } else {
                 p.continuation.resume(throwing: RaftError(.proposalDropped, "proposal at index \(e.index) was replaced after a leader change"))
@@ -245,8 +279,15 @@ final class NodeLoop<SM: StateMachine> {
     /// durable (on-disk state machines), snapshot it, and compact the log behind it.
     func maybeSnapshot() throws {
         let every = node.configuration.snapshotEvery
+        guard every > 0, applied.applied > lastSnapshot, lastSnapshot.distance(to: applied.applied) >= Int(every) else { return }
+        try takeSnapshot()
+    }
+
+    /// Snapshots everything applied (if anything is new) and compacts behind it.
+    @discardableResult
+    func takeSnapshot() throws -> LogIndex? {
         let at = applied.applied
-        guard every > 0, at > lastSnapshot, lastSnapshot.distance(to: at) >= Int(every) else { return }
+        guard at > lastSnapshot else { return nil }
         let data: [UInt8]
         do {
             try stateMachine.sync()
@@ -256,9 +297,12 @@ final class NodeLoop<SM: StateMachine> {
         }
         try storage.createSnapshot(at: at, confState: nil, data: data)
         lastSnapshot = at
+        metrics.snapshotsTaken.increment()
         let trail = node.configuration.compactionTrail
         if at.rawValue > trail, at - trail >= storage.firstIndex() {
             try storage.compact(upTo: at - trail)
         }
+        logger.info("took snapshot", metadata: ["raft.snapshot": "\(at)", "raft.first_index": "\(storage.firstIndex())"])
+        return at
     }
 }

@@ -1,4 +1,6 @@
 import Dispatch
+import Logging
+import ServiceLifecycle
 import Synchronization
 
 /// How a ``RaftNode`` runs, on top of the protocol's ``RaftConfiguration``.
@@ -24,6 +26,11 @@ public struct RaftNodeConfiguration: Sendable {
 /// One Raft replica: a ``RaftCore``, its storage, a transport and your ``StateMachine``, driven
 /// by one run loop.
 ///
+/// It is a `ServiceLifecycle.Service`: run it in a `ServiceGroup` and it stops on graceful
+/// shutdown. It logs through the `Logger` you pass (info and below) and exports metrics through
+/// swift-metrics (term, commit and applied index, leader changes, proposal and fsync latency,
+/// snapshots taken, installed and sent, dropped messages), dimensioned by node id.
+///
 /// Every public method only queues an event for the loop and waits for its answer, so nothing
 /// re-enters the core halfway. Events that arrive while the loop persists a batch go into the
 /// next batch: many concurrent proposals share one append and one sync. Ticks come from the
@@ -32,7 +39,7 @@ public struct RaftNodeConfiguration: Sendable {
 ///
 /// This first version applies committed entries on the loop itself, after persisting; the
 /// leader's appends still leave before its own disk write (``Ready/messages``).
-public final class RaftNode<SM: StateMachine>: Sendable {
+public final class RaftNode<SM: StateMachine>: Service, Sendable {
     enum Event: Sendable {
         case message(Message)
         case tick
@@ -41,6 +48,7 @@ public final class RaftNode<SM: StateMachine>: Sendable {
         case status(CheckedContinuation<NodeStatus?, Never>)
         case campaign
         case snapshotReport(NodeID, Bool)
+        case snapshotNow(CheckedContinuation<LogIndex?, any Error>)
         case stop
     }
 
@@ -59,6 +67,7 @@ public final class RaftNode<SM: StateMachine>: Sendable {
     /// Posts a tick to the inbox every tick interval of the injected clock.
     let ticker: @Sendable (Duration, Inbox<Event>) async -> Void
     let nextProposal = Atomic<UInt64>(0)
+    let logger: Logger
 
     /// Creates a node. Nothing happens until ``run()``.
     ///
@@ -68,9 +77,10 @@ public final class RaftNode<SM: StateMachine>: Sendable {
     ///   - stateMachine: yours; the node is its only user from now on.
     ///   - clock: ticks every ``RaftNodeConfiguration/tickInterval`` of this clock; inject a
     ///     manual clock in tests.
+    ///   - logger: where the node logs (info and below); silent by default.
     public init<C: Clock & Sendable>(
         configuration: RaftNodeConfiguration, storage: any WritableLogStorage, stateMachine: SM, transport: any RaftTransport,
-        clock: C = ContinuousClock()
+        clock: C = ContinuousClock(), logger: Logger = Logger(label: "swift-raft", factory: { _ in SwiftLogNoOpLogHandler() })
     ) throws(RaftError) where C.Duration == Duration {
         var c = configuration
         c.raft.refuseProposalsOnFollower = true
@@ -81,6 +91,9 @@ public final class RaftNode<SM: StateMachine>: Sendable {
         self.configuration = c
         parts = Mutex(Parts(storage: storage, stateMachine: stateMachine))
         self.transport = transport
+        var l = logger
+        l[metadataKey: "raft.node"] = "\(c.raft.id)"
+        self.logger = l
         ticker = { interval, inbox in await tickLoop(clock: clock, every: interval, into: inbox, tick: Event.tick) }
     }
 
@@ -106,7 +119,27 @@ public final class RaftNode<SM: StateMachine>: Sendable {
         }
         let ticks = Task { [inbox, configuration, ticker] in await ticker(configuration.tickInterval, inbox) }
         defer { ticks.cancel() }
-        try await loop.run()
+        logger.info("node started", metadata: ["raft.term": "\(loop.core.term)", "raft.applied": "\(loop.applied.applied)"])
+        do {
+            try await withGracefulShutdownHandler {
+                try await loop.run()
+            } onGracefulShutdown: { [inbox] in
+                inbox.post(.stop)
+            }
+        } catch {
+            logger.error("node stopped on an error", metadata: ["error": "\(error)"])
+            throw error
+        }
+        logger.info("node stopped")
+    }
+
+    /// Takes a snapshot now (of everything applied) and compacts the log behind it. Returns the
+    /// snapshot's index, or `nil` if nothing was applied since the last one.
+    @discardableResult
+    public func snapshot() async throws -> LogIndex? {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<LogIndex?, any Error>) in
+            if !inbox.post(.snapshotNow(c)) { c.resume(throwing: nodeStoppedError(id)) }
+        }
     }
 
     /// Proposes a command; returns the state machine's result once it is committed and applied.
@@ -144,6 +177,7 @@ public final class RaftNode<SM: StateMachine>: Sendable {
             switch e {
             case .propose(_, _, let c): c.resume(throwing: error)
             case .status(let c): c.resume(returning: nil)
+            case .snapshotNow(let c): c.resume(throwing: error)
             default: break
             }
         }
