@@ -5,6 +5,7 @@ import PackageDescription
 // benchmark code and no extra targets. Run with:
 //   cd Benchmarks && swift run -c release raft-core-bench
 //   cd Benchmarks && swift run -c release raft-wal-bench
+//   cd Benchmarks && swift run -c release raft-node-bench
 let package = Package(
     name: "swift-raft-benchmarks",
     dependencies: [
@@ -23,6 +24,12 @@ let package = Package(
         // Durable write throughput of FileLogStorage against the disk's raw fdatasync rate.
         .executableTarget(
             name: "raft-wal-bench",
+            dependencies: [.product(name: "Raft", package: "swift-raft")]
+        ),
+        // Three RaftNodes on FileLogStorage in real time: proposals/s and latency against the
+        // disk's fdatasync latency, fsyncs per committed proposal.
+        .executableTarget(
+            name: "raft-node-bench",
             dependencies: [.product(name: "Raft", package: "swift-raft")]
         ),
     ],

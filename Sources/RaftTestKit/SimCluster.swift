@@ -83,6 +83,7 @@ public final class SimCluster {
 
     var rng: SeededGenerator
     var configs: [RaftConfiguration]
+    /// Each node's storage (its disk), in cluster order.
     public private(set) var storages: [any WritableLogStorage]
     var disks: [any SimDisk]
     let makeDisk: ([NodeID]) -> any SimDisk
