@@ -214,19 +214,23 @@ public final class SafetyChecker {
     // MARK: Per-step checks
 
     /// Checks node `n` after it handled a batch.
-    func check(_ n: Int, core: RaftCore, storage: any WritableLogStorage) {
+    /// `synced` says whether the storage's hard state is durable now (a commit-only change may
+    /// be buffered until the next sync; only durable values must never go back).
+    func check(_ n: Int, core: RaftCore, storage: any WritableLogStorage, synced: Bool) {
         let id = ids[n]
         let commit = core.commitIndex
         if commit < liveCommit[n] {
             fail("monotonic commit: node \(id) commit went from \(liveCommit[n]) to \(commit)")
         }
         liveCommit[n] = commit
-        let durable = storage.currentHardState.commit
-        if durable < durableCommit[n] {
-            fail("monotonic commit: node \(id) durable commit went from \(durableCommit[n]) to \(durable)")
+        if synced {
+            let durable = storage.currentHardState.commit
+            if durable < durableCommit[n] {
+                fail("monotonic commit: node \(id) durable commit went from \(durableCommit[n]) to \(durable)")
+            }
+            durableCommit[n] = durable
+            durableHard[n] = storage.currentHardState
         }
-        durableCommit[n] = durable
-        durableHard[n] = storage.currentHardState
         if !(core.appliedIndex <= commit && commit <= core.lastIndex) {
             fail("indexes: node \(id) has applied \(core.appliedIndex), commit \(commit), last \(core.lastIndex)")
         }

@@ -239,7 +239,7 @@ public final class SimCluster {
             c = cores[i]!
             c.advance(rd)
             cores[i] = c
-            checker.check(i, core: c, storage: storages[i])
+            checker.check(i, core: c, storage: storages[i], synced: rd.mustSync || !(storages[i] is FileLogStorage))
         }
         flushSnapshotReports()
     }
@@ -273,7 +273,7 @@ public final class SimCluster {
         }
         do {
             if let hs = rd.hardState { try s.setHardState(hs) }
-            if rd.needsSync { try s.sync() }
+            if rd.mustSync { try s.sync() }
         } catch {
             checker.fail("storage: node \(ids[i]) could not persist: \(error)")
         }

@@ -396,3 +396,27 @@ struct MalformedMessageTests {
         #expect(confirmed.map(\.context) == [[9]])
     }
 }
+
+@Suite("Ready sync contract")
+struct ReadySyncTests {
+    /// Entries, a new term or a vote must be durable before the late messages go out; a
+    /// hard state whose only change is the commit index need not be synced.
+    @Test func onlyCommitChangesSkipTheSync() throws {
+        let c = try SimCluster(nodes: 3, seed: 3)
+        var readies: [(NodeID, Ready)] = []
+        c.onReady = { id, rd in readies.append((id, rd)) }
+        c.campaign(1)
+        c.stabilize()
+        // Voting and campaigning changed term and vote: synced.
+        #expect(readies.contains { $0.1.hardState?.vote != nil && $0.1.hardState?.vote != NodeID.none && $0.1.mustSync })
+        readies = []
+        try c.propose(1, [[1]])
+        c.stabilize()
+        let withEntries = readies.filter { !$0.1.entries.isEmpty }
+        #expect(!withEntries.isEmpty && withEntries.allSatisfy { $0.1.mustSync })
+        // Followers learn the new commit index from the next append: a commit-only change.
+        let commitOnly = readies.filter { $0.1.hardState != nil && $0.1.entries.isEmpty && $0.1.snapshot == nil }
+        #expect(!commitOnly.isEmpty)
+        #expect(commitOnly.allSatisfy { !$0.1.mustSync })
+    }
+}

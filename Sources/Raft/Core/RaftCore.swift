@@ -161,7 +161,9 @@ public struct RaftCore {
             committedEntries: committed,
             messages: outboxImmediate,
             messagesAfterPersist: outboxAfterPersist,
-            readStates: readStates)
+            readStates: readStates,
+            mustSync: !log.unstable.entries.isEmpty || log.unstable.snapshot != nil || hs.term != lastHardState.term
+                || hs.vote != lastHardState.vote)
         lastSoftState = ss
         lastHardState = hs
         // Fresh arrays, not removeAll(keepingCapacity:): `rd` shares these buffers.

@@ -38,8 +38,14 @@ public struct Ready: Sendable {
             && messages.isEmpty && messagesAfterPersist.isEmpty && readStates.isEmpty
     }
 
-    /// Whether the batch asks for anything to be made durable (and so for a sync).
+    /// Whether the batch has anything to write.
     public var needsSync: Bool { hardState != nil || snapshot != nil || !entries.isEmpty }
+
+    /// Whether what the batch writes must be durable before ``messagesAfterPersist`` are sent:
+    /// new entries, a snapshot, or a new term or vote. A hard state whose only change is the
+    /// commit index may be written without a sync (the commit index is a hint on restart; it is
+    /// re-learned from the leader), saving an `fdatasync` on every commit.
+    public var mustSync: Bool
 }
 
 /// The volatile part of a node's state that its users usually care about.

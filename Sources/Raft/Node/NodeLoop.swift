@@ -40,7 +40,7 @@ final class NodeLoop<SM: StateMachine> {
         metrics = NodeMetrics(id: node.id)
         self.storage = storage
         self.stateMachine = stateMachine
-        offloadIO = storage is FileLogStorage
+        offloadIO = storage.performsBlockingIO
         let meta = storage.snapshotMetadata()
         let durable: LogIndex?
         do { durable = try stateMachine.open() } catch {
@@ -106,7 +106,7 @@ final class NodeLoop<SM: StateMachine> {
         for p in pending.values { p.continuation.resume(throwing: error) }
         pending = [:]
         node.failQueued(with: error)
-        if let f = storage as? FileLogStorage { f.close() }
+        storage.close()
     }
 
     func handle(_ e: Event) {
@@ -196,6 +196,11 @@ final class NodeLoop<SM: StateMachine> {
 
     func persist(_ rd: Ready) async throws {
         guard rd.needsSync else { return }
+        guard rd.mustSync else {
+            // Only the commit index changed: buffer it, no sync, no thread switch.
+            try storage.persist(rd)
+            return
+        }
         let start = ContinuousClock.now
         defer { metrics.syncLatency.recordNanoseconds(Int64((ContinuousClock.now - start) / .nanoseconds(1))) }
         if !offloadIO {
@@ -258,8 +263,11 @@ final class NodeLoop<SM: StateMachine> {
         if let reported = stateMachine.reportedAppliedIndex {
             try verified(reported, after: "applying entries \(fresh.first!.index)...\(last.index)")
         }
-        for (e, r) in zip(fresh, results) {
-            guard let p = pending.removeValue(forKey: e.index) else { continue }
+        var k = results.startIndex
+        for e in fresh {
+            let r = results[k]
+            k += 1
+            guard !pending.isEmpty, let p = pending.removeValue(forKey: e.index) else { continue }
             if e.term == p.term {
                 metrics.proposalLatency.recordNanoseconds(Int64((ContinuousClock.now - p.started) / .nanoseconds(1)))
                 p.continuation.resume(returning: r)

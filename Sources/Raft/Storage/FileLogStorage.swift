@@ -427,6 +427,9 @@ public final class FileLogStorage: WritableLogStorage {
         }
     }
 
+    /// Writes block on the disk.
+    public var performsBlockingIO: Bool { true }
+
     /// Closes the files. Buffered, unsynced writes are dropped.
     public func close() {
         for s in segments { s.file.close() }

@@ -45,15 +45,26 @@ public protocol WritableLogStorage: LogStorage {
     func compact(upTo index: LogIndex) throws(RaftError)
     /// Makes every write so far durable.
     func sync() throws(RaftError)
+    /// Whether writes block on the disk, so a runtime should call them off Swift's cooperative
+    /// thread pool. `false` by default.
+    var performsBlockingIO: Bool { get }
+    /// Releases files; the storage is unusable afterwards. Does nothing by default.
+    func close()
+}
+
+extension WritableLogStorage {
+    public var performsBlockingIO: Bool { false }
+    public func close() {}
 }
 
 extension WritableLogStorage {
     /// Persists what a ``Ready`` asks for, in the contract's order (snapshot, entries, hard
-    /// state) and syncs once.
+    /// state), and syncs once if ``Ready/mustSync`` says so. A commit-only hard state is
+    /// buffered and made durable by the next sync.
     public func persist(_ rd: Ready) throws(RaftError) {
         if let s = rd.snapshot { try applySnapshot(s) }
         if !rd.entries.isEmpty { try append(rd.entries) }
         if let hs = rd.hardState { try setHardState(hs) }
-        if rd.needsSync { try sync() }
+        if rd.mustSync { try sync() }
     }
 }

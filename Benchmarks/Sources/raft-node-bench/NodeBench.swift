@@ -1,0 +1,656 @@
+// End-to-end throughput and latency of three RaftNodes in one process: LocalTransport,
+// FileLogStorage with fsync (each node in its own temporary directory), an in-memory state
+// machine, real time. Concurrent proposers (Swift tasks) propose 16-byte commands to the leader
+// in a loop; each concurrency level reports proposals/s, latency percentiles and fsyncs per
+// committed proposal, against the disk's raw fdatasync latency measured in the same run.
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+import Raft
+import Synchronization
+
+// MARK: - Options
+
+enum SyncCounting: String {
+    /// A `WritableLogStorage` wrapper around each `FileLogStorage` counts `sync()` calls.
+    case storage
+    /// The `FileLogStorage`s are handed to the nodes unwrapped; a `FileSystem` wrapper counts
+    /// the files' `sync()` (fdatasync) calls instead.
+    case fileSystem = "filesystem"
+}
+
+struct Options {
+    var seconds = 3.0
+    var warmup = 0.5
+    var levels = [1, 16, 64, 256]
+    var payload = 16
+    var rawSyncs = 2_000
+    var tickMillis = 100
+    var snapshotEvery: UInt64 = 0
+    var counting = SyncCounting.storage
+    var parent = "/tmp"
+
+    static let usage = """
+        usage: raft-node-bench [options]
+          -d, --duration SECONDS   measured time per concurrency level (default 3)
+          -w, --warmup SECONDS     unmeasured warm-up per level (default 0.5)
+          -c, --concurrency LIST   concurrent proposers per level, comma separated
+                                   (default 1,16,64,256)
+          -p, --payload BYTES      command size (default 16)
+              --raw-syncs N        40-byte write + fdatasync rounds for the disk baseline
+                                   (default 2000)
+              --tick-ms N          RaftNodeConfiguration.tickInterval in ms (default 100)
+              --snapshot-every N   RaftNodeConfiguration.snapshotEvery (default 0: never)
+              --count MODE         how fsyncs are counted: 'storage' (default) wraps each
+                                   FileLogStorage in a counting WritableLogStorage; 'filesystem'
+                                   hands the FileLogStorage to the node unwrapped and counts
+                                   fdatasyncs in a FileSystem wrapper instead (see README)
+              --dir PATH           where to create the temporary directories (default /tmp)
+          -h, --help               show this help
+        """
+
+    static func parse(_ arguments: [String]) -> Options {
+        var options = Options()
+        var rest = arguments.dropFirst()[...]
+        func fail(_ why: String) -> Never {
+            print("raft-node-bench: \(why)\n\(usage)")
+            exit(2)
+        }
+        func value(_ flag: String) -> String {
+            guard let v = rest.popFirst() else { fail("\(flag) needs a value") }
+            return v
+        }
+        func seconds(_ flag: String, allowZero: Bool) -> Double {
+            let v = value(flag)
+            guard let s = Double(v), s.isFinite, s > 0 || (allowZero && s == 0) else { fail("\(flag) needs a number of seconds, got '\(v)'") }
+            return s
+        }
+        func positiveInt(_ flag: String) -> Int {
+            let v = value(flag)
+            guard let n = Int(v), n > 0 else { fail("\(flag) needs a positive integer, got '\(v)'") }
+            return n
+        }
+        while let arg = rest.popFirst() {
+            switch arg {
+            case "-d", "--duration": options.seconds = seconds(arg, allowZero: false)
+            case "-w", "--warmup": options.warmup = seconds(arg, allowZero: true)
+            case "-p", "--payload": options.payload = positiveInt(arg)
+            case "--raw-syncs": options.rawSyncs = positiveInt(arg)
+            case "--tick-ms": options.tickMillis = positiveInt(arg)
+            case "--snapshot-every":
+                let v = value(arg)
+                guard let n = UInt64(v) else { fail("\(arg) needs a non-negative integer, got '\(v)'") }
+                options.snapshotEvery = n
+            case "--count":
+                let v = value(arg)
+                guard let mode = SyncCounting(rawValue: v) else { fail("\(arg) needs 'storage' or 'filesystem', got '\(v)'") }
+                options.counting = mode
+            case "--dir": options.parent = value(arg)
+            case "-c", "--concurrency":
+                let v = value(arg)
+                var levels: [Int] = []
+                for part in v.split(separator: ",") {
+                    guard let n = Int(part), n > 0 else { fail("\(arg) needs positive integers, got '\(v)'") }
+                    levels.append(n)
+                }
+                if levels.isEmpty { fail("\(arg) needs at least one level") }
+                options.levels = levels
+            case "-h", "--help":
+                print(usage)
+                exit(0)
+            default: fail("unknown argument '\(arg)'")
+            }
+        }
+        return options
+    }
+}
+
+// MARK: - The state machine
+
+/// Counts commands; the result of each entry is its index.
+final class CountingStateMachine: StateMachine {
+    var commands: UInt64 = 0
+
+    func apply(_ entries: ArraySlice<LogEntry>) throws -> [UInt64] {
+        var results: [UInt64] = []
+        results.reserveCapacity(entries.count)
+        for e in entries {
+            if e.kind == .command { commands += 1 }
+            results.append(e.index.rawValue)
+        }
+        return results
+    }
+
+    func snapshot() throws -> [UInt8] {
+        (0..<8).map { UInt8(truncatingIfNeeded: commands >> (8 * UInt64($0))) }
+    }
+
+    func restore(from data: [UInt8], metadata: SnapshotMetadata) throws {
+        commands = data.prefix(8).enumerated().reduce(0) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+    }
+}
+
+// MARK: - Counting fsyncs
+
+/// Counters one node's storage bumps from whichever thread persists; read by the benchmark.
+final class SyncCounters: Sendable {
+    /// `sync()` calls (mode `storage`) or file fdatasyncs (mode `filesystem`).
+    let syncs = Atomic<Int>(0)
+    /// `append(_:)` calls with at least one entry, and the entries they carried (mode `storage`).
+    let appends = Atomic<Int>(0)
+    let appendedEntries = Atomic<Int>(0)
+    /// Time inside `sync()` / fdatasync, in nanoseconds.
+    let syncNanos = Atomic<Int>(0)
+
+    struct Reading {
+        var syncs = 0
+        var appends = 0
+        var appendedEntries = 0
+        var syncNanos = 0
+
+        static func - (a: Reading, b: Reading) -> Reading {
+            Reading(syncs: a.syncs - b.syncs, appends: a.appends - b.appends, appendedEntries: a.appendedEntries - b.appendedEntries,
+                    syncNanos: a.syncNanos - b.syncNanos)
+        }
+        static func + (a: Reading, b: Reading) -> Reading {
+            Reading(syncs: a.syncs + b.syncs, appends: a.appends + b.appends, appendedEntries: a.appendedEntries + b.appendedEntries,
+                    syncNanos: a.syncNanos + b.syncNanos)
+        }
+    }
+
+    func read() -> Reading {
+        Reading(syncs: syncs.load(ordering: .relaxed), appends: appends.load(ordering: .relaxed),
+                appendedEntries: appendedEntries.load(ordering: .relaxed), syncNanos: syncNanos.load(ordering: .relaxed))
+    }
+}
+
+/// A `FileLogStorage` behind a `WritableLogStorage` that forwards every call and counts syncs
+/// and appends.
+final class SyncCountingStorage: WritableLogStorage {
+    let base: FileLogStorage
+    let counters: SyncCounters
+
+    init(_ base: FileLogStorage, counters: SyncCounters) {
+        self.base = base
+        self.counters = counters
+    }
+
+    func initialState() throws(RaftError) -> (HardState, ConfState) { try base.initialState() }
+    func entries(in range: Range<LogIndex>, maxBytes: Int) throws(RaftError) -> [LogEntry] { try base.entries(in: range, maxBytes: maxBytes) }
+    func term(at index: LogIndex) throws(RaftError) -> Term { try base.term(at: index) }
+    func firstIndex() -> LogIndex { base.firstIndex() }
+    func lastIndex() -> LogIndex { base.lastIndex() }
+    func snapshot() throws(RaftError) -> Snapshot { try base.snapshot() }
+    func snapshotMetadata() -> SnapshotMetadata { base.snapshotMetadata() }
+    var currentHardState: HardState { base.currentHardState }
+
+    func append(_ entries: [LogEntry]) throws(RaftError) {
+        if !entries.isEmpty {
+            counters.appends.add(1, ordering: .relaxed)
+            counters.appendedEntries.add(entries.count, ordering: .relaxed)
+        }
+        try base.append(entries)
+    }
+
+    func setHardState(_ state: HardState) throws(RaftError) { try base.setHardState(state) }
+    func applySnapshot(_ snapshot: Snapshot) throws(RaftError) { try base.applySnapshot(snapshot) }
+
+    @discardableResult
+    func createSnapshot(at index: LogIndex, confState: ConfState?, data: [UInt8]) throws(RaftError) -> Snapshot {
+        try base.createSnapshot(at: index, confState: confState, data: data)
+    }
+
+    func compact(upTo index: LogIndex) throws(RaftError) { try base.compact(upTo: index) }
+
+    func sync() throws(RaftError) {
+        counters.syncs.add(1, ordering: .relaxed)
+        let t0 = ContinuousClock.now
+        defer { counters.syncNanos.add(nanoseconds(t0.duration(to: .now)), ordering: .relaxed) }
+        try base.sync()
+    }
+
+    var performsBlockingIO: Bool { base.performsBlockingIO }
+    func close() { base.close() }
+}
+
+/// The real file system, with the files' `sync()` (fdatasync) counted.
+final class SyncCountingFileSystem: FileSystem {
+    let base = PosixFileSystem()
+    let counters: SyncCounters
+
+    init(counters: SyncCounters) { self.counters = counters }
+
+    func createDirectory(_ path: String) throws(RaftError) { try base.createDirectory(path) }
+    func contentsOfDirectory(_ path: String) throws(RaftError) -> [String] { try base.contentsOfDirectory(path) }
+    func open(_ path: String, create: Bool) throws(RaftError) -> any StorageFile {
+        SyncCountingFile(try base.open(path, create: create), counters: counters)
+    }
+    func exists(_ path: String) -> Bool { base.exists(path) }
+    func remove(_ path: String) throws(RaftError) { try base.remove(path) }
+    func rename(_ from: String, to: String) throws(RaftError) { try base.rename(from, to: to) }
+    func syncDirectory(_ path: String) throws(RaftError) { try base.syncDirectory(path) }
+}
+
+final class SyncCountingFile: StorageFile {
+    let base: any StorageFile
+    let counters: SyncCounters
+
+    init(_ base: any StorageFile, counters: SyncCounters) {
+        self.base = base
+        self.counters = counters
+    }
+
+    func size() throws(RaftError) -> Int { try base.size() }
+    func read(at offset: Int, count: Int) throws(RaftError) -> [UInt8] { try base.read(at: offset, count: count) }
+    func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws(RaftError) { try base.write(bytes, at: offset) }
+    func sync() throws(RaftError) {
+        counters.syncs.add(1, ordering: .relaxed)
+        let t0 = ContinuousClock.now
+        defer { counters.syncNanos.add(nanoseconds(t0.duration(to: .now)), ordering: .relaxed) }
+        try base.sync()
+    }
+    func truncate(to size: Int) throws(RaftError) { try base.truncate(to: size) }
+    func close() { base.close() }
+    func reserve(_ bytes: Int) { base.reserve(bytes) }
+}
+
+// MARK: - The cluster
+
+typealias Node = RaftNode<CountingStateMachine>
+
+final class Cluster {
+    let ids: [NodeID] = [1, 2, 3]
+    let transport = LocalTransport()
+    var nodes: [NodeID: Node] = [:]
+    var counters: [NodeID: SyncCounters] = [:]
+    var fileStorages: [NodeID: FileLogStorage] = [:]
+    var runs: [NodeID: Task<Void, any Error>] = [:]
+
+    init(root: String, options: Options) throws {
+        for id in ids {
+            let c = SyncCounters()
+            let file: FileLogStorage
+            let storage: any WritableLogStorage
+            switch options.counting {
+            case .storage:
+                file = try FileLogStorage(directory: "\(root)/node\(id)", voters: ids)
+                storage = SyncCountingStorage(file, counters: c)
+            case .fileSystem:
+                file = try FileLogStorage(directory: "\(root)/node\(id)", voters: ids, fileSystem: SyncCountingFileSystem(counters: c))
+                storage = file
+            }
+            var conf = RaftNodeConfiguration(id: id)
+            conf.tickInterval = .milliseconds(options.tickMillis)
+            conf.snapshotEvery = options.snapshotEvery
+            let node = try Node(configuration: conf, storage: storage, stateMachine: CountingStateMachine(), transport: transport)
+            transport.register(id, receive: { node.receive($0) }, reportSnapshot: { node.reportSnapshot(to: $0, failed: $1) })
+            nodes[id] = node
+            counters[id] = c
+            fileStorages[id] = file
+        }
+    }
+
+    func start() {
+        for id in ids {
+            let node = nodes[id]!
+            runs[id] = Task { try await node.run() }
+        }
+    }
+
+    /// The leader, polling every node's status; nil after `seconds`.
+    func leader(within seconds: Double = 15) async -> (id: NodeID, node: Node)? {
+        let deadline = ContinuousClock.now.advanced(by: .milliseconds(Int(seconds * 1000)))
+        while ContinuousClock.now < deadline {
+            for id in ids {
+                if let s = try? await nodes[id]!.status(), s.raft.role == .leader { return (id, nodes[id]!) }
+            }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return nil
+    }
+
+    func reading(_ id: NodeID) -> SyncCounters.Reading { counters[id]!.read() }
+    func readingAll() -> SyncCounters.Reading { ids.map(reading).reduce(SyncCounters.Reading(), +) }
+
+    /// Stops every node, waits for their loops, closes the files. Returns the errors the loops
+    /// ended with (other than being stopped).
+    func stop() async -> [String] {
+        var errors: [String] = []
+        for id in ids {
+            transport.unregister(id)
+            nodes[id]?.stop()
+        }
+        for id in ids {
+            if case .failure(let e)? = await runs[id]?.result {
+                if let r = e as? RaftError, r.code == .stopped { continue }
+                errors.append("node \(id): \(e)")
+            }
+        }
+        // A node closes a FileLogStorage it was given, not one behind a wrapper.
+        for f in fileStorages.values { f.close() }
+        return errors
+    }
+}
+
+// MARK: - One concurrency level
+
+/// Tells the proposers which phase the run is in.
+final class Control: Sendable {
+    static let warmup = 0, measure = 1, stop = 2
+    let phase = Atomic<Int>(Control.warmup)
+}
+
+/// What one proposer task saw: the latency of each proposal that completed while the phase was
+/// `measure`, and failed proposals (any phase) by error code.
+struct ProposerTally: Sendable {
+    var latencies: [Int] = []  // nanoseconds
+    var errors: [String: Int] = [:]
+}
+
+struct LevelResult {
+    var proposers: Int
+    var seconds: Double
+    var latencies: [Int]  // sorted, nanoseconds
+    var errors: [String: Int]
+    var all: SyncCounters.Reading
+    var leader: SyncCounters.Reading
+    var cpuUser: Double
+    var cpuSystem: Double
+
+    var completed: Int { latencies.count }
+    var rate: Double { Double(completed) / seconds }
+    func percentile(_ p: Double) -> Double {
+        guard !latencies.isEmpty else { return .nan }
+        // Nearest rank.
+        let rank = Int((p * Double(latencies.count)).rounded(.up))
+        return Double(latencies[min(latencies.count - 1, max(0, rank - 1))])
+    }
+    var mean: Double { latencies.isEmpty ? .nan : Double(latencies.reduce(0, +)) / Double(latencies.count) }
+}
+
+func runLevel(_ proposers: Int, leader: Node, cluster: Cluster, leaderID: NodeID, options: Options) async -> LevelResult {
+    let control = Control()
+    let payload = options.payload
+    var tasks: [Task<ProposerTally, Never>] = []
+    for k in 0..<proposers {
+        tasks.append(Task {
+            var tally = ProposerTally()
+            tally.latencies.reserveCapacity(1 << 12)
+            var seq: UInt64 = 0
+            while control.phase.load(ordering: .relaxed) != Control.stop {
+                seq += 1
+                // A fresh command each time, as a client would send: proposer and sequence number.
+                var command = [UInt8](repeating: 0, count: payload)
+                for b in 0..<min(8, payload) { command[b] = UInt8(truncatingIfNeeded: seq >> (8 * UInt64(b))) }
+                if payload > 8 { for b in 8..<min(16, payload) { command[b] = UInt8(truncatingIfNeeded: UInt64(k) >> (8 * UInt64(b - 8))) } }
+                let t0 = ContinuousClock.now
+                do {
+                    _ = try await leader.propose(command)
+                    let d = nanoseconds(t0.duration(to: .now))
+                    if control.phase.load(ordering: .relaxed) == Control.measure { tally.latencies.append(d) }
+                } catch {
+                    let name = (error as? RaftError).map { "\($0.code)" } ?? "\(type(of: error))"
+                    tally.errors[name, default: 0] += 1
+                    if control.phase.load(ordering: .relaxed) == Control.stop { break }
+                    try? await Task.sleep(for: .milliseconds(1))
+                }
+            }
+            return tally
+        })
+    }
+    try? await Task.sleep(for: .milliseconds(Int(options.warmup * 1000)))
+    let all0 = cluster.readingAll()
+    let leader0 = cluster.reading(leaderID)
+    let cpu0 = processCPUSeconds()
+    let t0 = ContinuousClock.now
+    control.phase.store(Control.measure, ordering: .relaxed)
+    try? await Task.sleep(for: .milliseconds(Int(options.seconds * 1000)))
+    control.phase.store(Control.stop, ordering: .relaxed)
+    let elapsed = t0.duration(to: .now)
+    let all1 = cluster.readingAll()
+    let leader1 = cluster.reading(leaderID)
+    let cpu1 = processCPUSeconds()
+    var latencies: [Int] = []
+    var errors: [String: Int] = [:]
+    for t in tasks {
+        let tally = await t.value
+        latencies.append(contentsOf: tally.latencies)
+        for (k, v) in tally.errors { errors[k, default: 0] += v }
+    }
+    latencies.sort()
+    return LevelResult(
+        proposers: proposers, seconds: Double(nanoseconds(elapsed)) / 1e9, latencies: latencies, errors: errors, all: all1 - all0,
+        leader: leader1 - leader0, cpuUser: cpu1.user - cpu0.user, cpuSystem: cpu1.system - cpu0.system)
+}
+
+// MARK: - The raw disk
+
+struct RawSyncResult {
+    var latencies: [Int]  // sorted, nanoseconds
+    var mean: Double { Double(latencies.reduce(0, +)) / Double(max(1, latencies.count)) }
+    var p50: Double { Double(latencies[(latencies.count - 1) / 2]) }
+    var p99: Double { Double(latencies[min(latencies.count - 1, Int((0.99 * Double(latencies.count)).rounded(.up)) - 1)]) }
+    var text: String { "mean \(latency(mean)), p50 \(latency(p50)), p99 \(latency(p99)) (\(grouped(Int(1e9 / mean))) syncs/s)" }
+}
+
+/// Appends a 40-byte record to a fresh file and fdatasyncs it, `rounds` times.
+func measureRawSync(in directory: String, rounds: Int) throws(RaftError) -> RawSyncResult {
+    let path = directory + "/raw-fdatasync.log"
+    let fd = open(path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0o644)
+    if fd < 0 { throw RaftError(.io, "cannot create \(path): errno \(errno)") }
+    defer {
+        close(fd)
+        unlink(path)
+    }
+    var record = [UInt8](repeating: 0xA5, count: 40)
+    var offset = 0
+    var latencies: [Int] = []
+    latencies.reserveCapacity(rounds)
+    for k in 0..<(rounds + 20) {
+        record[0] = UInt8(truncatingIfNeeded: k)
+        let t0 = ContinuousClock.now
+        let n = record.withUnsafeBytes { pwrite(fd, $0.baseAddress!, $0.count, off_t(offset)) }
+        if n != record.count { throw RaftError(.io, "raw write failed: errno \(errno)") }
+        if fdatasync(fd) != 0 { throw RaftError(.io, "raw fdatasync failed: errno \(errno)") }
+        let d = nanoseconds(t0.duration(to: .now))
+        offset += n
+        if k >= 20 { latencies.append(d) }  // the first few allocate the file's first block
+    }
+    latencies.sort()
+    return RawSyncResult(latencies: latencies)
+}
+
+// MARK: - Helpers
+
+func nanoseconds(_ d: Duration) -> Int {
+    let c = d.components
+    return Int(c.seconds) * 1_000_000_000 + Int(c.attoseconds / 1_000_000_000)
+}
+
+/// The process's CPU time so far, in user space and in the kernel (fsync and I/O submission).
+func processCPUSeconds() -> (user: Double, system: Double) {
+    var ru = rusage()
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &ru)
+    func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+    return (seconds(ru.ru_utime), seconds(ru.ru_stime))
+}
+
+/// Creates a fresh directory under `parent`.
+func makeTemporaryDirectory(in parent: String) -> String {
+    var template = Array("\(parent)/raft-node-bench-XXXXXX".utf8CString)
+    guard let p = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+        print("raft-node-bench: cannot create a directory in \(parent): \(String(cString: strerror(errno)))")
+        exit(1)
+    }
+    return String(cString: p)
+}
+
+/// Removes `path` and everything under it.
+func removeTree(_ path: String) {
+    var st = stat()
+    guard lstat(path, &st) == 0 else { return }
+    if (st.st_mode & S_IFMT) == S_IFDIR {
+        if let d = opendir(path) {
+            var names: [String] = []
+            while let e = readdir(d) {
+                let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                if name != "." && name != ".." { names.append(name) }
+            }
+            closedir(d)
+            for n in names { removeTree(path + "/" + n) }
+        }
+        rmdir(path)
+    } else {
+        unlink(path)
+    }
+}
+
+/// `1234567` as `1,234,567`.
+func grouped(_ n: Int) -> String {
+    let digits = String(n.magnitude)
+    var out = ""
+    for (i, ch) in digits.enumerated() {
+        if i > 0 && (digits.count - i) % 3 == 0 { out.append(",") }
+        out.append(ch)
+    }
+    return n < 0 ? "-" + out : out
+}
+
+/// `x` with exactly `places` decimals.
+func fixed(_ x: Double, _ places: Int) -> String {
+    guard x.isFinite else { return "\(x)" }
+    if places <= 0 { return grouped(Int(x.rounded())) }
+    var scale = 1.0
+    for _ in 0..<places { scale *= 10 }
+    let scaled = Int((x.magnitude * scale).rounded())
+    let whole = scaled / Int(scale)
+    let frac = String(scaled % Int(scale))
+    let padded = String(repeating: "0", count: places - frac.count) + frac
+    return (x < 0 && scaled != 0 ? "-" : "") + "\(grouped(whole)).\(padded)"
+}
+
+/// Nanoseconds as microseconds, or milliseconds from 10 ms on.
+func latency(_ nanos: Double) -> String {
+    guard nanos.isFinite else { return "-" }
+    return nanos >= 10e6 ? "\(fixed(nanos / 1e6, 1)) ms" : "\(fixed(nanos / 1e3, 0)) µs"
+}
+
+func pad(_ s: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - s.count)) + s }
+
+func ratio(_ a: Int, _ b: Int) -> String { b == 0 ? "-" : fixed(Double(a) / Double(b), 2) }
+
+// MARK: - Main
+
+@main
+enum RaftNodeBench {
+    static func main() async {
+        let options = Options.parse(CommandLine.arguments)
+        let root = makeTemporaryDirectory(in: options.parent)
+        var missed = false
+        do {
+            missed = try await run(options, root: root)
+        } catch {
+            print("raft-node-bench: failed: \(error)")
+            removeTree(root)
+            exit(1)
+        }
+        removeTree(root)
+        if missed { exit(3) }
+    }
+
+    static func run(_ options: Options, root: String) async throws -> Bool {
+        print("raft-node-bench: 3 RaftNodes over LocalTransport, FileLogStorage (fsync on) under \(root)")
+        print(
+            "\(options.payload)-byte commands, tick \(options.tickMillis) ms, snapshots "
+                + (options.snapshotEvery == 0 ? "off" : "every \(options.snapshotEvery)")
+                + ", \(fixed(options.warmup, 1)) s warm-up + \(fixed(options.seconds, 1)) s per level")
+        switch options.counting {
+        case .storage:
+            print("fsyncs counted by a WritableLogStorage wrapper around each FileLogStorage (it forwards")
+            print("performsBlockingIO, so persisting still runs off the cooperative pool).")
+        case .fileSystem:
+            print("fsyncs counted by a FileSystem wrapper; the nodes get their FileLogStorage unwrapped (I/O offloaded to")
+            print("each node's DispatchQueue, as in real use).")
+        }
+
+        // The disk on its own, before the cluster touches it (and again after, for drift).
+        let before = try measureRawSync(in: root, rounds: options.rawSyncs)
+        print("raw disk, before: 40-byte append + fdatasync x \(grouped(options.rawSyncs)): \(before.text)")
+        print("")
+
+        let cluster = try Cluster(root: root, options: options)
+        cluster.start()
+        cluster.nodes[1]!.campaign()
+        guard var leader = await cluster.leader() else {
+            _ = await cluster.stop()
+            throw RaftError(.timeout, "no leader was elected within 15 s")
+        }
+        print("leader: node \(leader.id)")
+        print("")
+        let columns = [
+            ("proposers", 9), ("proposals/s", 11), ("p50", 8), ("p99", 8), ("p99.9", 8), ("mean", 8), ("fsync/prop", 10), ("leader", 6),
+            ("batch", 6), ("fsync", 6), ("CPU usr+sys", 11),
+        ]
+        print(columns.map { pad($0.0, $0.1) }.joined(separator: "  ") + "  errors")
+
+        var results: [LevelResult] = []
+        for level in options.levels {
+            if let s = try? await leader.node.status(), s.raft.role != .leader {
+                guard let l = await cluster.leader() else { break }
+                leader = l
+                print("(leader changed: now node \(leader.id))")
+            }
+            let r = await runLevel(level, leader: leader.node, cluster: cluster, leaderID: leader.id, options: options)
+            results.append(r)
+            let cells: [String] = [
+                String(level),
+                grouped(Int(r.rate.rounded())),
+                latency(r.percentile(0.5)),
+                latency(r.percentile(0.99)),
+                latency(r.percentile(0.999)),
+                latency(r.mean),
+                ratio(r.all.syncs, r.completed),
+                ratio(r.leader.syncs, r.completed),
+                options.counting == .storage ? ratio(r.leader.appendedEntries, r.leader.appends) : "-",
+                r.all.syncs == 0 ? "-" : latency(Double(r.all.syncNanos) / Double(r.all.syncs)),
+                "\(fixed(100 * r.cpuUser / r.seconds, 0))+\(fixed(100 * r.cpuSystem / r.seconds, 0))%",
+            ]
+            let errors = r.errors.isEmpty ? "none" : r.errors.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+            print(zip(cells, columns).map { pad($0, $1.1) }.joined(separator: "  ") + "  " + errors)
+        }
+        let stopErrors = await cluster.stop()
+        for e in stopErrors { print("raft-node-bench: \(e)") }
+        print("")
+        print("proposals/s and latencies: proposals completed inside the measured window. fsync/prop: fsyncs of all three")
+        print("nodes per completed proposal (leader: the leader's alone). batch: entries per leader append (storage mode).")
+        print("fsync: mean time inside one sync() (all nodes). CPU: process user+system time per second (200% = both cores).")
+        print("")
+
+        let after = try measureRawSync(in: root, rounds: options.rawSyncs)
+        let pooled = RawSyncResult(latencies: (before.latencies + after.latencies).sorted())
+        print("raw disk, after:  40-byte append + fdatasync x \(grouped(options.rawSyncs)): \(after.text)")
+        print("raw disk, pooled: \(pooled.text)")
+
+        // Targets.
+        var missed = !stopErrors.isEmpty
+        if let one = results.first(where: { $0.proposers == 1 }) {
+            let p50 = one.percentile(0.5)
+            let met = p50 < 2 * pooled.p50
+            missed = missed || !met
+            print(
+                "target: 1 proposer, p50 latency < 2 x raw fdatasync p50 (2 x \(latency(pooled.p50)) = \(latency(2 * pooled.p50))): "
+                    + "\(latency(p50)) = \(fixed(p50 / pooled.p50, 2)) x -> \(met ? "MET" : "MISSED")")
+        } else {
+            print("target: 1 proposer latency: not measured (no level with 1 proposer)")
+        }
+        if let many = results.first(where: { $0.proposers == 256 }) {
+            let met = many.rate >= 100_000
+            missed = missed || !met
+            print("target: 256 proposers, >= 100,000 proposals/s: \(grouped(Int(many.rate.rounded()))) -> \(met ? "MET" : "MISSED")")
+        } else {
+            print("target: 256 proposers throughput: not measured (no level with 256 proposers)")
+        }
+        return missed
+    }
+}
