@@ -110,11 +110,10 @@ struct CrashKillTests {
 
         if !early {
             // Wait for the "start" line: the writer has recovered and is about to write.
-            let deadline = ContinuousClock.now + .seconds(20)
-            while !collector.hasLine(withPrefix: "start ") && process.isRunning && ContinuousClock.now < deadline {
-                usleep(1000)
-            }
+            _ = collector.waitForFirstLine(withPrefix: "start ", seconds: 20)
         }
+        // The kill lands at a random moment; any moment is a valid crash point, so the
+        // outcome is checked whatever the delay (it only spreads the crash points).
         usleep(useconds_t(delayMs * 1000))
         let running = process.isRunning
         if running { kill(process.processIdentifier, SIGKILL) }
@@ -336,7 +335,7 @@ struct CrashStats {
 
 /// Collects a pipe's output on a thread of its own, so the writer never blocks on a full pipe.
 final class LineCollector: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = NSCondition()
     private var bytes: [UInt8] = []
     private var ended = false
     private let done = DispatchSemaphore(value: 0)
@@ -351,10 +350,12 @@ final class LineCollector: @unchecked Sendable {
                 if n <= 0 { break }
                 lock.lock()
                 bytes.append(contentsOf: chunk[0..<n])
+                lock.broadcast()
                 lock.unlock()
             }
             lock.lock()
             ended = true
+            lock.broadcast()
             lock.unlock()
             done.signal()
             withExtendedLifetime(handle) {}
@@ -362,11 +363,16 @@ final class LineCollector: @unchecked Sendable {
         thread.start()
     }
 
-    func hasLine(withPrefix prefix: String) -> Bool {
+    /// Waits (woken by each arriving chunk, not by polling) until the first line starts with
+    /// `prefix`, the output ends, or the deadline passes. Returns whether the line arrived.
+    func waitForFirstLine(withPrefix prefix: String, seconds: Double) -> Bool {
+        let deadline = Date(timeIntervalSinceNow: seconds)
         lock.lock()
         defer { lock.unlock() }
-        guard let nl = bytes.firstIndex(of: 10) else { return false }
-        return String(decoding: bytes[..<nl], as: UTF8.self).hasPrefix(prefix)
+        while true {
+            if let nl = bytes.firstIndex(of: 10) { return String(decoding: bytes[..<nl], as: UTF8.self).hasPrefix(prefix) }
+            if ended || !lock.wait(until: deadline) { return false }
+        }
     }
 
     /// Waits until the writing end is closed (every process holding it exited).

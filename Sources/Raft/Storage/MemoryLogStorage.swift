@@ -3,7 +3,7 @@
 /// Everything written to it counts as durable for as long as the object lives; a simulated
 /// crash keeps the object (its contents are "on disk") and throws away the core (its memory).
 ///
-/// Invariant: `entries[0]` is a placeholder holding the snapshot's index and term;
+/// Invariant: `entries[0]` is a sentinel holding the snapshot's index and term;
 /// `entries[i].index == entries[0].index + i`.
 public final class MemoryLogStorage: WritableLogStorage {
     private var hardState: HardState
