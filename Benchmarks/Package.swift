@@ -14,23 +14,26 @@ let package = Package(
     targets: [
         // Interposes malloc and friends to count heap allocations (glibc only).
         .target(name: "MallocCounter"),
+        // Number formatting and temporary directories, shared by the programs.
+        .target(name: "BenchSupport"),
         .executableTarget(
             name: "raft-core-bench",
             dependencies: [
                 .product(name: "Raft", package: "swift-raft"),
                 "MallocCounter",
+                "BenchSupport",
             ]
         ),
         // Durable write throughput of FileLogStorage against the disk's raw fdatasync rate.
         .executableTarget(
             name: "raft-wal-bench",
-            dependencies: [.product(name: "Raft", package: "swift-raft")]
+            dependencies: [.product(name: "Raft", package: "swift-raft"), "BenchSupport"]
         ),
         // Three RaftNodes on FileLogStorage in real time: proposals/s and latency against the
         // disk's fdatasync latency, fsyncs per committed proposal.
         .executableTarget(
             name: "raft-node-bench",
-            dependencies: [.product(name: "Raft", package: "swift-raft")]
+            dependencies: [.product(name: "Raft", package: "swift-raft"), "BenchSupport"]
         ),
     ],
     swiftLanguageModes: [.v6]

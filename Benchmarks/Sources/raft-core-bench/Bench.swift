@@ -11,6 +11,7 @@
 import Glibc
 #endif
 import MallocCounter
+import BenchSupport
 import Raft
 
 // MARK: - Options
@@ -40,47 +41,20 @@ struct Options {
 
     static func parse(_ arguments: [String]) -> Options {
         var options = Options()
-        var rest = arguments.dropFirst()[...]
-        func fail(_ why: String) -> Never {
-            print("raft-core-bench: \(why)\n\(usage)")
-            exit(2)
-        }
-        func value(_ flag: String) -> String {
-            guard let v = rest.popFirst() else { fail("\(flag) needs a value") }
-            return v
-        }
-        func positiveInt(_ flag: String) -> Int {
-            let v = value(flag)
-            guard let n = Int(v), n > 0 else { fail("\(flag) needs a positive integer, got '\(v)'") }
-            return n
-        }
-        func seconds(_ flag: String, allowZero: Bool) -> Double {
-            let v = value(flag)
-            guard let s = Double(v), s.isFinite, s > 0 || (allowZero && s == 0) else {
-                fail("\(flag) needs a number of seconds, got '\(v)'")
-            }
-            return s
-        }
-        while let arg = rest.popFirst() {
+        var args = ArgumentReader(arguments, program: "raft-core-bench", usage: usage)
+        while let arg = args.next() {
             switch arg {
-            case "-d", "--duration": options.seconds = seconds(arg, allowZero: false)
-            case "-w", "--warmup": options.warmupSeconds = seconds(arg, allowZero: true)
-            case "-b", "--batch": options.batch = positiveInt(arg)
-            case "-r", "--retain": options.retain = positiveInt(arg)
+            case "-d", "--duration": options.seconds = args.seconds(arg, allowZero: false)
+            case "-w", "--warmup": options.warmupSeconds = args.seconds(arg, allowZero: true)
+            case "-b", "--batch": options.batch = args.positiveInt(arg)
+            case "-r", "--retain": options.retain = args.positiveInt(arg)
             case "-p", "--payload":
-                let v = value(arg)
-                var sizes: [Int] = []
-                for part in v.split(separator: ",") {
-                    guard let n = Int(part), n >= 0 else { fail("\(arg) needs sizes in bytes, got '\(v)'") }
-                    sizes.append(n)
-                }
-                if sizes.isEmpty { fail("\(arg) needs at least one size") }
-                options.payloads = sizes
+                options.payloads = args.intList(arg, minimum: 0)
             case "--fresh-payloads": options.freshPayloads = true
             case "-h", "--help":
                 print(usage)
                 exit(0)
-            default: fail("unknown argument '\(arg)'")
+            default: args.fail("unknown argument '\(arg)'")
             }
         }
         return options
@@ -313,28 +287,7 @@ extension Duration {
     }
 }
 
-/// `1234567` as `1,234,567`.
-func grouped(_ n: Int) -> String {
-    let digits = String(n.magnitude)
-    var out = ""
-    for (i, ch) in digits.enumerated() {
-        if i > 0 && (digits.count - i) % 3 == 0 { out.append(",") }
-        out.append(ch)
-    }
-    return n < 0 ? "-" + out : out
-}
 
-/// `x` with exactly `places` decimals.
-func fixed(_ x: Double, _ places: Int) -> String {
-    guard x.isFinite else { return "\(x)" }
-    var scale = 1.0
-    for _ in 0..<places { scale *= 10 }
-    let scaled = Int((x.magnitude * scale).rounded())
-    let whole = scaled / Int(scale)
-    let frac = String(scaled % Int(scale))
-    let padded = String(repeating: "0", count: places - frac.count) + frac
-    return (x < 0 && scaled != 0 ? "-" : "") + (places > 0 ? "\(grouped(whole)).\(padded)" : grouped(whole))
-}
 
 // MARK: - Interposition check
 

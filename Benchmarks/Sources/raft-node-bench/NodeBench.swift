@@ -7,6 +7,7 @@
 #if canImport(Glibc)
     import Glibc
 #endif
+import BenchSupport
 import Raft
 import Synchronization
 
@@ -52,54 +53,29 @@ struct Options {
 
     static func parse(_ arguments: [String]) -> Options {
         var options = Options()
-        var rest = arguments.dropFirst()[...]
-        func fail(_ why: String) -> Never {
-            print("raft-node-bench: \(why)\n\(usage)")
-            exit(2)
-        }
-        func value(_ flag: String) -> String {
-            guard let v = rest.popFirst() else { fail("\(flag) needs a value") }
-            return v
-        }
-        func seconds(_ flag: String, allowZero: Bool) -> Double {
-            let v = value(flag)
-            guard let s = Double(v), s.isFinite, s > 0 || (allowZero && s == 0) else { fail("\(flag) needs a number of seconds, got '\(v)'") }
-            return s
-        }
-        func positiveInt(_ flag: String) -> Int {
-            let v = value(flag)
-            guard let n = Int(v), n > 0 else { fail("\(flag) needs a positive integer, got '\(v)'") }
-            return n
-        }
-        while let arg = rest.popFirst() {
+        var args = ArgumentReader(arguments, program: "raft-node-bench", usage: usage)
+        while let arg = args.next() {
             switch arg {
-            case "-d", "--duration": options.seconds = seconds(arg, allowZero: false)
-            case "-w", "--warmup": options.warmup = seconds(arg, allowZero: true)
-            case "-p", "--payload": options.payload = positiveInt(arg)
-            case "--raw-syncs": options.rawSyncs = positiveInt(arg)
-            case "--tick-ms": options.tickMillis = positiveInt(arg)
+            case "-d", "--duration": options.seconds = args.seconds(arg, allowZero: false)
+            case "-w", "--warmup": options.warmup = args.seconds(arg, allowZero: true)
+            case "-p", "--payload": options.payload = args.positiveInt(arg)
+            case "--raw-syncs": options.rawSyncs = args.positiveInt(arg)
+            case "--tick-ms": options.tickMillis = args.positiveInt(arg)
             case "--snapshot-every":
-                let v = value(arg)
-                guard let n = UInt64(v) else { fail("\(arg) needs a non-negative integer, got '\(v)'") }
+                let v = args.value(arg)
+                guard let n = UInt64(v) else { args.fail("\(arg) needs a non-negative integer, got '\(v)'") }
                 options.snapshotEvery = n
             case "--count":
-                let v = value(arg)
-                guard let mode = SyncCounting(rawValue: v) else { fail("\(arg) needs 'storage' or 'filesystem', got '\(v)'") }
+                let v = args.value(arg)
+                guard let mode = SyncCounting(rawValue: v) else { args.fail("\(arg) needs 'storage' or 'filesystem', got '\(v)'") }
                 options.counting = mode
-            case "--dir": options.parent = value(arg)
+            case "--dir": options.parent = args.value(arg)
             case "-c", "--concurrency":
-                let v = value(arg)
-                var levels: [Int] = []
-                for part in v.split(separator: ",") {
-                    guard let n = Int(part), n > 0 else { fail("\(arg) needs positive integers, got '\(v)'") }
-                    levels.append(n)
-                }
-                if levels.isEmpty { fail("\(arg) needs at least one level") }
-                options.levels = levels
+                options.levels = args.intList(arg, minimum: 1)
             case "-h", "--help":
                 print(usage)
                 exit(0)
-            default: fail("unknown argument '\(arg)'")
+            default: args.fail("unknown argument '\(arg)'")
             }
         }
         return options
@@ -476,59 +452,9 @@ func processCPUSeconds() -> (user: Double, system: Double) {
     return (seconds(ru.ru_utime), seconds(ru.ru_stime))
 }
 
-/// Creates a fresh directory under `parent`.
-func makeTemporaryDirectory(in parent: String) -> String {
-    var template = Array("\(parent)/raft-node-bench-XXXXXX".utf8CString)
-    guard let p = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-        print("raft-node-bench: cannot create a directory in \(parent): \(String(cString: strerror(errno)))")
-        exit(1)
-    }
-    return String(cString: p)
-}
 
-/// Removes `path` and everything under it.
-func removeTree(_ path: String) {
-    var st = stat()
-    guard lstat(path, &st) == 0 else { return }
-    if (st.st_mode & S_IFMT) == S_IFDIR {
-        if let d = opendir(path) {
-            var names: [String] = []
-            while let e = readdir(d) {
-                let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                if name != "." && name != ".." { names.append(name) }
-            }
-            closedir(d)
-            for n in names { removeTree(path + "/" + n) }
-        }
-        rmdir(path)
-    } else {
-        unlink(path)
-    }
-}
 
-/// `1234567` as `1,234,567`.
-func grouped(_ n: Int) -> String {
-    let digits = String(n.magnitude)
-    var out = ""
-    for (i, ch) in digits.enumerated() {
-        if i > 0 && (digits.count - i) % 3 == 0 { out.append(",") }
-        out.append(ch)
-    }
-    return n < 0 ? "-" + out : out
-}
 
-/// `x` with exactly `places` decimals.
-func fixed(_ x: Double, _ places: Int) -> String {
-    guard x.isFinite else { return "\(x)" }
-    if places <= 0 { return grouped(Int(x.rounded())) }
-    var scale = 1.0
-    for _ in 0..<places { scale *= 10 }
-    let scaled = Int((x.magnitude * scale).rounded())
-    let whole = scaled / Int(scale)
-    let frac = String(scaled % Int(scale))
-    let padded = String(repeating: "0", count: places - frac.count) + frac
-    return (x < 0 && scaled != 0 ? "-" : "") + "\(grouped(whole)).\(padded)"
-}
 
 /// Nanoseconds as microseconds, or milliseconds from 10 ms on.
 func latency(_ nanos: Double) -> String {
@@ -536,7 +462,6 @@ func latency(_ nanos: Double) -> String {
     return nanos >= 10e6 ? "\(fixed(nanos / 1e6, 1)) ms" : "\(fixed(nanos / 1e3, 0)) µs"
 }
 
-func pad(_ s: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - s.count)) + s }
 
 func ratio(_ a: Int, _ b: Int) -> String { b == 0 ? "-" : fixed(Double(a) / Double(b), 2) }
 
@@ -546,7 +471,7 @@ func ratio(_ a: Int, _ b: Int) -> String { b == 0 ? "-" : fixed(Double(a) / Doub
 enum RaftNodeBench {
     static func main() async {
         let options = Options.parse(CommandLine.arguments)
-        let root = makeTemporaryDirectory(in: options.parent)
+        let root = makeTemporaryDirectory(in: options.parent, for: "raft-node-bench")
         var missed = false
         do {
             missed = try await run(options, root: root)
@@ -592,7 +517,7 @@ enum RaftNodeBench {
             ("proposers", 9), ("proposals/s", 11), ("p50", 8), ("p99", 8), ("p99.9", 8), ("mean", 8), ("fsync/prop", 10), ("leader", 6),
             ("batch", 6), ("fsync", 6), ("CPU usr+sys", 11),
         ]
-        print(columns.map { pad($0.0, $0.1) }.joined(separator: "  ") + "  errors")
+        print(columns.map { padLeft($0.0, $0.1) }.joined(separator: "  ") + "  errors")
 
         var results: [LevelResult] = []
         for level in options.levels {
@@ -617,7 +542,7 @@ enum RaftNodeBench {
                 "\(fixed(100 * r.cpuUser / r.seconds, 0))+\(fixed(100 * r.cpuSystem / r.seconds, 0))%",
             ]
             let errors = r.errors.isEmpty ? "none" : r.errors.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-            print(zip(cells, columns).map { pad($0, $1.1) }.joined(separator: "  ") + "  " + errors)
+            print(zip(cells, columns).map { padLeft($0, $1.1) }.joined(separator: "  ") + "  " + errors)
         }
         let stopErrors = await cluster.stop()
         for e in stopErrors { print("raft-node-bench: \(e)") }

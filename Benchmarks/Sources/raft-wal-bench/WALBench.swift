@@ -11,6 +11,7 @@
 #if canImport(Glibc)
     import Glibc
 #endif
+import BenchSupport
 import Raft
 
 // MARK: - Options
@@ -37,43 +38,21 @@ struct Options {
 
     static func parse(_ arguments: [String]) -> Options {
         var options = Options()
-        var rest = arguments.dropFirst()[...]
-        func fail(_ why: String) -> Never {
-            print("raft-wal-bench: \(why)\n\(usage)")
-            exit(2)
-        }
-        func value(_ flag: String) -> String {
-            guard let v = rest.popFirst() else { fail("\(flag) needs a value") }
-            return v
-        }
-        func positiveInt(_ flag: String) -> Int {
-            let v = value(flag)
-            guard let n = Int(v), n > 0 else { fail("\(flag) needs a positive integer, got '\(v)'") }
-            return n
-        }
-        while let arg = rest.popFirst() {
+        var args = ArgumentReader(arguments, program: "raft-wal-bench", usage: usage)
+        while let arg = args.next() {
             switch arg {
             case "-d", "--duration":
-                let v = value(arg)
-                guard let s = Double(v), s.isFinite, s > 0 else { fail("\(arg) needs a number of seconds, got '\(v)'") }
-                options.seconds = s
-            case "-r", "--rounds": options.rounds = positiveInt(arg)
-            case "-b", "--batch": options.batch = positiveInt(arg)
-            case "--raw-record": options.rawRecord = positiveInt(arg)
-            case "--dir": options.parent = value(arg)
+                options.seconds = args.seconds(arg, allowZero: false)
+            case "-r", "--rounds": options.rounds = args.positiveInt(arg)
+            case "-b", "--batch": options.batch = args.positiveInt(arg)
+            case "--raw-record": options.rawRecord = args.positiveInt(arg)
+            case "--dir": options.parent = args.value(arg)
             case "-p", "--payload":
-                let v = value(arg)
-                var sizes: [Int] = []
-                for part in v.split(separator: ",") {
-                    guard let n = Int(part), n >= 0 else { fail("\(arg) needs sizes in bytes, got '\(v)'") }
-                    sizes.append(n)
-                }
-                if sizes.isEmpty { fail("\(arg) needs at least one size") }
-                options.sizes = sizes
+                options.sizes = args.intList(arg, minimum: 0)
             case "-h", "--help":
                 print(usage)
                 exit(0)
-            default: fail("unknown argument '\(arg)'")
+            default: args.fail("unknown argument '\(arg)'")
             }
         }
         return options
@@ -221,35 +200,7 @@ func timed(_ tally: inout Tally, seconds: Double, entriesPerSync: Int, payload: 
 
 // MARK: - Files
 
-/// Creates a fresh directory under `parent`.
-func makeTemporaryDirectory(in parent: String) -> String {
-    var template = Array("\(parent)/raft-wal-bench-XXXXXX".utf8CString)
-    guard let p = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-        print("raft-wal-bench: cannot create a directory in \(parent): \(String(cString: strerror(errno)))")
-        exit(1)
-    }
-    return String(cString: p)
-}
 
-/// Removes `path` and everything under it.
-func removeTree(_ path: String) {
-    var st = stat()
-    guard lstat(path, &st) == 0 else { return }
-    if (st.st_mode & S_IFMT) == S_IFDIR {
-        if let d = opendir(path) {
-            var names: [String] = []
-            while let e = readdir(d) {
-                let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                if name != "." && name != ".." { names.append(name) }
-            }
-            closedir(d)
-            for n in names { removeTree(path + "/" + n) }
-        }
-        rmdir(path)
-    } else {
-        unlink(path)
-    }
-}
 
 /// Total size of the files under `path`.
 func treeBytes(_ path: String) -> Int {
@@ -287,29 +238,7 @@ func fileSystemDescription(_ path: String) -> String {
 
 // MARK: - Formatting (no Foundation)
 
-/// `1234567` as `1,234,567`.
-func grouped(_ n: Int) -> String {
-    let digits = String(n.magnitude)
-    var out = ""
-    for (i, ch) in digits.enumerated() {
-        if i > 0 && (digits.count - i) % 3 == 0 { out.append(",") }
-        out.append(ch)
-    }
-    return n < 0 ? "-" + out : out
-}
 
-/// `x` with exactly `places` decimals.
-func fixed(_ x: Double, _ places: Int) -> String {
-    guard x.isFinite else { return "\(x)" }
-    if places <= 0 { return grouped(Int(x.rounded())) }
-    var scale = 1.0
-    for _ in 0..<places { scale *= 10 }
-    let scaled = Int((x.magnitude * scale).rounded())
-    let whole = scaled / Int(scale)
-    let frac = String(scaled % Int(scale))
-    let padded = String(repeating: "0", count: places - frac.count) + frac
-    return (x < 0 && scaled != 0 ? "-" : "") + (places > 0 ? "\(grouped(whole)).\(padded)" : grouped(whole))
-}
 
 func median(_ xs: [Double]) -> Double {
     guard !xs.isEmpty else { return .nan }
@@ -322,7 +251,6 @@ func pairedPercent(_ a: Tally, _ b: Tally) -> Double {
     median(zip(a.sliceRates, b.sliceRates).map { 100 * $0 / $1 })
 }
 
-func padLeft(_ s: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - s.count)) + s }
 
 func sizeLabel(_ bytes: Int) -> String {
     bytes >= 1024 && bytes % 1024 == 0 ? "\(bytes / 1024) KiB" : "\(bytes) B"
@@ -353,7 +281,7 @@ func timed(_ tally: inout Tally, _ w: WALWriter, seconds: Double, payload: Int) 
 enum RaftWALBench {
     static func main() {
         let options = Options.parse(CommandLine.arguments)
-        let root = makeTemporaryDirectory(in: options.parent)
+        let root = makeTemporaryDirectory(in: options.parent, for: "raft-wal-bench")
         var missed = false
         do {
             missed = try run(options, root: root)
