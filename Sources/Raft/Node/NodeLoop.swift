@@ -168,6 +168,13 @@ final class NodeLoop<SM: StateMachine> {
     }
 
     /// Carries out every batch the core has ready, in the contract's order.
+    ///
+    /// Two stages overlap: while the I/O thread writes and syncs a batch's new entries, the loop
+    /// applies the batch's committed entries that were already durable before it (on a leader
+    /// that is all of them: it commits only what its own disk holds). Committed entries of the
+    /// batch itself are applied after the sync, so an on-disk state machine never gets ahead of
+    /// the log. The I/O thread sends ``Ready/messagesAfterPersist`` itself as soon as the sync
+    /// returns, without waking the loop first.
     func drain() async throws {
         while core.hasReady {
             let rd = core.ready()
@@ -176,16 +183,17 @@ final class NodeLoop<SM: StateMachine> {
                 metrics.leaderChanges.increment()
                 logger.info("leader changed", metadata: ["raft.leader": "\(ss.leader)", "raft.role": "\(ss.role)", "raft.term": "\(core.term)"])
             }
-            for m in rd.messages {
-                if case .installSnapshot(let s) = m.kind {
-                    metrics.snapshotsSent.increment()
-                    logger.info("sending snapshot", metadata: ["to": "\(m.to)", "raft.snapshot": "\(s.snapshot.metadata.index)"])
-                }
+            send(rd.messages)
+            // Entries at or below what the storage held before this batch are durable already
+            // (committed entries are never overwritten).
+            let durableBefore = rd.snapshot == nil ? storage.lastIndex() : .zero
+            var split = rd.committedEntries.startIndex
+            while split < rd.committedEntries.endIndex && rd.committedEntries[split].index <= durableBefore { split += 1 }
+            try await persist(rd) { () throws(RaftError) in
+                try self.apply(rd.committedEntries[..<split])
             }
-            node.transport.send(rd.messages)
-            try await persist(rd)
-            node.transport.send(rd.messagesAfterPersist)
-            try apply(rd)
+            try applySnapshot(rd)
+            try apply(rd.committedEntries[split...])
             core.advance(rd)
             try maybeSnapshot()
         }
@@ -194,34 +202,53 @@ final class NodeLoop<SM: StateMachine> {
         metrics.applied.record(Int64(applied.applied.rawValue))
     }
 
-    func persist(_ rd: Ready) async throws {
-        guard rd.needsSync else { return }
-        guard rd.mustSync else {
-            // Only the commit index changed: buffer it, no sync, no thread switch.
+    /// Sends messages that need nothing durable first.
+    func send(_ messages: [Message]) {
+        guard !messages.isEmpty else { return }
+        for m in messages {
+            if case .installSnapshot(let s) = m.kind {
+                metrics.snapshotsSent.increment()
+                logger.info("sending snapshot", metadata: ["to": "\(m.to)", "raft.snapshot": "\(s.snapshot.metadata.index)"])
+            }
+        }
+        node.transport.send(messages)
+    }
+
+    /// Persists `rd` and then sends its ``Ready/messagesAfterPersist``; runs `meanwhile` on the
+    /// loop while a blocking storage writes.
+    func persist(_ rd: Ready, meanwhile: () throws(RaftError) -> Void) async throws {
+        guard rd.mustSync, offloadIO else {
+            // Nothing to sync (a commit-only hard state is buffered), or a storage that does not
+            // block: no thread switch.
             try storage.persist(rd)
+            node.transport.send(rd.messagesAfterPersist)
+            try meanwhile()
             return
         }
         let start = ContinuousClock.now
-        defer { metrics.syncLatency.recordNanoseconds(Int64((ContinuousClock.now - start) / .nanoseconds(1))) }
-        if !offloadIO {
-            try storage.persist(rd)
-            return
-        }
         let job = Confined(value: (storage, rd))
+        let transport = node.transport
+        var overlapped: RaftError?
         let result: Result<Void, RaftError> = await withCheckedContinuation { c in
             io.async {
                 do throws(RaftError) {
                     try job.value.0.persist(job.value.1)
+                    transport.send(job.value.1.messagesAfterPersist)
                     c.resume(returning: .success(()))
                 } catch {
                     c.resume(returning: .failure(error))
                 }
             }
+            // The loop's share of the work while the I/O thread writes.
+            do throws(RaftError) { try meanwhile() } catch { overlapped = error }
         }
+        metrics.syncLatency.recordNanoseconds(Int64((ContinuousClock.now - start) / .nanoseconds(1)))
         try result.get()
+        if let overlapped { throw overlapped }
     }
 
-    func apply(_ rd: Ready) throws {
+    /// Restores the state machine from a snapshot the leader sent, if it moves it forward.
+    func applySnapshot(_ rd: Ready) throws(RaftError) {
         if let snap = rd.snapshot {
             switch applied.decide(snapshotAt: snap.metadata.index) {
             case .load:
@@ -248,7 +275,12 @@ final class NodeLoop<SM: StateMachine> {
                 p.continuation.resume(throwing: RaftError(.proposalDropped, "proposal at index \(index) was superseded by a snapshot; its outcome is unknown"))
             }
         }
-        let fresh = try applied.admit(rd.committedEntries)
+    }
+
+    /// Applies committed entries and answers their proposers.
+    func apply(_ entries: ArraySlice<LogEntry>) throws(RaftError) {
+        guard !entries.isEmpty else { return }
+        let fresh = try applied.admit(entries)
         guard let last = fresh.last else { return }
         let results: [SM.Result]
         do {
@@ -277,7 +309,7 @@ final class NodeLoop<SM: StateMachine> {
         }
     }
 
-    func verified(_ reported: LogIndex, after operation: String) throws {
+    func verified(_ reported: LogIndex, after operation: String) throws(RaftError) {
         do { try applied.verify(reported: reported, after: operation) } catch {
             throw RaftError(.stateMachine, "node \(node.id): \(error.message)")
         }

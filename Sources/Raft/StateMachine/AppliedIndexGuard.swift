@@ -51,6 +51,11 @@ public struct AppliedIndexGuard: Sendable, Hashable {
     /// Filters a batch of committed entries: drops those the state machine already holds,
     /// refuses a gap or a term going backwards. Returns the entries to apply, in order.
     public mutating func admit(_ entries: [LogEntry]) throws(RaftError) -> ArraySlice<LogEntry> {
+        try admit(entries[...])
+    }
+
+    /// Filters a slice of committed entries; see ``admit(_:)-(Array<LogEntry>)``.
+    public mutating func admit(_ entries: ArraySlice<LogEntry>) throws(RaftError) -> ArraySlice<LogEntry> {
         var start = entries.startIndex
         while start < entries.endIndex && entries[start].index <= applied { start += 1 }
         let fresh = entries[start...]
