@@ -22,13 +22,19 @@ final class Store: StateMachine {
         }
     }
 
-    func snapshot() throws -> [UInt8] {
-        Array(values.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: "\n").utf8)
+    /// A copy of the dictionary is the point-in-time view: copy-on-write makes it free until
+    /// the next apply changes the store.
+    func prepareSnapshot() throws -> [String: String] { values }
+
+    func saveSnapshot(_ context: [String: String], to output: SnapshotOutput) throws {
+        for (key, value) in context.sorted(by: { $0.key < $1.key }) {
+            try output.write("\(key)=\(value)\n".utf8)
+        }
     }
 
-    func restore(from data: [UInt8], metadata: SnapshotMetadata) throws {
+    func recoverSnapshot(from input: SnapshotInput, metadata: SnapshotMetadata) throws {
         values = [:]
-        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
+        for line in String(decoding: input.readAll(), as: UTF8.self).split(separator: "\n") {
             let parts = line.split(separator: "=", maxSplits: 1).map(String.init)
             if parts.count == 2 { values[parts[0]] = parts[1] }
         }

@@ -23,17 +23,29 @@ final class KVMachine: StateMachine {
         }
     }
 
-    func snapshot() throws -> [UInt8] {
-        Array(values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\n").utf8)
+    func prepareSnapshot() throws -> [String: String] { values }
+
+    func saveSnapshot(_ context: [String: String], to output: SnapshotOutput) throws {
+        try output.write(encodeKV(context))
     }
 
-    func restore(from data: [UInt8], metadata: SnapshotMetadata) throws {
-        values = [:]
-        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
-            let parts = line.split(separator: "=", maxSplits: 1).map(String.init)
-            if parts.count == 2 { values[parts[0]] = parts[1] }
-        }
+    func recoverSnapshot(from input: SnapshotInput, metadata: SnapshotMetadata) throws {
+        values = decodeKV(input.readAll())
     }
+}
+
+/// `key=value` lines, sorted by key.
+func encodeKV(_ values: [String: String]) -> [UInt8] {
+    Array(values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\n").utf8)
+}
+
+func decodeKV(_ data: [UInt8]) -> [String: String] {
+    var values: [String: String] = [:]
+    for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
+        let parts = line.split(separator: "=", maxSplits: 1).map(String.init)
+        if parts.count == 2 { values[parts[0]] = parts[1] }
+    }
+    return values
 }
 
 /// Three nodes in one process over a `LocalTransport`, ticking on a `ManualClock`: time moves
@@ -224,19 +236,17 @@ final class DiskKV: OnDiskStateMachine {
         return out
     }
 
-    func snapshot() throws -> [UInt8] {
-        Array(values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\n").utf8)
+    func prepareSnapshot() throws -> [String: String] { values }
+
+    func saveSnapshot(_ context: [String: String], to output: SnapshotOutput) throws {
+        try output.write(encodeKV(context))
     }
 
-    func restore(from data: [UInt8], metadata: SnapshotMetadata) throws {
+    func recoverSnapshot(from input: SnapshotInput, metadata: SnapshotMetadata) throws {
         if metadata.index <= appliedIndex {
             throw RaftError(.stateMachine, "recover snapshot moving applied index backwards, \(appliedIndex), \(metadata.index)")
         }
-        values = [:]
-        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
-            let parts = line.split(separator: "=", maxSplits: 1).map(String.init)
-            if parts.count == 2 { values[parts[0]] = parts[1] }
-        }
+        values = decodeKV(input.readAll())
         appliedIndex = metadata.index
         disk.restoresFromSnapshot += 1
         try syncState()

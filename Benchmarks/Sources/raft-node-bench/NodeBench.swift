@@ -98,12 +98,14 @@ final class CountingStateMachine: StateMachine {
         return results
     }
 
-    func snapshot() throws -> [UInt8] {
-        (0..<8).map { UInt8(truncatingIfNeeded: commands >> (8 * UInt64($0))) }
+    func prepareSnapshot() throws -> UInt64 { commands }
+
+    func saveSnapshot(_ context: UInt64, to output: SnapshotOutput) throws {
+        try output.write((0..<8).map { UInt8(truncatingIfNeeded: context >> (8 * UInt64($0))) })
     }
 
-    func restore(from data: [UInt8], metadata: SnapshotMetadata) throws {
-        commands = data.prefix(8).enumerated().reduce(0) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+    func recoverSnapshot(from input: SnapshotInput, metadata: SnapshotMetadata) throws {
+        commands = try input.read(exactly: 8).enumerated().reduce(0) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
     }
 }
 

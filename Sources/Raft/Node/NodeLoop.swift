@@ -30,6 +30,12 @@ final class NodeLoop<SM: StateMachine> {
     var ticks = 0
     /// Disk I/O runs here, off Swift's cooperative pool.
     let io = DispatchQueue(label: "swift-raft.node.io")
+    /// State machine snapshots are saved here, beside apply.
+    let snapshotQueue = DispatchQueue(label: "swift-raft.node.snapshot")
+    /// The index of the snapshot being saved on `snapshotQueue`, if any.
+    var savingSnapshot: LogIndex?
+    /// Callers of ``RaftNode/snapshot()`` waiting for the snapshot being saved.
+    var snapshotWaiters: [CheckedContinuation<LogIndex?, any Error>] = []
     let offloadIO: Bool
     let metrics: NodeMetrics
     var logger: Logger { node.logger }
@@ -59,7 +65,7 @@ final class NodeLoop<SM: StateMachine> {
             case .load:
                 let snap = try storage.snapshot()
                 do {
-                    try stateMachine.restore(from: snap.data, metadata: meta)
+                    try stateMachine.recoverSnapshot(from: SnapshotInput(snap.data), metadata: meta)
                 } catch {
                     throw RaftError(.stateMachine, "node \(node.id): restoring the state machine from snapshot \(meta.index) failed: \(error)")
                 }
@@ -88,28 +94,35 @@ final class NodeLoop<SM: StateMachine> {
                         propose(proposals)
                         break running
                     default:
-                        handle(e)
+                        try handle(e)
                     }
                 }
                 propose(proposals)
                 try await drain()
             }
         } catch {
-            shutDown(with: error)
+            await shutDown(with: error)
             throw error
         }
-        shutDown(with: nodeStoppedError(node.id))
+        await shutDown(with: nodeStoppedError(node.id))
     }
 
-    /// Fails everything still waiting and closes the inbox.
-    func shutDown(with error: any Error) {
+    /// Fails everything still waiting, closes the inbox, lets a snapshot being saved finish
+    /// (it is then discarded) and closes the storage.
+    func shutDown(with error: any Error) async {
         for p in pending.values { p.continuation.resume(throwing: error) }
         pending = [:]
+        for w in snapshotWaiters { w.resume(throwing: error) }
+        snapshotWaiters = []
+        node.failQueued(with: error)
+        let queue = snapshotQueue
+        await withCheckedContinuation { c in queue.async { c.resume() } }
+        // A save that finished after the inbox closed found it closed and removed its file.
         node.failQueued(with: error)
         storage.close()
     }
 
-    func handle(_ e: Event) {
+    func handle(_ e: Event) throws(RaftError) {
         switch e {
         case .message(let m):
             // A malformed or misaddressed message changes nothing; it is dropped.
@@ -133,7 +146,19 @@ final class NodeLoop<SM: StateMachine> {
         case .snapshotReport(let peer, let failed):
             core.reportSnapshot(to: peer, failed: failed)
         case .snapshotNow(let c):
-            do { c.resume(returning: try takeSnapshot()) } catch { c.resume(throwing: error) }
+            do {
+                if savingSnapshot != nil {
+                    snapshotWaiters.append(c)
+                } else if try startSnapshot() {
+                    snapshotWaiters.append(c)
+                } else {
+                    c.resume(returning: nil)
+                }
+            } catch {
+                c.resume(throwing: error)
+            }
+        case .snapshotSaved(let output, let failure):
+            try snapshotSaved(output.value, failure: failure)
         case .propose, .stop:
             break
         }
@@ -189,9 +214,11 @@ final class NodeLoop<SM: StateMachine> {
             let durableBefore = rd.snapshot == nil ? storage.lastIndex() : .zero
             var split = rd.committedEntries.startIndex
             while split < rd.committedEntries.endIndex && rd.committedEntries[split].index <= durableBefore { split += 1 }
+            if rd.snapshot != nil { try crashPoint(.snapshotReceived) }
             try await persist(rd) { () throws(RaftError) in
                 try self.apply(rd.committedEntries[..<split])
             }
+            if rd.snapshot != nil { try crashPoint(.snapshotPersisted) }
             try applySnapshot(rd)
             try apply(rd.committedEntries[split...])
             core.advance(rd)
@@ -253,10 +280,11 @@ final class NodeLoop<SM: StateMachine> {
             switch applied.decide(snapshotAt: snap.metadata.index) {
             case .load:
                 do {
-                    try stateMachine.restore(from: snap.data, metadata: snap.metadata)
+                    try stateMachine.recoverSnapshot(from: SnapshotInput(snap.data), metadata: snap.metadata)
                 } catch {
                     throw RaftError(.stateMachine, "node \(node.id): restoring snapshot \(snap.metadata.index) failed: \(error)")
                 }
+                try crashPoint(.stateMachineRecovered)
                 applied.snapshotInstalled(snap.metadata)
                 metrics.snapshotsInstalled.increment()
                 logger.info("installed snapshot", metadata: ["raft.snapshot": "\(snap.metadata.index)"])
@@ -315,34 +343,115 @@ final class NodeLoop<SM: StateMachine> {
         }
     }
 
-    /// Every ``RaftNodeConfiguration/snapshotEvery`` applied entries: make the state machine
-    /// durable (on-disk state machines), snapshot it, and compact the log behind it.
-    func maybeSnapshot() throws {
+    /// Every ``RaftNodeConfiguration/snapshotEvery`` applied entries: start a snapshot.
+    func maybeSnapshot() throws(RaftError) {
         let every = node.configuration.snapshotEvery
-        guard every > 0, applied.applied > lastSnapshot, lastSnapshot.distance(to: applied.applied) >= Int(every) else { return }
-        try takeSnapshot()
+        guard every > 0, savingSnapshot == nil, applied.applied > lastSnapshot,
+            lastSnapshot.distance(to: applied.applied) >= Int(every)
+        else { return }
+        try startSnapshot()
     }
 
-    /// Snapshots everything applied (if anything is new) and compacts behind it.
+    /// Starts a snapshot of everything applied, if anything is new and none is being saved.
+    ///
+    /// Step one runs here, between two applies: an on-disk state machine is synced (so the
+    /// snapshot is never recorded ahead of its durable state) and the state machine captures a
+    /// point-in-time context. Step two, saving that context into the snapshot file, runs on the
+    /// snapshot thread while the loop goes on applying and replicating; it ends with a
+    /// `snapshotSaved` event, where the snapshot is recorded and the log compacted.
     @discardableResult
-    func takeSnapshot() throws -> LogIndex? {
+    func startSnapshot() throws(RaftError) -> Bool {
         let at = applied.applied
-        guard at > lastSnapshot else { return nil }
-        let data: [UInt8]
+        guard savingSnapshot == nil, at > lastSnapshot else { return false }
+        let context: SM.SnapshotContext
         do {
             try stateMachine.sync()
-            data = try stateMachine.snapshot()
+            context = try stateMachine.prepareSnapshot()
         } catch {
-            throw RaftError(.stateMachine, "node \(node.id): snapshot at \(at) failed: \(error)")
+            throw RaftError(.stateMachine, "node \(node.id): preparing the snapshot at \(at) failed: \(error)")
         }
-        try storage.createSnapshot(at: at, confState: nil, data: data)
-        lastSnapshot = at
+        let output = try storage.beginSnapshot(at: at, confState: nil)
+        do { try crashPoint(.snapshotPrepared) } catch {
+            output.abort()
+            throw error
+        }
+        savingSnapshot = at
+        let job = Confined(value: (stateMachine, context, output))
+        let inbox = node.inbox
+        let id = node.id
+        snapshotQueue.async {
+            let (machine, context, output) = job.value
+            var failure: RaftError?
+            do {
+                try machine.saveSnapshot(context, to: output)
+                try output.seal()
+            } catch let e as RaftError {
+                failure = RaftError(e.code, "node \(id): saving the snapshot at \(at) failed: \(e.message)")
+            } catch {
+                failure = RaftError(.stateMachine, "node \(id): saving the snapshot at \(at) failed: \(error)")
+            }
+            if !inbox.post(.snapshotSaved(Confined(value: output), failure)) { output.abort() }
+        }
+        return true
+    }
+
+    /// Records a snapshot the snapshot thread saved, and compacts the log behind it.
+    func snapshotSaved(_ output: SnapshotOutput, failure: RaftError?) throws(RaftError) {
+        savingSnapshot = nil
+        let waiters = snapshotWaiters
+        snapshotWaiters = []
+        do throws(RaftError) {
+            if let failure { throw failure }
+            try crashPoint(.snapshotSaved)
+        } catch {
+            output.abort()
+            for w in waiters { w.resume(throwing: error) }
+            throw error
+        }
+        let at = output.metadata.index
+        if at <= storage.snapshotMetadata().index {
+            // A newer snapshot from the leader was installed meanwhile.
+            output.abort()
+            for w in waiters { w.resume(returning: nil) }
+            return
+        }
+        do throws(RaftError) {
+            try storage.finishSnapshot(output)
+        } catch {
+            for w in waiters { w.resume(throwing: error) }
+            throw error
+        }
+        lastSnapshot = max(lastSnapshot, at)
         metrics.snapshotsTaken.increment()
+        for w in waiters { w.resume(returning: at) }
+        try crashPoint(.snapshotRecorded)
         let trail = node.configuration.compactionTrail
         if at.rawValue > trail, at - trail >= storage.firstIndex() {
             try storage.compact(upTo: at - trail)
         }
         logger.info("took snapshot", metadata: ["raft.snapshot": "\(at)", "raft.first_index": "\(storage.firstIndex())"])
-        return at
     }
+
+    /// Stops the loop with an injected crash when a test asks for one at `point`.
+    func crashPoint(_ point: NodeCrashPoint) throws(RaftError) {
+        guard let hook = node.configuration.crashHook, hook(node.id, point) else { return }
+        throw RaftError(.io, "node \(node.id): injected crash at \(point)")
+    }
+}
+
+/// Places in the snapshot paths where tests stop a node as if it crashed
+/// (``RaftNodeConfiguration/crashHook``).
+enum NodeCrashPoint: String, Sendable, CaseIterable {
+    /// The state machine prepared its context; nothing written yet.
+    case snapshotPrepared
+    /// The snapshot file is written and synced but not yet renamed into place.
+    case snapshotSaved
+    /// The snapshot is recorded; the log is not compacted yet.
+    case snapshotRecorded
+    /// A follower received a snapshot from the leader and has not persisted it.
+    case snapshotReceived
+    /// The received snapshot is persisted; the state machine has not recovered from it.
+    case snapshotPersisted
+    /// The state machine recovered from the snapshot; the node has not recorded it as applied.
+    case stateMachineRecovered
 }

@@ -18,6 +18,9 @@ public struct RaftNodeConfiguration: Sendable {
     public var compactionTrail: UInt64 = 1_000
     /// Ticks a proposal may wait for its result before failing with a timeout.
     public var proposalTimeoutTicks: Int = 50
+    /// Tests only: asked at each ``NodeCrashPoint``; returning `true` stops the node there with
+    /// an error, as if the process died (unsynced writes are dropped).
+    var crashHook: (@Sendable (NodeID, NodeCrashPoint) -> Bool)?
 
     /// Creates a configuration for node `id` with defaults.
     public init(id: NodeID) { raft = RaftConfiguration(id: id) }
@@ -37,8 +40,9 @@ public struct RaftNodeConfiguration: Sendable {
 /// injected clock. Run it with ``run()`` (it returns when ``stop()`` is called, or throws if
 /// the storage or the state machine fails: a node never crashes the process).
 ///
-/// This first version applies committed entries on the loop itself, after persisting; the
-/// leader's appends still leave before its own disk write (``Ready/messages``).
+/// Pipelining: a leader's appends leave before its own disk write (``Ready/messages``); while
+/// the I/O thread writes and syncs a batch, the loop applies the committed entries that were
+/// durable before it; state machine snapshots are saved on a third thread, beside apply.
 public final class RaftNode<SM: StateMachine>: Service, Sendable {
     enum Event: Sendable {
         case message(Message)
@@ -49,6 +53,7 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
         case campaign
         case snapshotReport(NodeID, Bool)
         case snapshotNow(CheckedContinuation<LogIndex?, any Error>)
+        case snapshotSaved(Confined<SnapshotOutput>, RaftError?)
         case stop
     }
 
@@ -134,7 +139,8 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
     }
 
     /// Takes a snapshot now (of everything applied) and compacts the log behind it. Returns the
-    /// snapshot's index, or `nil` if nothing was applied since the last one.
+    /// snapshot's index once it is recorded, or `nil` if nothing was applied since the last one.
+    /// If a snapshot is being saved already, waits for that one instead.
     @discardableResult
     public func snapshot() async throws -> LogIndex? {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<LogIndex?, any Error>) in
@@ -178,6 +184,7 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
             case .propose(_, _, let c): c.resume(throwing: error)
             case .status(let c): c.resume(returning: nil)
             case .snapshotNow(let c): c.resume(throwing: error)
+            case .snapshotSaved(let output, _): output.value.abort()
             default: break
             }
         }

@@ -171,6 +171,8 @@ public final class SnapshotWriter {
     var offset = 0
     var crc: UInt32 = 0
     var done = false
+    var sealed = false
+    var published = false
 
     init(snapshotter: Snapshotter, file: any StorageFile, tmpPath: String, finalPath: String, index: LogIndex, header: [UInt8]) throws(RaftError) {
         self.snapshotter = snapshotter
@@ -202,10 +204,18 @@ public final class SnapshotWriter {
     }
 
     /// Finishes the file: terminator and checksum, sync, rename into place, sync the directory,
-    /// and prune old snapshots.
+    /// and prune old snapshots (``seal()`` then ``publish()``).
     public func commit() throws(RaftError) {
+        try seal()
+        try publish()
+    }
+
+    /// Writes the terminator and checksum and syncs the temporary file; nothing is visible yet.
+    /// This is the slow part of a commit, and may run on another thread than ``publish()``.
+    public func seal() throws(RaftError) {
         guard !done else { throw RaftError(.storage, "snapshot \(finalPath) was already committed or aborted") }
         done = true
+        defer { file.close() }
         var w = ByteWriter()
         w.u32(0)
         try append(w.bytes)
@@ -213,7 +223,13 @@ public final class SnapshotWriter {
         t.u32(crc)
         try file.write(t.bytes, at: offset)
         try file.sync()
-        file.close()
+        sealed = true
+    }
+
+    /// Renames a sealed file into place, syncs the directory and prunes old snapshots.
+    public func publish() throws(RaftError) {
+        guard sealed, !published else { throw RaftError(.storage, "snapshot \(finalPath) is not sealed, or was published already") }
+        published = true
         try snapshotter.fs.rename(tmpPath, to: finalPath)
         try snapshotter.fs.syncDirectory(snapshotter.directory)
         try snapshotter.prune(keepingAtOrBelow: index)
@@ -221,9 +237,10 @@ public final class SnapshotWriter {
 
     /// Abandons the snapshot and removes the temporary file.
     public func abort() {
-        guard !done else { return }
+        guard !published else { return }
+        if !done { file.close() }
         done = true
-        file.close()
+        published = true
         try? snapshotter.fs.remove(tmpPath)
     }
 }

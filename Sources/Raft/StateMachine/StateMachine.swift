@@ -6,25 +6,36 @@
 ///   the same entries: no clocks, no randomness, no I/O whose outcome can differ.
 /// - **Order.** The runtime calls ``apply(_:)`` with committed entries in index order, with no
 ///   gap and never twice (see ``AppliedIndexGuard``); no-op entries are included (skip them).
-/// - **Exclusion.** The runtime never calls two methods at once.
-/// - **Snapshots.** ``snapshot()`` captures the state after the last applied entry;
-///   ``restore(from:metadata:)`` replaces the whole state with one.
+/// - **Concurrency.** Every method runs on the node's run loop, one at a time, except
+///   ``saveSnapshot(_:to:)``: it runs on the node's snapshot thread, *beside* ``apply(_:)``. It
+///   must read only the context that ``prepareSnapshot()`` returned, never the live state.
+/// - **Snapshots in two steps.** ``prepareSnapshot()`` runs between two applies and captures a
+///   point-in-time view cheaply (a copy-on-write copy of a Swift collection, a database read
+///   transaction); ``saveSnapshot(_:to:)`` then streams that view out while new entries are
+///   applied. ``recoverSnapshot(from:metadata:)`` replaces the whole state with a saved one.
 public protocol StateMachine: AnyObject, SendableMetatype {
     /// What applying one command returns to its proposer.
     associatedtype Result: Sendable
+    /// A point-in-time view of the state, taken by ``prepareSnapshot()`` and handed to
+    /// ``saveSnapshot(_:to:)`` on another thread (it is used by one thread at a time).
+    associatedtype SnapshotContext
 
     /// Applies committed entries in order; returns one result per entry (no-ops included).
     func apply(_ entries: ArraySlice<LogEntry>) throws -> [Result]
-    /// The serialized state after the last applied entry.
-    func snapshot() throws -> [UInt8]
-    /// Replaces the state with a snapshot's.
-    func restore(from data: [UInt8], metadata: SnapshotMetadata) throws
+    /// Captures the state after the last applied entry, cheaply; called under exclusion with
+    /// ``apply(_:)``.
+    func prepareSnapshot() throws -> SnapshotContext
+    /// Writes the state captured in `context` to `output`; runs beside ``apply(_:)``.
+    func saveSnapshot(_ context: SnapshotContext, to output: SnapshotOutput) throws
+    /// Replaces the state with a snapshot's, read from `input`.
+    func recoverSnapshot(from input: SnapshotInput, metadata: SnapshotMetadata) throws
 
     /// For state machines that are themselves durable (``OnDiskStateMachine``): opens the
     /// state and returns the applied index persisted atomically with it. `nil` (the default)
     /// means the state lives in memory and is rebuilt from the latest snapshot and the log.
     func open() throws -> LogIndex?
-    /// Makes the applied state durable; called before a snapshot is recorded. The default does
+    /// Makes the applied state durable; called before a snapshot is prepared, so a snapshot
+    /// is never recorded ahead of the state machine's own durable state. The default does
     /// nothing.
     func sync() throws
     /// The index the state machine reports holding, checked by the runtime after every batch;
@@ -46,6 +57,7 @@ extension StateMachine {
 ///   never passes an entry at or below it again, loads a snapshot only if it moves the state
 ///   forward, and adopts a snapshot at exactly that index without reloading data.
 /// - After ``StateMachine/apply(_:)`` the reported applied index equals the last entry given;
+///   after ``StateMachine/recoverSnapshot(from:metadata:)`` it equals the snapshot's index;
 ///   after ``StateMachine/sync()`` everything applied is durable.
 /// - An applied index that goes backwards, or runs ahead of the log, stops the node with a
 ///   ``RaftError`` naming both indexes (``RaftError/Code/stateMachine`` or

@@ -356,6 +356,20 @@ public final class FileLogStorage: WritableLogStorage {
     /// The log is not compacted: call ``compact(upTo:)``.
     @discardableResult
     public func createSnapshot(at index: LogIndex, confState: ConfState? = nil, data: [UInt8]) throws(RaftError) -> Snapshot {
+        let out = try beginSnapshot(at: index, confState: confState)
+        do {
+            try out.write(data)
+            try out.seal()
+        } catch {
+            out.abort()
+            throw error
+        }
+        return Snapshot(metadata: try finishSnapshot(out), data: data)
+    }
+
+    /// Starts a snapshot file at `index` (which must be durable): the output streams into a
+    /// temporary file, and may be written and sealed on another thread.
+    public func beginSnapshot(at index: LogIndex, confState: ConfState?) throws(RaftError) -> SnapshotOutput {
         try check()
         if index <= latestSnapshot.index {
             throw RaftError(.snapshotOutOfDate, "snapshot at \(index) is not newer than the held snapshot \(latestSnapshot.index)")
@@ -364,9 +378,30 @@ public final class FileLogStorage: WritableLogStorage {
             throw RaftError(.unavailable, "snapshot at \(index) is past the last durable index \(durableLastIndex)")
         }
         let meta = SnapshotMetadata(index: index, term: try term(at: index), confState: confState ?? conf)
-        try snapshotter.save(SnapshotFileMetadata(raft: meta, appliedIndex: index), data: data)
-        latestSnapshot = meta
-        return Snapshot(metadata: meta, data: data)
+        let writer = try snapshotter.create(SnapshotFileMetadata(raft: meta, appliedIndex: index))
+        return SnapshotOutput(metadata: meta, target: .file(writer))
+    }
+
+    /// Seals the file if needed, renames it into place and makes it the latest snapshot.
+    @discardableResult
+    public func finishSnapshot(_ output: SnapshotOutput) throws(RaftError) -> SnapshotMetadata {
+        try check()
+        guard case .file(let writer) = output.target else {
+            throw RaftError(.invalidConfiguration, "snapshot \(output.metadata.index) was not begun by this storage")
+        }
+        if output.metadata.index <= latestSnapshot.index {
+            output.abort()
+            throw RaftError(.snapshotOutOfDate, "snapshot at \(output.metadata.index) is not newer than the held snapshot \(latestSnapshot.index)")
+        }
+        do {
+            try output.seal()
+            try writer.publish()
+        } catch {
+            output.abort()
+            throw error
+        }
+        latestSnapshot = output.metadata
+        return output.metadata
     }
 
     /// Discards entries up to and including `index`, which a snapshot must cover: records the

@@ -41,6 +41,15 @@ public protocol WritableLogStorage: LogStorage {
     /// Records a snapshot of the state machine at `index`.
     @discardableResult
     func createSnapshot(at index: LogIndex, confState: ConfState?, data: [UInt8]) throws(RaftError) -> Snapshot
+    /// Starts a snapshot of the state machine at `index` (held durably and applied). The
+    /// returned output may be written from another thread; nothing is visible until
+    /// ``finishSnapshot(_:)``. The default collects the data in memory for
+    /// ``createSnapshot(at:confState:data:)``.
+    func beginSnapshot(at index: LogIndex, confState: ConfState?) throws(RaftError) -> SnapshotOutput
+    /// Makes a snapshot begun with ``beginSnapshot(at:confState:)`` and fully written the
+    /// storage's latest, durably. Does not compact the log.
+    @discardableResult
+    func finishSnapshot(_ output: SnapshotOutput) throws(RaftError) -> SnapshotMetadata
     /// Discards entries up to `index`, which a snapshot covers.
     func compact(upTo index: LogIndex) throws(RaftError)
     /// Makes every write so far durable.
@@ -55,6 +64,18 @@ public protocol WritableLogStorage: LogStorage {
 extension WritableLogStorage {
     public var performsBlockingIO: Bool { false }
     public func close() {}
+
+    public func beginSnapshot(at index: LogIndex, confState: ConfState?) throws(RaftError) -> SnapshotOutput {
+        if index > lastIndex() { throw RaftError(.unavailable, "snapshot at \(index) is past the last index \(lastIndex())") }
+        let meta = SnapshotMetadata(index: index, term: try term(at: index), confState: confState ?? snapshotMetadata().confState)
+        return SnapshotOutput(inMemory: meta)
+    }
+
+    @discardableResult
+    public func finishSnapshot(_ output: SnapshotOutput) throws(RaftError) -> SnapshotMetadata {
+        try output.seal()
+        return try createSnapshot(at: output.metadata.index, confState: output.metadata.confState, data: output.data).metadata
+    }
 }
 
 extension WritableLogStorage {

@@ -1,0 +1,99 @@
+/// Where a state machine writes a snapshot: a stream of bytes that goes straight to the snapshot
+/// file (with ``FileLogStorage``) or to memory, so a large state never has to be serialized into
+/// one array first.
+///
+/// An output is handed to ``StateMachine/saveSnapshot(_:to:)`` on the runtime's snapshot thread
+/// and used from that thread only.
+public final class SnapshotOutput {
+    enum Target {
+        case memory
+        case file(SnapshotWriter)
+    }
+
+    /// The snapshot being written: its index is the last entry the state machine had applied
+    /// when ``StateMachine/prepareSnapshot()`` was called.
+    public let metadata: SnapshotMetadata
+    let target: Target
+    var buffer: [UInt8] = []
+    /// Bytes written so far.
+    public private(set) var count = 0
+    var sealed = false
+    static let flushBytes = 64 << 10
+
+    init(metadata: SnapshotMetadata, target: Target) {
+        self.metadata = metadata
+        self.target = target
+    }
+
+    /// Creates an output that keeps the bytes in memory (``data``).
+    public convenience init(inMemory metadata: SnapshotMetadata) { self.init(metadata: metadata, target: .memory) }
+
+    /// Appends bytes.
+    public func write(_ bytes: some Sequence<UInt8>) throws(RaftError) {
+        guard !sealed else { throw RaftError(.storage, "snapshot \(metadata.index) was already finished") }
+        let before = buffer.count
+        buffer.append(contentsOf: bytes)
+        count += buffer.count - before
+        if case .file(let w) = target, buffer.count >= Self.flushBytes {
+            try w.write(buffer)
+            buffer.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// Everything written, for an in-memory output.
+    public var data: [UInt8] {
+        if case .memory = target { return buffer }
+        return []
+    }
+
+    /// Writes what is buffered and makes the data durable (a file is synced, not yet visible).
+    func seal() throws(RaftError) {
+        guard !sealed else { return }
+        sealed = true
+        if case .file(let w) = target {
+            if !buffer.isEmpty { try w.write(buffer) }
+            buffer = []
+            try w.seal()
+        }
+    }
+
+    /// Abandons the snapshot (a temporary file is removed).
+    func abort() {
+        sealed = true
+        if case .file(let w) = target { w.abort() }
+    }
+}
+
+/// Where a state machine reads a snapshot from: a stream of the bytes its
+/// ``StateMachine/saveSnapshot(_:to:)`` wrote, in order.
+public final class SnapshotInput {
+    let bytes: [UInt8]
+    var position = 0
+
+    /// Creates an input over bytes held in memory.
+    public init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    /// The total size of the snapshot's data.
+    public var count: Int { bytes.count }
+    /// Whether every byte was read.
+    public var isAtEnd: Bool { position == bytes.count }
+
+    /// Reads up to `maxCount` bytes; returns an empty array at the end.
+    public func read(upTo maxCount: Int) -> [UInt8] {
+        let end = min(bytes.count, position + max(0, maxCount))
+        defer { position = end }
+        return Array(bytes[position..<end])
+    }
+
+    /// Reads exactly `count` bytes, or throws ``RaftError/Code/corruption`` if the snapshot ends
+    /// first.
+    public func read(exactly count: Int) throws(RaftError) -> [UInt8] {
+        guard count >= 0, bytes.count - position >= count else {
+            throw RaftError(.corruption, "snapshot data ends after \(bytes.count) bytes; \(count) more were expected at offset \(position)")
+        }
+        return read(upTo: count)
+    }
+
+    /// Reads everything not read yet.
+    public func readAll() -> [UInt8] { read(upTo: bytes.count - position) }
+}
