@@ -51,6 +51,10 @@ public enum Describe {
             return head + "installSnapshot term=\(m.term) snapshot=\(md.index)/\(md.term) voters=\(md.confState.voters.map(\.description).joined(separator: ","))"
         case .forwardProposal(let p):
             return head + "forwardProposal commands=[" + p.commands.map(data).joined(separator: ", ") + "]"
+        case .snapshotChunk(let c):
+            return head + "snapshotChunk term=\(m.term) transfer=\(c.transfer) snapshot=\(c.metadata.index) bytes=\(c.offset)+\(c.data.count)/\(c.totalBytes)"
+        case .snapshotChunkAck(let a):
+            return head + "snapshotChunkAck term=\(m.term) transfer=\(a.transfer) next=\(a.next)" + (a.rejected ? " rejected" : "")
         }
     }
 }

@@ -64,7 +64,7 @@ func start(_ id: NodeID) throws {
     let storage = try FileLogStorage(directory: "\(root)/node\(id)", voters: ids)
     let store = Store()
     let node = try RaftNode(configuration: c, storage: storage, stateMachine: store, transport: transport)
-    transport.register(id, receive: { node.receive($0) }, reportSnapshot: { node.reportSnapshot(to: $0, failed: $1) })
+    transport.register(id, receive: { node.receive($0) })
     nodes[id] = node
     stores[id] = store
     runs[id] = Task { try await node.run() }

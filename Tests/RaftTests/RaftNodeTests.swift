@@ -79,7 +79,7 @@ final class NodeHarness<SM: StateMachine>: @unchecked Sendable where SM.Result =
         let node = try RaftNode(configuration: c, storage: storages[id]!, stateMachine: sm, transport: transport, clock: clock)
         nodes[id] = node
         machines[id] = sm
-        transport.register(id, receive: { node.receive($0) }, reportSnapshot: { node.reportSnapshot(to: $0, failed: $1) })
+        transport.register(id, receive: { node.receive($0) })
         ended.withLock { _ = $0.dead.remove(id) }
         runs[id] = Task { [ended] in
             do {

@@ -262,7 +262,7 @@ final class Cluster {
             conf.tickInterval = .milliseconds(options.tickMillis)
             conf.snapshotEvery = options.snapshotEvery
             let node = try Node(configuration: conf, storage: storage, stateMachine: CountingStateMachine(), transport: transport)
-            transport.register(id, receive: { node.receive($0) }, reportSnapshot: { node.reportSnapshot(to: $0, failed: $1) })
+            transport.register(id, receive: { node.receive($0) })
             nodes[id] = node
             counters[id] = c
             fileStorages[id] = file

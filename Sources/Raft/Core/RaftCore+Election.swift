@@ -176,6 +176,8 @@ extension RaftCore {
         case .installSnapshot(let s):
             if s.snapshot.metadata.term > m.term { throw bad("snapshot term \(s.snapshot.metadata.term) is past the sender's term") }
             do { try RaftConfiguration.validate(s.snapshot.metadata.confState) } catch { throw bad("snapshot membership: \(error.message)") }
+        case .snapshotChunk, .snapshotChunkAck:
+            throw bad("snapshot chunks are reassembled by the node runtime; the core takes whole snapshots")
         default:
             break
         }

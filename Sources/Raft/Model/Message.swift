@@ -44,6 +44,12 @@ public struct Message: Sendable, Hashable {
         case installSnapshot(InstallSnapshot)
         /// A follower hands client commands to the leader.
         case forwardProposal(ForwardProposal)
+        /// A piece of a snapshot streamed by a node runtime (``RaftNode``), which reassembles
+        /// the pieces into one ``installSnapshot`` before the core sees it. The core refuses
+        /// these kinds.
+        case snapshotChunk(SnapshotChunk)
+        /// The receiver's answer to ``snapshotChunk``: where the transfer stands.
+        case snapshotChunkAck(SnapshotChunkAck)
     }
 }
 
@@ -145,6 +151,52 @@ public struct InstallSnapshot: Sendable, Hashable {
 
     /// Creates the payload.
     public init(snapshot: Snapshot) { self.snapshot = snapshot }
+}
+
+/// Payload of ``Message/Kind/snapshotChunk``: `data` is the snapshot's bytes from `offset` on.
+public struct SnapshotChunk: Sendable, Hashable {
+    /// Identifies one transfer; a sender that starts over uses a new id.
+    public var transfer: UInt64
+    /// The snapshot's metadata (the same on every chunk of a transfer).
+    public var metadata: SnapshotMetadata
+    /// Where `data` starts in the snapshot.
+    public var offset: UInt64
+    /// The snapshot's total size in bytes.
+    public var totalBytes: UInt64
+    /// CRC-32C of the whole snapshot, checked once it is reassembled.
+    public var checksum: UInt32
+    /// The bytes.
+    public var data: [UInt8]
+
+    /// Creates the payload.
+    public init(transfer: UInt64, metadata: SnapshotMetadata, offset: UInt64, totalBytes: UInt64, checksum: UInt32, data: [UInt8]) {
+        self.transfer = transfer
+        self.metadata = metadata
+        self.offset = offset
+        self.totalBytes = totalBytes
+        self.checksum = checksum
+        self.data = data
+    }
+}
+
+/// Payload of ``Message/Kind/snapshotChunkAck``.
+public struct SnapshotChunkAck: Sendable, Hashable {
+    /// The transfer answered.
+    public var transfer: UInt64
+    /// The offset the receiver expects next; the total size once it has everything. Lower than
+    /// what the sender sent when chunks were lost, zero when the receiver lost the transfer
+    /// (it restarted): the sender resumes from here.
+    public var next: UInt64
+    /// The receiver refuses the transfer (its checksum did not match, or it is malformed): the
+    /// sender starts over.
+    public var rejected: Bool
+
+    /// Creates the payload.
+    public init(transfer: UInt64, next: UInt64, rejected: Bool = false) {
+        self.transfer = transfer
+        self.next = next
+        self.rejected = rejected
+    }
 }
 
 /// Payload of ``Message/Kind/forwardProposal``.

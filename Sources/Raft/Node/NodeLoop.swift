@@ -40,6 +40,9 @@ final class NodeLoop<SM: StateMachine> {
     let metrics: NodeMetrics
     var logger: Logger { node.logger }
     var lastLeader: NodeID = .none
+    /// Snapshots this node streams to followers, and the one it receives.
+    var senders: SnapshotSenders
+    var receiver: SnapshotReceiver
 
     init(node: RaftNode<SM>, storage: any WritableLogStorage, stateMachine: SM) throws {
         self.node = node
@@ -47,6 +50,14 @@ final class NodeLoop<SM: StateMachine> {
         self.storage = storage
         self.stateMachine = stateMachine
         offloadIO = storage.performsBlockingIO
+        let c = node.configuration
+        senders = SnapshotSenders(
+            me: node.id,
+            options: SnapshotStreamOptions(
+                chunkBytes: c.snapshotChunkBytes, chunksInFlight: c.snapshotChunksInFlight, retryTicks: c.snapshotRetryTicks,
+                maxRetries: c.snapshotMaxRetries),
+            seed: UInt64.random(in: 0..<(1 << 48)) << 16)
+        receiver = SnapshotReceiver(me: node.id, maxBytes: c.maxSnapshotBytes)
         let meta = storage.snapshotMetadata()
         let durable: LogIndex?
         do { durable = try stateMachine.open() } catch {
@@ -125,15 +136,28 @@ final class NodeLoop<SM: StateMachine> {
     func handle(_ e: Event) throws(RaftError) {
         switch e {
         case .message(let m):
-            // A malformed or misaddressed message changes nothing; it is dropped.
-            do { try core.step(m) } catch {
-                metrics.droppedMessages.increment()
-                logger.debug("dropped a message", metadata: ["from": "\(m.from)", "error": "\(error.message)"])
+            switch m.kind {
+            case .snapshotChunk(let chunk):
+                receiveChunk(chunk, in: m)
+            case .snapshotChunkAck(let ack):
+                guard m.to == node.id, m.term == core.term else { return }
+                let (messages, outcome) = senders.ack(ack, from: m.from)
+                node.transport.send(messages)
+                if let outcome { snapshotTransferEnded(outcome) }
+            default:
+                // A malformed or misaddressed message changes nothing; it is dropped.
+                do { try core.step(m) } catch {
+                    metrics.droppedMessages.increment()
+                    logger.debug("dropped a message", metadata: ["from": "\(m.from)", "error": "\(error.message)"])
+                }
             }
         case .tick:
             core.tick()
             ticks += 1
             expireProposals()
+            let (messages, outcomes) = senders.tick()
+            node.transport.send(messages)
+            for o in outcomes { snapshotTransferEnded(o) }
         case .cancel(let token):
             if let (index, p) = pending.first(where: { $0.value.token == token }) {
                 pending[index] = nil
@@ -143,8 +167,6 @@ final class NodeLoop<SM: StateMachine> {
             c.resume(returning: NodeStatus(raft: core.status(), applied: applied.applied, snapshotIndex: lastSnapshot, pendingProposals: pending.count))
         case .campaign:
             core.campaign()
-        case .snapshotReport(let peer, let failed):
-            core.reportSnapshot(to: peer, failed: failed)
         case .snapshotNow(let c):
             do {
                 if savingSnapshot != nil {
@@ -208,6 +230,7 @@ final class NodeLoop<SM: StateMachine> {
                 metrics.leaderChanges.increment()
                 logger.info("leader changed", metadata: ["raft.leader": "\(ss.leader)", "raft.role": "\(ss.role)", "raft.term": "\(core.term)"])
             }
+            if let ss = rd.softState, ss.role != .leader { senders.cancelAll() }
             send(rd.messages)
             // Entries at or below what the storage held before this batch are durable already
             // (committed entries are never overwritten).
@@ -229,16 +252,52 @@ final class NodeLoop<SM: StateMachine> {
         metrics.applied.record(Int64(applied.applied.rawValue))
     }
 
-    /// Sends messages that need nothing durable first.
+    /// Sends messages that need nothing durable first. A snapshot is streamed in chunks
+    /// instead of sent whole.
     func send(_ messages: [Message]) {
         guard !messages.isEmpty else { return }
+        var plain: [Message] = []
+        plain.reserveCapacity(messages.count)
         for m in messages {
-            if case .installSnapshot(let s) = m.kind {
-                metrics.snapshotsSent.increment()
-                logger.info("sending snapshot", metadata: ["to": "\(m.to)", "raft.snapshot": "\(s.snapshot.metadata.index)"])
+            guard case .installSnapshot(let s) = m.kind else {
+                plain.append(m)
+                continue
             }
+            metrics.snapshotsSent.increment()
+            logger.info("streaming snapshot", metadata: ["to": "\(m.to)", "raft.snapshot": "\(s.snapshot.metadata.index)", "bytes": "\(s.snapshot.data.count)"])
+            plain += senders.start(s.snapshot, to: m.to, term: m.term)
         }
-        node.transport.send(messages)
+        node.transport.send(plain)
+    }
+
+    /// A follower's snapshot chunk: reassembled, and stepped into the core once complete.
+    func receiveChunk(_ chunk: SnapshotChunk, in m: Message) {
+        // Chunks of a deposed leader are not answered; its term reaches it another way.
+        guard m.to == node.id, m.term >= core.term else { return }
+        switch receiver.receive(chunk, from: m.from, term: m.term) {
+        case .reply(let r):
+            node.transport.send([r])
+        case .complete(let install, let reply):
+            do { try core.step(install) } catch {
+                metrics.droppedMessages.increment()
+                logger.info("refused a snapshot", metadata: ["from": "\(m.from)", "error": "\(error.message)"])
+            }
+            node.transport.send([reply])
+        case .invalid(let why):
+            metrics.droppedMessages.increment()
+            logger.debug("dropped a snapshot chunk", metadata: ["from": "\(m.from)", "error": "\(why)"])
+        }
+    }
+
+    /// Tells the core how a snapshot transfer ended.
+    func snapshotTransferEnded(_ outcome: SnapshotSenders.Outcome) {
+        switch outcome {
+        case .finished(let peer):
+            core.reportSnapshot(to: peer, failed: false)
+        case .failed(let peer):
+            logger.info("snapshot transfer failed; the leader will retry", metadata: ["to": "\(peer)"])
+            core.reportSnapshot(to: peer, failed: true)
+        }
     }
 
     /// Persists `rd` and then sends its ``Ready/messagesAfterPersist``; runs `meanwhile` on the

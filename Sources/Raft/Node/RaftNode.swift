@@ -18,6 +18,18 @@ public struct RaftNodeConfiguration: Sendable {
     public var compactionTrail: UInt64 = 1_000
     /// Ticks a proposal may wait for its result before failing with a timeout.
     public var proposalTimeoutTicks: Int = 50
+    /// Snapshots are streamed to followers in chunks of this many bytes.
+    public var snapshotChunkBytes: Int = 512 << 10
+    /// Chunks sent ahead of the receiver's acknowledgement.
+    public var snapshotChunksInFlight: Int = 4
+    /// Ticks without progress after which a snapshot transfer resends from the last
+    /// acknowledged byte.
+    public var snapshotRetryTicks: Int = 5
+    /// Stalls in a row after which a transfer is given up; the leader sends the snapshot again
+    /// later.
+    public var snapshotMaxRetries: Int = 5
+    /// The largest snapshot this node accepts from a leader, in bytes.
+    public var maxSnapshotBytes: UInt64 = 16 << 30
     /// Tests only: asked at each ``NodeCrashPoint``; returning `true` stops the node there with
     /// an error, as if the process died (unsynced writes are dropped).
     var crashHook: (@Sendable (NodeID, NodeCrashPoint) -> Bool)?
@@ -51,7 +63,6 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
         case cancel(UInt64)
         case status(CheckedContinuation<NodeStatus?, Never>)
         case campaign
-        case snapshotReport(NodeID, Bool)
         case snapshotNow(CheckedContinuation<LogIndex?, any Error>)
         case snapshotSaved(Confined<SnapshotOutput>, RaftError?)
         case stop
@@ -92,6 +103,10 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
         try c.raft.validate()
         if c.tickInterval <= .zero { throw RaftError(.invalidConfiguration, "tickInterval must be positive") }
         if c.proposalTimeoutTicks < 1 { throw RaftError(.invalidConfiguration, "proposalTimeoutTicks must be at least 1") }
+        if c.snapshotChunkBytes < 1 { throw RaftError(.invalidConfiguration, "snapshotChunkBytes must be at least 1") }
+        if c.snapshotChunksInFlight < 1 { throw RaftError(.invalidConfiguration, "snapshotChunksInFlight must be at least 1") }
+        if c.snapshotRetryTicks < 1 { throw RaftError(.invalidConfiguration, "snapshotRetryTicks must be at least 1") }
+        if c.snapshotMaxRetries < 0 { throw RaftError(.invalidConfiguration, "snapshotMaxRetries must not be negative") }
         id = c.raft.id
         self.configuration = c
         parts = Mutex(Parts(storage: storage, stateMachine: stateMachine))
@@ -196,8 +211,6 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
     /// Hands a message from a peer to the node (called by the transport).
     public func receive(_ message: Message) { inbox.post(.message(message)) }
 
-    /// Tells the node how a snapshot it sent to `peer` ended (called by the transport).
-    public func reportSnapshot(to peer: NodeID, failed: Bool) { inbox.post(.snapshotReport(peer, failed)) }
 
     /// Stops the node: in-flight proposals fail with ``RaftError/Code/stopped`` and ``run()``
     /// returns.

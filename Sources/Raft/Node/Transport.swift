@@ -4,8 +4,10 @@ import Synchronization
 /// is addressed to by calling ``RaftNode/receive(_:)`` there, in any order, possibly losing
 /// some; Raft tolerates loss, duplication and reordering.
 ///
-/// A transport that carries ``Message/Kind/installSnapshot`` must report how each transfer
-/// ended through ``RaftNode/reportSnapshot(to:failed:)`` on the sending node.
+/// A node never sends a whole snapshot in one message: it streams it as
+/// ``Message/Kind/snapshotChunk`` messages no larger than
+/// ``RaftNodeConfiguration/snapshotChunkBytes`` of data, and resumes or restarts a transfer
+/// itself when chunks are lost, so a transport treats them like any other message.
 public protocol RaftTransport: Sendable {
     /// Sends messages; must not block.
     func send(_ messages: [Message])
@@ -16,8 +18,8 @@ public protocol RaftTransport: Sendable {
 public final class LocalTransport: RaftTransport {
     struct State {
         var receivers: [NodeID: @Sendable (Message) -> Void] = [:]
-        var snapshotReporters: [NodeID: @Sendable (NodeID, Bool) -> Void] = [:]
         var cut: Set<[NodeID]> = []
+        var drop: (@Sendable (Message) -> Bool)?
     }
 
     let state = Mutex(State())
@@ -25,23 +27,14 @@ public final class LocalTransport: RaftTransport {
     /// Creates an empty transport.
     public init() {}
 
-    /// Connects a node: messages addressed to `id` are handed to `receive`; `reportSnapshot`
-    /// learns how snapshots sent by `id` ended.
-    public func register(
-        _ id: NodeID, receive: @escaping @Sendable (Message) -> Void, reportSnapshot: @escaping @Sendable (NodeID, Bool) -> Void
-    ) {
-        state.withLock {
-            $0.receivers[id] = receive
-            $0.snapshotReporters[id] = reportSnapshot
-        }
+    /// Connects a node: messages addressed to `id` are handed to `receive`.
+    public func register(_ id: NodeID, receive: @escaping @Sendable (Message) -> Void) {
+        state.withLock { $0.receivers[id] = receive }
     }
 
     /// Disconnects a node (it stopped).
     public func unregister(_ id: NodeID) {
-        state.withLock {
-            $0.receivers[id] = nil
-            $0.snapshotReporters[id] = nil
-        }
+        state.withLock { $0.receivers[id] = nil }
     }
 
     /// Cuts (or restores) the link between two nodes in both directions.
@@ -57,14 +50,19 @@ public final class LocalTransport: RaftTransport {
         for o in others where o != id { setLink(id, o, connected: !isolated) }
     }
 
+    /// Loses every message for which `drop` returns `true` (fault injection); `nil` loses none.
+    public func setDropFilter(_ drop: (@Sendable (Message) -> Bool)?) {
+        state.withLock { $0.drop = drop }
+    }
+
     public func send(_ messages: [Message]) {
         for m in messages {
-            let (receiver, reporter) = state.withLock { s -> ((@Sendable (Message) -> Void)?, (@Sendable (NodeID, Bool) -> Void)?) in
-                let linked = !s.cut.contains([min(m.from, m.to), max(m.from, m.to)])
-                return (linked ? s.receivers[m.to] : nil, s.snapshotReporters[m.from])
+            let (receiver, drop) = state.withLock { s -> ((@Sendable (Message) -> Void)?, (@Sendable (Message) -> Bool)?) in
+                guard !s.cut.contains([min(m.from, m.to), max(m.from, m.to)]) else { return (nil, nil) }
+                return (s.receivers[m.to], s.drop)
             }
-            receiver?(m)
-            if case .installSnapshot = m.kind { reporter?(m.to, receiver == nil) }
+            guard let receiver, !(drop?(m) ?? false) else { continue }
+            receiver(m)
         }
     }
 }
