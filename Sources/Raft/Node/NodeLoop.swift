@@ -36,6 +36,8 @@ final class NodeLoop<SM: StateMachine> {
     var savingSnapshot: LogIndex?
     /// Callers of ``RaftNode/snapshot()`` waiting for the snapshot being saved.
     var snapshotWaiters: [CheckedContinuation<LogIndex?, any Error>] = []
+    /// Events taken from the inbox that the loop stopped before handling.
+    var unhandled: [Event] = []
     let offloadIO: Bool
     let metrics: NodeMetrics
     var logger: Logger { node.logger }
@@ -97,15 +99,21 @@ final class NodeLoop<SM: StateMachine> {
             running: while true {
                 let events = await node.inbox.next()
                 var proposals: [(command: [UInt8], token: UInt64, continuation: CheckedContinuation<SM.Result, any Error>)] = []
-                for e in events {
+                for (k, e) in events.enumerated() {
                     switch e {
                     case .propose(let command, let token, let c):
                         proposals.append((command, token, c))
                     case .stop:
                         propose(proposals)
+                        unhandled = Array(events[(k + 1)...])
                         break running
                     default:
-                        try handle(e)
+                        do { try handle(e) } catch {
+                            // Nothing of this batch may be left waiting: the shutdown answers it.
+                            for p in proposals { p.continuation.resume(throwing: error) }
+                            unhandled = Array(events[(k + 1)...])
+                            throw error
+                        }
                     }
                 }
                 propose(proposals)
@@ -125,6 +133,8 @@ final class NodeLoop<SM: StateMachine> {
         pending = [:]
         for w in snapshotWaiters { w.resume(throwing: error) }
         snapshotWaiters = []
+        node.fail(unhandled, with: error)
+        unhandled = []
         node.failQueued(with: error)
         let queue = snapshotQueue
         await withCheckedContinuation { c in queue.async { c.resume() } }
@@ -430,10 +440,8 @@ final class NodeLoop<SM: StateMachine> {
             throw RaftError(.stateMachine, "node \(node.id): preparing the snapshot at \(at) failed: \(error)")
         }
         let output = try storage.beginSnapshot(at: at, confState: nil)
-        do { try crashPoint(.snapshotPrepared) } catch {
-            output.abort()
-            throw error
-        }
+        // A crash here leaves the temporary file behind, as a real one would.
+        try crashPoint(.snapshotPrepared)
         savingSnapshot = at
         let job = Confined(value: (stateMachine, context, output))
         let inbox = node.inbox
@@ -457,16 +465,14 @@ final class NodeLoop<SM: StateMachine> {
     /// Records a snapshot the snapshot thread saved, and compacts the log behind it.
     func snapshotSaved(_ output: SnapshotOutput, failure: RaftError?) throws(RaftError) {
         savingSnapshot = nil
+        if let failure {
+            output.abort()
+            throw failure  // the waiters fail with it as the loop shuts down
+        }
+        // A crash here leaves the sealed temporary file behind, as a real one would.
+        try crashPoint(.snapshotSaved)
         let waiters = snapshotWaiters
         snapshotWaiters = []
-        do throws(RaftError) {
-            if let failure { throw failure }
-            try crashPoint(.snapshotSaved)
-        } catch {
-            output.abort()
-            for w in waiters { w.resume(throwing: error) }
-            throw error
-        }
         let at = output.metadata.index
         if at <= storage.snapshotMetadata().index {
             // A newer snapshot from the leader was installed meanwhile.

@@ -193,8 +193,11 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
     }
 
     /// Closes the inbox and fails every queued request with `error`.
-    func failQueued(with error: any Error) {
-        for e in inbox.close() {
+    func failQueued(with error: any Error) { fail(inbox.close(), with: error) }
+
+    /// Answers requests that will never be handled.
+    func fail(_ events: [Event], with error: any Error) {
+        for e in events {
             switch e {
             case .propose(_, _, let c): c.resume(throwing: error)
             case .status(let c): c.resume(returning: nil)

@@ -1,0 +1,209 @@
+import Dispatch
+import Foundation
+import Synchronization
+import Testing
+
+@testable import Raft
+
+/// A key-value state machine whose snapshot saving waits at a gate the test opens, so the test
+/// can hold a save in progress and watch what the node does meanwhile.
+final class GatedKV: StateMachine {
+    let inner = KVMachine()
+    let gate: Gate
+
+    init(gate: Gate) { self.gate = gate }
+
+    func apply(_ entries: ArraySlice<LogEntry>) throws -> [String] { try inner.apply(entries) }
+    func prepareSnapshot() throws -> [String: String] { inner.values }
+
+    func saveSnapshot(_ context: [String: String], to output: SnapshotOutput) throws {
+        gate.saving.add(1, ordering: .sequentiallyConsistent)
+        // Bounded, so a failing test cannot hang the node's shutdown.
+        _ = gate.semaphore.wait(timeout: .now() + 10)
+        try output.write(encodeKV(context))
+    }
+
+    func recoverSnapshot(from input: SnapshotInput, metadata: SnapshotMetadata) throws {
+        try inner.recoverSnapshot(from: input, metadata: metadata)
+    }
+}
+
+final class Gate: @unchecked Sendable {
+    let semaphore = DispatchSemaphore(value: 0)
+    let saving = Atomic<Int>(0)
+    /// Lets `saves` saves through.
+    func open(_ saves: Int = 64) { for _ in 0..<saves { semaphore.signal() } }
+}
+
+@Suite("RaftNode snapshots")
+struct RaftNodeSnapshotTests {
+    /// Step two of a snapshot (saving) runs beside apply: while a save is held at the gate, the
+    /// leader keeps committing and applying; the snapshot, once released, holds exactly the
+    /// state at its own index (the context was taken at that point in time).
+    @Test func snapshotIsSavedBesideApply() async throws {
+        let gate = Gate()
+        let h = NodeHarness<GatedKV>(make: { _ in GatedKV(gate: gate) }) { c in
+            c.snapshotEvery = 5
+            c.compactionTrail = 1
+        }
+        defer { gate.open() }
+        try h.startAll()
+        let leader = try await h.electLeader()
+        for k in 0..<5 { _ = try await h.propose("a\(k)=\(k)", at: leader) }
+        await h.tick()
+        let started = gate.saving.load(ordering: .sequentiallyConsistent)
+        #expect(started >= 1, "a save started")
+        let held = try await h.nodes[leader]!.status()
+        #expect(held.snapshotIndex == .zero, "nothing is recorded while the save is held")
+        // The loop is not blocked by the save: these commit and apply.
+        for k in 0..<20 { _ = try await h.propose("b\(k)=\(k)", at: leader) }
+        let during = try await h.nodes[leader]!.status()
+        #expect(during.applied >= held.applied + 20)
+        #expect(during.snapshotIndex == .zero)
+        gate.open(1)  // only the held save: a later one waits, so the latest snapshot is this one
+        for _ in 0..<20 where (try await h.nodes[leader]!.status().snapshotIndex) == .zero { await h.tick() }
+        let after = try await h.nodes[leader]!.status()
+        #expect(after.snapshotIndex > .zero && after.snapshotIndex <= held.applied, "the snapshot is the held one")
+        let snap = try h.storages[leader]!.snapshot()
+        #expect(snap.metadata.index == after.snapshotIndex)
+        let saved = decodeKV(snap.data)
+        // Index 1 is the leader's no-op; every later entry up to the snapshot set one "a" key.
+        #expect(saved.count == Int(snap.metadata.index.rawValue) - 1, "the state at the snapshot's index: \(saved)")
+        #expect(saved.keys.filter { $0.hasPrefix("b") }.isEmpty, "entries applied during the save are not in it")
+        gate.open()
+        await h.stopAll()
+        #expect(h.failures.isEmpty, "\(h.failures)")
+    }
+
+    /// A follower behind the compacted log receives the snapshot in small chunks while the
+    /// leader goes on committing and applying proposals. Acknowledgements are lost for a while
+    /// (the transfer stalls and is resent from the last acknowledged byte), then the transfer
+    /// completes and the follower holds the same data.
+    @Test func proposalsCommitWhileSnapshotStreams() async throws {
+        let h = NodeHarness<KVMachine> { c in
+            c.snapshotEvery = 10
+            c.compactionTrail = 2
+            c.snapshotChunkBytes = 16
+            c.snapshotChunksInFlight = 2
+            c.snapshotRetryTicks = 2
+            c.snapshotMaxRetries = 1_000
+        }
+        try h.startAll()
+        let leader = try await h.electLeader()
+        let lagging = h.ids.first { $0 != leader }!
+        await h.stop(lagging)
+        for k in 0..<30 { _ = try await h.propose("key\(k)=value\(k)", at: leader) }
+        #expect(h.storages[leader]!.firstIndex() > 2, "the leader compacted past the stopped node")
+        // Lose every acknowledgement of a chunk: the transfer cannot finish.
+        let ackFilter = Atomic<Bool>(true)
+        let chunksSent = Atomic<Int>(0)
+        h.transport.setDropFilter { m in
+            if case .snapshotChunk = m.kind { chunksSent.add(1, ordering: .relaxed) }
+            if case .snapshotChunkAck = m.kind { return ackFilter.load(ordering: .relaxed) }
+            return false
+        }
+        try h.start(lagging)
+        await h.tick(3)
+        let streaming = try await h.nodes[leader]!.status()
+        #expect(streaming.raft.members.first { $0.id == lagging }?.state == "snapshot", "a transfer is in progress")
+        #expect(chunksSent.load(ordering: .relaxed) > 0)
+        // The leader keeps serving meanwhile.
+        for k in 30..<50 { _ = try await h.propose("key\(k)=value\(k)", at: leader) }
+        let during = try await h.nodes[leader]!.status()
+        #expect(during.applied >= streaming.applied + 20)
+        #expect(during.raft.members.first { $0.id == lagging }?.state == "snapshot", "still streaming")
+        #expect(try await h.nodes[lagging]!.status().applied < streaming.snapshotIndex, "the follower has not got it yet")
+        ackFilter.store(false, ordering: .relaxed)
+        for _ in 0..<60 {
+            await h.tick()
+            if let s = try? await h.nodes[lagging]!.status(), s.applied >= during.applied { break }
+        }
+        #expect(h.machines[lagging]!.values == h.machines[leader]!.values)
+        #expect(h.machines[lagging]!.values.count == 50)
+        #expect(h.machines[lagging]!.restores >= 1, "caught up by snapshot")
+        let chunks = chunksSent.load(ordering: .relaxed)
+        #expect(chunks > 10, "sent in chunks, \(chunks) of them")
+        await h.stopAll()
+        #expect(h.failures.isEmpty, "\(h.failures)")
+    }
+
+    /// Crash points around snapshots, each followed by a restart that must recover: three
+    /// nodes with file storage and an on-disk state machine; a follower is stopped while the
+    /// others snapshot and compact past it, then brought back to catch up by snapshot. The
+    /// crash is injected once, at one point, on whichever node reaches it first; that node is
+    /// restarted from its files. At the end every node holds the same data and applied index
+    /// and every acknowledged write.
+    @Test(arguments: NodeCrashPoint.allCases)
+    func crashAroundSnapshotsRecovers(at point: NodeCrashPoint) async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("raft-crashpoint-\(point)-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let disks: [NodeID: KVDisk] = [1: KVDisk(), 2: KVDisk(), 3: KVDisk()]
+        let fired = Atomic<Bool>(false)
+        let firedOn = Mutex<NodeID?>(nil)
+        let marker = "injected crash"
+        let h = NodeHarness<DiskKV>(
+            make: { DiskKV(disk: disks[$0]!) },
+            configure: { c in
+            c.snapshotEvery = 10
+            c.compactionTrail = 2
+            c.snapshotChunkBytes = 64
+            c.crashHook = { id, p in
+                guard p == point, fired.compareExchange(expected: false, desired: true, ordering: .sequentiallyConsistent).exchanged else { return false }
+                firedOn.withLock { $0 = id }
+                return true
+            }
+        }, openStorage: { id in try FileLogStorage(directory: "\(root)/\(id)", voters: [1, 2, 3]) })
+        try h.startAll()
+        var acknowledged: [String: String] = [:]
+        var k = 0
+        func writeCount(_ n: Int) async throws {
+            for _ in 0..<n {
+                var done = false
+                for _ in 0..<20 where !done {
+                    do {
+                        _ = try await h.write("c\(k)=v\(k)")
+                        acknowledged["c\(k)"] = "v\(k)"
+                        done = true
+                    } catch {
+                        try await h.restartCrashed(marker: marker)
+                        await h.tick()
+                    }
+                }
+                #expect(done, "write c\(k) never succeeded: \(h.failures)")
+                k += 1
+            }
+        }
+        try await writeCount(5)
+        let lagging = try await h.electLeader() == 3 ? NodeID(2) : NodeID(3)
+        await h.stop(lagging)
+        try await writeCount(40)
+        try await h.restartCrashed(marker: marker)
+        try h.start(lagging)
+        for _ in 0..<80 {
+            await h.tick()
+            try await h.restartCrashed(marker: marker)
+            guard let l = await h.leader(), let target = try? await h.nodes[l]!.status().applied else { continue }
+            if disks[lagging]!.applied >= target { break }
+        }
+        try await writeCount(5)
+        for _ in 0..<60 {
+            await h.tick()
+            try await h.restartCrashed(marker: marker)
+            guard let l = await h.leader(), let target = try? await h.nodes[l]!.status().applied else { continue }
+            if disks.values.allSatisfy({ $0.applied == target }) { break }
+        }
+        let reached = fired.load(ordering: .sequentiallyConsistent)
+        #expect(reached, "the crash at \(point) was reached")
+        let crashed = firedOn.withLock { $0 }
+        #expect(crashed != nil)
+        #expect(h.failures.isEmpty, "\(h.failures)")
+        let reference = disks[1]!
+        for id in h.ids {
+            #expect(disks[id]!.applied == reference.applied, "node \(id) applied \(disks[id]!.applied), node 1 \(reference.applied)")
+            #expect(disks[id]!.values == reference.values, "node \(id)")
+        }
+        for (key, value) in acknowledged { #expect(reference.values[key] == value, "acknowledged \(key) missing after a crash at \(point)") }
+        #expect(disks[lagging]!.restoresFromSnapshot >= 1, "the lagging node caught up by snapshot")
+        await h.stopAll()
+    }
+}
