@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import Synchronization
+import RaftTestKit
 import Testing
 
 @testable import Raft
@@ -205,5 +206,62 @@ struct RaftNodeSnapshotTests {
         for (key, value) in acknowledged { #expect(reference.values[key] == value, "acknowledged \(key) missing after a crash at \(point)") }
         #expect(disks[lagging]!.restoresFromSnapshot >= 1, "the lagging node caught up by snapshot")
         await h.stopAll()
+    }
+
+    /// The applied-index rules at start, through a real node: a log of ten committed entries
+    /// with a snapshot at `snapshot`, and a state machine holding `held` (on disk) or nothing
+    /// (in memory). The snapshot is loaded only if it moves the state machine forward; at
+    /// exactly the held index it is adopted without reloading; entries the state machine holds
+    /// are never passed again (the on-disk machine throws if they are). Both kinds end at 10.
+    @Test(arguments: [
+        (snapshot: 4, held: 6, onDisk: true, restores: 0),
+        (snapshot: 6, held: 6, onDisk: true, restores: 0),
+        (snapshot: 8, held: 6, onDisk: true, restores: 1),
+        (snapshot: 6, held: 0, onDisk: false, restores: 1),
+    ])
+    func appliedIndexRulesAtStart(snapshot: UInt64, held: UInt64, onDisk: Bool, restores: Int) async throws {
+        func state(through index: UInt64) -> [String: String] {
+            Dictionary(uniqueKeysWithValues: (1...max(1, index)).filter { $0 <= index }.map { ("k\($0)", "v\($0)") })
+        }
+        let storage = MemoryLogStorage(voters: [1])
+        try storage.append((1...10).map { LogEntry(term: 1, index: LogIndex(rawValue: $0), data: Array("k\($0)=v\($0)".utf8)) })
+        storage.setHardState(HardState(term: 1, vote: 1, commit: 10))
+        try storage.createSnapshot(at: LogIndex(rawValue: snapshot), data: encodeKV(state(through: snapshot)))
+        try storage.compact(upTo: LogIndex(rawValue: snapshot))
+        let final: [String: String]
+        let restored: Int
+        let applied: LogIndex
+        if onDisk {
+            let disk = KVDisk()
+            disk.values = state(through: held)
+            disk.applied = LogIndex(rawValue: held)
+            (applied, final) = try await runUntilApplied(storage: storage, machine: DiskKV(disk: disk)) { $0.values }
+            restored = disk.restoresFromSnapshot
+        } else {
+            let machine = KVMachine()
+            (applied, final) = try await runUntilApplied(storage: storage, machine: machine) { $0.values }
+            restored = machine.restores
+        }
+        #expect(applied == 10)
+        #expect(restored == restores)
+        #expect(final == state(through: 10))
+    }
+
+    /// Starts a single node, waits until it applied everything committed, stops it.
+    func runUntilApplied<SM: StateMachine>(
+        storage: MemoryLogStorage, machine: SM, values: (SM) -> [String: String]
+    ) async throws -> (LogIndex, [String: String]) {
+        var c = RaftNodeConfiguration(id: 1)
+        c.snapshotEvery = 0
+        let node = try RaftNode(configuration: c, storage: storage, stateMachine: machine, transport: LocalTransport(), clock: ManualClock())
+        let run = Task { try await node.run() }
+        var applied = LogIndex.zero
+        for _ in 0..<100 {
+            applied = try await node.status().applied
+            if applied >= 10 { break }
+        }
+        node.stop()
+        try await run.value
+        return (applied, values(machine))
     }
 }
