@@ -59,6 +59,9 @@ public struct RaftError: Error, Sendable, Hashable, CustomStringConvertible {
     public var message: String
     /// For ``Code/notLeader``: the leader this node knows of, if any.
     public var leaderHint: NodeID?
+    /// With ``Code/notLeader`` from a ``RaftNode``: where clients reach the leader, from
+    /// ``RaftNodeConfiguration/clientAddresses``, when known.
+    public var leaderAddress: String?
     /// Source file that raised the error.
     public var file: String
     /// Source line that raised the error.
@@ -75,7 +78,7 @@ public struct RaftError: Error, Sendable, Hashable, CustomStringConvertible {
 
     public var description: String {
         var s = "RaftError.\(code): \(message)"
-        if let leaderHint { s += " (leader: \(leaderHint))" }
+        if let leaderHint { s += " (leader: \(leaderHint)\(leaderAddress.map { " at \($0)" } ?? ""))" }
         return s + " [\(file):\(line)]"
     }
 }

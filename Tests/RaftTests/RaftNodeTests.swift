@@ -322,7 +322,7 @@ struct RaftNodeTests {
     }
 
     @Test func followerRefusesWithLeaderHint() async throws {
-        let h = NodeHarness<KVMachine>()
+        let h = NodeHarness<KVMachine> { c in c.clientAddresses = [1: "http://127.0.0.1:8001", 2: "http://127.0.0.1:8002", 3: "http://127.0.0.1:8003"] }
         try h.startAll()
         let leader = try await h.electLeader()
         await h.tick(2)
@@ -333,6 +333,7 @@ struct RaftNodeTests {
         } catch let e as RaftError {
             #expect(e.code == .notLeader)
             #expect(e.leaderHint == leader)
+            #expect(e.leaderAddress == "http://127.0.0.1:800\(leader)")
         }
         await h.stopAll()
     }

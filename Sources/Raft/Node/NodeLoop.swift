@@ -201,7 +201,9 @@ final class NodeLoop<SM: StateMachine> {
         guard !batch.isEmpty else { return }
         do {
             guard let receipt = try core.propose(commands: batch.map(\.command)) else {
-                for p in batch { p.continuation.resume(throwing: RaftError(.notLeader, "node \(node.id) is not the leader", leaderHint: core.leader)) }
+                var refusal = RaftError(.notLeader, "node \(node.id) is not the leader", leaderHint: core.leader)
+                refusal.leaderAddress = node.configuration.clientAddresses[core.leader]
+                for p in batch { p.continuation.resume(throwing: refusal) }
                 return
             }
             var index = receipt.firstIndex
@@ -213,7 +215,11 @@ final class NodeLoop<SM: StateMachine> {
                 index = index + 1
             }
         } catch {
-            for p in batch { p.continuation.resume(throwing: error) }
+            var refusal = error
+            if refusal.code == .notLeader, let leader = refusal.leaderHint {
+                refusal.leaderAddress = node.configuration.clientAddresses[leader]
+            }
+            for p in batch { p.continuation.resume(throwing: refusal) }
         }
     }
 

@@ -18,6 +18,9 @@ public struct RaftNodeConfiguration: Sendable {
     public var compactionTrail: UInt64 = 1_000
     /// Ticks a proposal may wait for its result before failing with a timeout.
     public var proposalTimeoutTicks: Int = 50
+    /// Where clients reach each member (a URL, `host:port`): a refusal with
+    /// ``RaftError/Code/notLeader`` carries the leader's in ``RaftError/leaderAddress``.
+    public var clientAddresses: [NodeID: String] = [:]
     /// Snapshots are streamed to followers in chunks of this many bytes.
     public var snapshotChunkBytes: Int = 512 << 10
     /// Chunks sent ahead of the receiver's acknowledgement.
