@@ -33,7 +33,7 @@ let package = Package(
         .executableTarget(name: "raft-crash-writer", dependencies: ["Raft", "RaftTestKit"]),
         .testTarget(
             name: "RaftTests",
-            dependencies: ["Raft", "RaftTestKit"],
+            dependencies: ["Raft", "RaftTestKit", .product(name: "MetricsTestKit", package: "swift-metrics")],
             exclude: ["testdata"]
         ),
     ],

@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import Synchronization
+import MetricsTestKit
 import RaftTestKit
 import Testing
 
@@ -263,5 +264,42 @@ struct RaftNodeSnapshotTests {
         node.stop()
         try await run.value
         return (applied, values(machine))
+    }
+}
+
+/// The metrics a node exports, through an injected factory.
+@Suite("RaftNode metrics")
+struct RaftNodeMetricsTests {
+    @Test func nodeExportsItsMetrics() async throws {
+        let metrics = TestMetrics()
+        let h = NodeHarness<KVMachine> { c in
+            c.metricsFactory = metrics
+            c.snapshotEvery = 0
+            c.compactionTrail = 1
+        }
+        try h.startAll()
+        let leader = try await h.electLeader()
+        let lagging = h.ids.first { $0 != leader }!
+        await h.stop(lagging)
+        for k in 0..<3 { _ = try await h.propose("m\(k)=\(k)", at: leader) }
+        _ = try await h.nodes[leader]!.snapshot()
+        try h.start(lagging)
+        await h.tick(5)
+        // A message for another node is dropped and counted.
+        h.nodes[leader]!.receive(Message(from: 2, to: 99, term: 1, kind: .heartbeat(Heartbeat(commit: .zero))))
+        await h.tick()
+        let d = [("node", leader.description)]
+        #expect(try metrics.expectCounter("raft_leader_changes_total", d).totalValue >= 1)
+        #expect(try metrics.expectTimer("raft_proposal_latency", d).values.count == 3)
+        #expect(try !metrics.expectTimer("raft_fsync_latency", d).values.isEmpty)
+        #expect(try metrics.expectCounter("raft_snapshots_taken_total", d).totalValue == 1)
+        #expect(try metrics.expectCounter("raft_snapshots_sent_total", d).totalValue >= 1)
+        #expect(try metrics.expectCounter("raft_snapshots_installed_total", [("node", lagging.description)]).totalValue == 1)
+        #expect(try metrics.expectCounter("raft_dropped_messages_total", d).totalValue == 1)
+        let status = try await h.nodes[leader]!.status()
+        #expect(try metrics.expectGauge("raft_commit_index", d).lastValue == Double(status.raft.commit.rawValue))
+        #expect(try metrics.expectGauge("raft_applied_index", d).lastValue == Double(status.applied.rawValue))
+        #expect(try metrics.expectGauge("raft_term", d).lastValue == Double(status.raft.term.rawValue))
+        await h.stopAll()
     }
 }

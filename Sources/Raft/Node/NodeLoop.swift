@@ -48,7 +48,7 @@ final class NodeLoop<SM: StateMachine> {
 
     init(node: RaftNode<SM>, storage: any WritableLogStorage, stateMachine: SM) throws {
         self.node = node
-        metrics = NodeMetrics(id: node.id)
+        metrics = NodeMetrics(id: node.id, factory: node.configuration.metricsFactory ?? MetricsSystem.factory)
         self.storage = storage
         self.stateMachine = stateMachine
         offloadIO = storage.performsBlockingIO
@@ -322,7 +322,13 @@ final class NodeLoop<SM: StateMachine> {
         guard rd.mustSync, offloadIO else {
             // Nothing to sync (a commit-only hard state is buffered), or a storage that does not
             // block: no thread switch.
-            try storage.persist(rd)
+            if rd.mustSync {
+                let start = ContinuousClock.now
+                try storage.persist(rd)
+                metrics.syncLatency.recordNanoseconds(Int64((ContinuousClock.now - start) / .nanoseconds(1)))
+            } else {
+                try storage.persist(rd)
+            }
             node.transport.send(rd.messagesAfterPersist)
             try meanwhile()
             return

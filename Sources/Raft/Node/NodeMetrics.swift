@@ -13,17 +13,17 @@ struct NodeMetrics {
     let snapshotsSent: Counter
     let droppedMessages: Counter
 
-    init(id: NodeID) {
+    init(id: NodeID, factory: any MetricsFactory) {
         let d = [("node", id.description)]
-        term = Gauge(label: "raft_term", dimensions: d)
-        commit = Gauge(label: "raft_commit_index", dimensions: d)
-        applied = Gauge(label: "raft_applied_index", dimensions: d)
-        leaderChanges = Counter(label: "raft_leader_changes_total", dimensions: d)
-        proposalLatency = Timer(label: "raft_proposal_latency", dimensions: d)
-        syncLatency = Timer(label: "raft_fsync_latency", dimensions: d)
-        snapshotsTaken = Counter(label: "raft_snapshots_taken_total", dimensions: d)
-        snapshotsInstalled = Counter(label: "raft_snapshots_installed_total", dimensions: d)
-        snapshotsSent = Counter(label: "raft_snapshots_sent_total", dimensions: d)
-        droppedMessages = Counter(label: "raft_dropped_messages_total", dimensions: d)
+        term = Gauge(label: "raft_term", dimensions: d, factory: factory)
+        commit = Gauge(label: "raft_commit_index", dimensions: d, factory: factory)
+        applied = Gauge(label: "raft_applied_index", dimensions: d, factory: factory)
+        leaderChanges = Counter(label: "raft_leader_changes_total", dimensions: d, factory: factory)
+        proposalLatency = Timer(label: "raft_proposal_latency", dimensions: d, factory: factory)
+        syncLatency = Timer(label: "raft_fsync_latency", dimensions: d, factory: factory)
+        snapshotsTaken = Counter(label: "raft_snapshots_taken_total", dimensions: d, factory: factory)
+        snapshotsInstalled = Counter(label: "raft_snapshots_installed_total", dimensions: d, factory: factory)
+        snapshotsSent = Counter(label: "raft_snapshots_sent_total", dimensions: d, factory: factory)
+        droppedMessages = Counter(label: "raft_dropped_messages_total", dimensions: d, factory: factory)
     }
 }

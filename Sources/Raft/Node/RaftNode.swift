@@ -1,5 +1,6 @@
 import Dispatch
 import Logging
+import Metrics
 import ServiceLifecycle
 import Synchronization
 
@@ -18,6 +19,9 @@ public struct RaftNodeConfiguration: Sendable {
     public var compactionTrail: UInt64 = 1_000
     /// Ticks a proposal may wait for its result before failing with a timeout.
     public var proposalTimeoutTicks: Int = 50
+    /// Where the node's metrics go; `nil` uses the process-wide `MetricsSystem` (bootstrap it
+    /// once at startup).
+    public var metricsFactory: (any MetricsFactory)?
     /// Where clients reach each member (a URL, `host:port`): a refusal with
     /// ``RaftError/Code/notLeader`` carries the leader's in ``RaftError/leaderAddress``.
     public var clientAddresses: [NodeID: String] = [:]
