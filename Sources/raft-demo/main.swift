@@ -34,7 +34,7 @@ final class Store: StateMachine {
 
     func recoverSnapshot(from input: SnapshotInput, metadata: SnapshotMetadata) throws {
         values = [:]
-        for line in String(decoding: input.readAll(), as: UTF8.self).split(separator: "\n") {
+        for line in String(decoding: try input.readAll(), as: UTF8.self).split(separator: "\n") {
             let parts = line.split(separator: "=", maxSplits: 1).map(String.init)
             if parts.count == 2 { values[parts[0]] = parts[1] }
         }

@@ -21,6 +21,42 @@ func entry(_ i: UInt64, term: UInt64, size: Int = 8) -> LogEntry {
 
 @Suite("File log storage")
 struct FileStorageTests {
+    /// A snapshot written as a stream (beginSnapshot, writes, finishSnapshot) reads back as a
+    /// stream after a reopen, across the file's chunk boundaries, in pieces of any size.
+    @Test func snapshotStreamsInAndOut() throws {
+        let dir = TempDirectory()
+        let data = (0..<(2_500_000)).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        do {
+            let s = try FileLogStorage(directory: dir.path, voters: [1, 2, 3])
+            try s.append((1...10).map { entry($0, term: 1) })
+            try s.sync()
+            let out = try s.beginSnapshot(at: 8, confState: nil)
+            var k = 0
+            while k < data.count {
+                try out.write(data[k..<min(data.count, k + 100_003)])
+                k += 100_003
+            }
+            #expect(out.count == data.count)
+            #expect(s.snapshotMetadata().index == .zero, "nothing visible before finishing")
+            try s.finishSnapshot(out)
+            s.close()
+        }
+        let s = try FileLogStorage(directory: dir.path, voters: [1, 2, 3])
+        #expect(s.snapshotMetadata().index == 8)
+        let input = try s.openSnapshot()
+        var read: [UInt8] = []
+        while true {
+            let piece = try input.read(upTo: 777_777)
+            if piece.isEmpty { break }
+            read += piece
+        }
+        #expect(read == data)
+        #expect(throws: RaftError.self) { try input.read(exactly: 1) }
+        let again = try s.openSnapshot()
+        #expect(try again.read(exactly: 5) == Array(data[0..<5]))
+        #expect(try again.readAll() == Array(data[5...]))
+    }
+
     @Test func appendSyncReopen() throws {
         let dir = TempDirectory()
         do {

@@ -31,7 +31,7 @@ final class KVMachine: StateMachine {
     }
 
     func recoverSnapshot(from input: SnapshotInput, metadata: SnapshotMetadata) throws {
-        values = decodeKV(input.readAll())
+        values = decodeKV(try input.readAll())
         restores += 1
     }
 }
@@ -274,7 +274,7 @@ final class DiskKV: OnDiskStateMachine {
         if metadata.index <= appliedIndex {
             throw RaftError(.stateMachine, "recover snapshot moving applied index backwards, \(appliedIndex), \(metadata.index)")
         }
-        values = decodeKV(input.readAll())
+        values = decodeKV(try input.readAll())
         appliedIndex = metadata.index
         disk.restoresFromSnapshot += 1
         try syncState()

@@ -76,9 +76,10 @@ final class NodeLoop<SM: StateMachine> {
         if meta.index > .zero {
             switch applied.decide(snapshotAt: meta.index) {
             case .load:
-                let snap = try storage.snapshot()
+                let input = try storage.openSnapshot()
+                defer { input.close() }
                 do {
-                    try stateMachine.recoverSnapshot(from: SnapshotInput(snap.data), metadata: meta)
+                    try stateMachine.recoverSnapshot(from: input, metadata: meta)
                 } catch {
                     throw RaftError(.stateMachine, "node \(node.id): restoring the state machine from snapshot \(meta.index) failed: \(error)")
                 }

@@ -154,7 +154,7 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
                 inbox.post(.stop)
             }
         } catch {
-            logger.error("node stopped on an error", metadata: ["error": "\(error)"])
+            logger.info("node stopped on an error", metadata: ["error": "\(error)"])
             throw error
         }
         logger.info("node stopped")

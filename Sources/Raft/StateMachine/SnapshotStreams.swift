@@ -65,35 +65,84 @@ public final class SnapshotOutput {
 }
 
 /// Where a state machine reads a snapshot from: a stream of the bytes its
-/// ``StateMachine/saveSnapshot(_:to:)`` wrote, in order.
+/// ``StateMachine/saveSnapshot(_:to:)`` wrote, in order. At startup it reads the snapshot file
+/// chunk by chunk (the file's checksum was verified first), so a large state need not fit in
+/// memory twice.
 public final class SnapshotInput {
-    let bytes: [UInt8]
+    enum Source {
+        case memory
+        case file(SnapshotReader)
+    }
+
+    let source: Source
+    var buffer: [UInt8]
     var position = 0
+    var exhausted: Bool
 
     /// Creates an input over bytes held in memory.
-    public init(_ bytes: [UInt8]) { self.bytes = bytes }
+    public init(_ bytes: [UInt8]) {
+        source = .memory
+        buffer = bytes
+        exhausted = true
+    }
 
-    /// The total size of the snapshot's data.
-    public var count: Int { bytes.count }
-    /// Whether every byte was read.
-    public var isAtEnd: Bool { position == bytes.count }
+    init(reader: SnapshotReader) {
+        source = .file(reader)
+        buffer = []
+        exhausted = false
+    }
+
+    /// Makes at least one unread byte available unless the data ended; `false` at the end.
+    func fill() throws(RaftError) -> Bool {
+        while position == buffer.count {
+            guard !exhausted, case .file(let reader) = source else { return false }
+            if let chunk = try reader.next() {
+                buffer = chunk
+                position = 0
+            } else {
+                exhausted = true
+                reader.close()
+            }
+        }
+        return true
+    }
 
     /// Reads up to `maxCount` bytes; returns an empty array at the end.
-    public func read(upTo maxCount: Int) -> [UInt8] {
-        let end = min(bytes.count, position + max(0, maxCount))
-        defer { position = end }
-        return Array(bytes[position..<end])
+    public func read(upTo maxCount: Int) throws(RaftError) -> [UInt8] {
+        var out: [UInt8] = []
+        while out.count < maxCount, try fill() {
+            let end = min(buffer.count, position + (maxCount - out.count))
+            out.append(contentsOf: buffer[position..<end])
+            position = end
+        }
+        return out
     }
 
     /// Reads exactly `count` bytes, or throws ``RaftError/Code/corruption`` if the snapshot ends
     /// first.
     public func read(exactly count: Int) throws(RaftError) -> [UInt8] {
-        guard count >= 0, bytes.count - position >= count else {
-            throw RaftError(.corruption, "snapshot data ends after \(bytes.count) bytes; \(count) more were expected at offset \(position)")
+        let bytes = try read(upTo: max(0, count))
+        guard bytes.count == count else {
+            throw RaftError(.corruption, "snapshot data ended after \(bytes.count) of the \(count) bytes expected")
         }
-        return read(upTo: count)
+        return bytes
     }
 
     /// Reads everything not read yet.
-    public func readAll() -> [UInt8] { read(upTo: bytes.count - position) }
+    public func readAll() throws(RaftError) -> [UInt8] {
+        var out: [UInt8] = []
+        while try fill() {
+            out.append(contentsOf: buffer[position...])
+            position = buffer.count
+        }
+        return out
+    }
+
+    /// Releases the file, if any.
+    func close() {
+        if case .file(let reader) = source, !exhausted {
+            exhausted = true
+            reader.close()
+        }
+    }
 }

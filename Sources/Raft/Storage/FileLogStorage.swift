@@ -229,6 +229,13 @@ public final class FileLogStorage: WritableLogStorage {
         return Snapshot(metadata: latestSnapshot, data: try reader.readAll())
     }
 
+    /// The latest snapshot's data, streamed from its file after one pass that verifies the
+    /// file's checksum.
+    public func openSnapshot() throws(RaftError) -> SnapshotInput {
+        if latestSnapshot.index == .zero { return SnapshotInput([]) }
+        return SnapshotInput(reader: try snapshotter.open(Snapshotter.fileName(latestSnapshot)))
+    }
+
     /// The metadata of the latest snapshot.
     public func snapshotMetadata() -> SnapshotMetadata {
         latestSnapshot.index == .zero ? SnapshotMetadata(index: .zero, term: .zero, confState: conf) : latestSnapshot

@@ -25,6 +25,13 @@ public protocol LogStorage: AnyObject {
     func snapshot() throws(RaftError) -> Snapshot
     /// The latest snapshot's metadata, without its data (cheap: no file is read).
     func snapshotMetadata() -> SnapshotMetadata
+    /// The latest snapshot's data as a stream, for restoring a state machine. The default
+    /// reads ``snapshot()`` into memory.
+    func openSnapshot() throws(RaftError) -> SnapshotInput
+}
+
+extension LogStorage {
+    public func openSnapshot() throws(RaftError) -> SnapshotInput { SnapshotInput(try snapshot().data) }
 }
 
 /// Storage the shell writes to when it carries out a ``Ready``: the write side of
