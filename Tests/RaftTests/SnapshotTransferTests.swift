@@ -1,3 +1,4 @@
+import RaftTestKit
 import Testing
 
 @testable import Raft
@@ -120,6 +121,57 @@ struct SnapshotTransferTests {
         #expect(i.snapshot.data == Self.data)
     }
 
+    /// The last answer is lost: the sender resends, and the receiver says "complete" rather
+    /// than making it start over.
+    @Test func lostFinalAnswerDoesNotRestartTheTransfer() {
+        var (s, r) = pair()
+        let result = run(s.start(Snapshot(metadata: Self.meta, data: Self.data), to: 2, term: 3), &s, &r) { m in
+            if case .snapshotChunkAck(let a) = m.kind { return a.next == 100 }
+            return false
+        }
+        #expect(result.install != nil && result.outcome == nil)
+        _ = s.tick()
+        let resent = s.tick().messages
+        #expect(!resent.isEmpty)
+        let again = run(resent, &s, &r)
+        #expect(again.outcome == .finished(2))
+        #expect(again.install == nil, "not installed twice")
+        #expect(again.chunks <= 2, "no restart from zero")
+    }
+
+    /// A receiver that refuses every attempt (its checksum never matches) is given up on, even
+    /// though each attempt makes progress until the end.
+    @Test func receiverThatAlwaysRefusesIsGivenUpOn() {
+        var (s, r) = pair(maxRetries: 2)
+        var first = s.start(Snapshot(metadata: Self.meta, data: Self.data), to: 2, term: 3)
+        // Damage every last chunk on the way.
+        func damage(_ ms: [Message]) -> [Message] {
+            ms.map { m in
+                guard case .snapshotChunk(var c) = m.kind, c.offset + UInt64(c.data.count) == c.totalBytes, !c.data.isEmpty else { return m }
+                c.data[0] ^= 0xFF
+                return Message(from: m.from, to: m.to, term: m.term, kind: .snapshotChunk(c))
+            }
+        }
+        var outcome: SnapshotSenders.Outcome?
+        for _ in 0..<20 where outcome == nil {
+            var queue = damage(first)
+            first = []
+            while let m = queue.first {
+                queue.removeFirst()
+                switch m.kind {
+                case .snapshotChunk(let c):
+                    if case .reply(let a) = r.receive(c, from: 1, term: 3) { queue.append(a) }
+                case .snapshotChunkAck(let a):
+                    let (more, o) = s.ack(a, from: 2)
+                    queue += damage(more)
+                    if let o { outcome = o }
+                default: break
+                }
+            }
+        }
+        #expect(outcome == .failed(2))
+    }
+
     /// Stalls in a row beyond `maxRetries` give the transfer up, so the core can try again.
     @Test func repeatedStallsGiveUp() {
         var (s, _) = pair(retryTicks: 1, maxRetries: 2)
@@ -174,5 +226,65 @@ struct SnapshotTransferTests {
         var core = try RaftCore(configuration: RaftConfiguration(id: 2), storage: MemoryLogStorage(voters: [1, 2, 3]))
         let c = SnapshotChunk(transfer: 1, metadata: Self.meta, offset: 0, totalBytes: 0, checksum: 0, data: [])
         #expect(throws: RaftError.self) { try core.step(Message(from: 1, to: 2, term: 3, kind: .snapshotChunk(c))) }
+    }
+}
+
+/// Regressions found in review of the node runtime.
+@Suite("Node runtime edge cases")
+struct NodeRuntimeEdgeCaseTests {
+    func ready(entries: ClosedRange<UInt64>?, committed: ClosedRange<UInt64>, term: UInt64 = 2) -> Ready {
+        let e = entries.map { r in r.map { LogEntry(term: Term(rawValue: term), index: LogIndex(rawValue: $0)) } } ?? []
+        let c = committed.map { LogEntry(term: Term(rawValue: term), index: LogIndex(rawValue: $0)) }
+        return Ready(
+            softState: nil, hardState: nil, snapshot: nil, entries: e, committedEntries: c, messages: [], messagesAfterPersist: [],
+            readStates: [], mustSync: !e.isEmpty)
+    }
+
+    /// Only committed entries that were on disk before the batch, and that the batch does not
+    /// replace, may be applied while the batch syncs.
+    @Test func earlyApplyNeverIncludesEntriesTheBatchReplaces() {
+        typealias Loop = NodeLoop<KVMachine>
+        // A leader: everything committed is on its disk already.
+        #expect(Loop.durableCommitted(ready(entries: 11...12, committed: 5...10), storageLastIndex: 10) == 6)
+        // A follower appending new entries that are committed at once: they wait.
+        #expect(Loop.durableCommitted(ready(entries: 11...12, committed: 9...12), storageLastIndex: 10) == 2)
+        // A follower replacing a stale suffix 8...10 and committing it at once: 8...10 wait.
+        #expect(Loop.durableCommitted(ready(entries: 8...10, committed: 6...10), storageLastIndex: 10) == 2)
+        #expect(Loop.durableCommitted(ready(entries: 8...10, committed: 8...10), storageLastIndex: 10) == 0)
+    }
+
+    /// Terms and indexes near the top of UInt64 are refused as malformed, so no arithmetic on a
+    /// peer's values can trap.
+    @Test func outOfRangeTermsAndIndexesAreRefused() throws {
+        var core = try RaftCore(configuration: RaftConfiguration(id: 2), storage: MemoryLogStorage(voters: [1, 2, 3]))
+        let huge = Term(rawValue: UInt64.max)
+        let bad: [Message] = [
+            Message(from: 1, to: 2, term: huge, kind: .heartbeat(Heartbeat(commit: .zero))),
+            Message(from: 1, to: 2, term: 5, kind: .heartbeat(Heartbeat(commit: LogIndex(rawValue: UInt64.max)))),
+            Message(from: 1, to: 2, term: 5, kind: .requestVote(RequestVote(lastLogIndex: LogIndex(rawValue: 1 << 63), lastLogTerm: 1))),
+            Message(
+                from: 1, to: 2, term: 5,
+                kind: .installSnapshot(
+                    InstallSnapshot(
+                        snapshot: Snapshot(metadata: SnapshotMetadata(index: LogIndex(rawValue: UInt64.max), term: 5, confState: ConfState(voters: [1, 2, 3])))
+                    ))),
+        ]
+        for m in bad {
+            #expect(throws: RaftError.self) { try core.step(m) }
+        }
+        #expect(core.term == .zero, "nothing changed")
+    }
+
+    /// A cancelled `run()` task stops the node the orderly way: what waits fails with `stopped`.
+    @Test func cancellingRunStopsTheNode() async throws {
+        let storage = MemoryLogStorage(voters: [1, 2, 3])
+        let node = try RaftNode(
+            configuration: RaftNodeConfiguration(id: 1), storage: storage, stateMachine: KVMachine(), transport: LocalTransport(),
+            clock: ManualClock())
+        let run = Task { try await node.run() }
+        _ = try await node.status()
+        run.cancel()
+        try await run.value
+        await #expect(throws: RaftError.self) { try await node.status() }
     }
 }

@@ -161,8 +161,25 @@ extension RaftCore {
         func bad(_ why: String) -> RaftError {
             RaftError(.invalidMessage, "message from node \(m.from) in term \(m.term): \(why)")
         }
+        // Terms and indexes stay far below the ranges where arithmetic on them could overflow;
+        // no real cluster comes near 2^62 terms or entries.
+        func check(_ values: UInt64...) throws(RaftError) {
+            for v in values where v > Message.maxTermOrIndex { throw bad("term or index \(v) is out of range") }
+        }
+        try check(m.term.rawValue)
+        switch m.kind {
+        case .preVote(let r), .requestVote(let r):
+            try check(r.lastLogIndex.rawValue, r.lastLogTerm.rawValue)
+        case .appendEntriesResponse(let r):
+            try check(r.index.rawValue, r.rejectHint.rawValue, r.rejectHintTerm.rawValue)
+        case .heartbeat(let h):
+            try check(h.commit.rawValue)
+        default:
+            break
+        }
         switch m.kind {
         case .appendEntries(let a):
+            try check(a.prevLogIndex.rawValue, a.prevLogTerm.rawValue, a.leaderCommit.rawValue)
             if a.prevLogTerm > m.term { throw bad("prevLogTerm \(a.prevLogTerm) is past the sender's term") }
             if a.prevLogIndex.rawValue > UInt64.max - UInt64(a.entries.count) - 1 { throw bad("indexes overflow") }
             var expected = a.prevLogIndex + 1
@@ -174,6 +191,7 @@ extension RaftCore {
                 expected = expected + 1
             }
         case .installSnapshot(let s):
+            try check(s.snapshot.metadata.index.rawValue, s.snapshot.metadata.term.rawValue)
             if s.snapshot.metadata.term > m.term { throw bad("snapshot term \(s.snapshot.metadata.term) is past the sender's term") }
             do { try RaftConfiguration.validate(s.snapshot.metadata.confState) } catch { throw bad("snapshot membership: \(error.message)") }
         case .snapshotChunk, .snapshotChunkAck:

@@ -13,6 +13,10 @@ public struct Message: Sendable, Hashable {
     /// What the message says.
     public var kind: Kind
 
+    /// The largest term or index a valid message carries (2^62); larger values are refused
+    /// as malformed, so arithmetic on them can never overflow.
+    public static let maxTermOrIndex: UInt64 = 1 << 62
+
     /// Creates a message.
     public init(from: NodeID, to: NodeID, term: Term, kind: Kind) {
         self.from = from

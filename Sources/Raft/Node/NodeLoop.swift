@@ -38,6 +38,9 @@ final class NodeLoop<SM: StateMachine> {
     var snapshotWaiters: [CheckedContinuation<LogIndex?, any Error>] = []
     /// Events taken from the inbox that the loop stopped before handling.
     var unhandled: [Event] = []
+    /// The highest proposal token seen, and cancellations that arrived before their proposal.
+    var highestToken: UInt64 = 0
+    var cancelledEarly: Set<UInt64> = []
     let offloadIO: Bool
     let metrics: NodeMetrics
     var logger: Logger { node.logger }
@@ -100,10 +103,20 @@ final class NodeLoop<SM: StateMachine> {
             running: while true {
                 let events = await node.inbox.next()
                 var proposals: [(command: [UInt8], token: UInt64, continuation: CheckedContinuation<SM.Result, any Error>)] = []
+                // Cancellations are handled once the batch's proposals are registered, so one
+                // that arrives with its proposal is not lost.
+                var cancels: [Event] = []
                 for (k, e) in events.enumerated() {
                     switch e {
                     case .propose(let command, let token, let c):
-                        proposals.append((command, token, c))
+                        highestToken = max(highestToken, token)
+                        if !cancelledEarly.isEmpty, cancelledEarly.remove(token) != nil {
+                            c.resume(throwing: CancellationError())
+                        } else {
+                            proposals.append((command, token, c))
+                        }
+                    case .cancel:
+                        cancels.append(e)
                     case .stop:
                         propose(proposals)
                         unhandled = Array(events[(k + 1)...])
@@ -118,6 +131,7 @@ final class NodeLoop<SM: StateMachine> {
                     }
                 }
                 propose(proposals)
+                for c in cancels { try handle(c) }
                 try await drain()
             }
         } catch {
@@ -173,6 +187,9 @@ final class NodeLoop<SM: StateMachine> {
             if let (index, p) = pending.first(where: { $0.value.token == token }) {
                 pending[index] = nil
                 p.continuation.resume(throwing: CancellationError())
+            } else if token > highestToken && cancelledEarly.count < 4096 {
+                // The cancellation overtook its proposal.
+                cancelledEarly.insert(token)
             }
         case .status(let c):
             c.resume(returning: NodeStatus(raft: core.status(), applied: applied.applied, snapshotIndex: lastSnapshot, pendingProposals: pending.count))
@@ -188,7 +205,9 @@ final class NodeLoop<SM: StateMachine> {
                     c.resume(returning: nil)
                 }
             } catch {
+                // As for an automatic snapshot: a state machine or storage failure stops the node.
                 c.resume(throwing: error)
+                throw error
             }
         case .snapshotSaved(let output, let failure):
             try snapshotSaved(output.value, failure: failure)
@@ -210,6 +229,10 @@ final class NodeLoop<SM: StateMachine> {
             var index = receipt.firstIndex
             let now = ContinuousClock.now
             for p in batch {
+                if let replaced = pending.removeValue(forKey: index) {
+                    // An older proposal at this index was lost when another leader overwrote it.
+                    replaced.continuation.resume(throwing: RaftError(.proposalDropped, "proposal at index \(index) was replaced after a leader change"))
+                }
                 pending[index] = Pending(
                     term: receipt.term, token: p.token, continuation: p.continuation,
                     deadline: ticks + node.configuration.proposalTimeoutTicks, started: now)
@@ -249,11 +272,7 @@ final class NodeLoop<SM: StateMachine> {
             }
             if let ss = rd.softState, ss.role != .leader { senders.cancelAll() }
             send(rd.messages)
-            // Entries at or below what the storage held before this batch are durable already
-            // (committed entries are never overwritten).
-            let durableBefore = rd.snapshot == nil ? storage.lastIndex() : .zero
-            var split = rd.committedEntries.startIndex
-            while split < rd.committedEntries.endIndex && rd.committedEntries[split].index <= durableBefore { split += 1 }
+            let split = Self.durableCommitted(rd, storageLastIndex: storage.lastIndex())
             if rd.snapshot != nil { try crashPoint(.snapshotReceived) }
             try await persist(rd) { () throws(RaftError) in
                 try self.apply(rd.committedEntries[..<split])
@@ -264,9 +283,23 @@ final class NodeLoop<SM: StateMachine> {
             core.advance(rd)
             try maybeSnapshot()
         }
-        metrics.term.record(Int64(core.term.rawValue))
-        metrics.commit.record(Int64(core.commitIndex.rawValue))
-        metrics.applied.record(Int64(applied.applied.rawValue))
+        metrics.term.record(Int64(clamping: core.term.rawValue))
+        metrics.commit.record(Int64(clamping: core.commitIndex.rawValue))
+        metrics.applied.record(Int64(clamping: applied.applied.rawValue))
+    }
+
+    /// How many of `rd`'s committed entries are durable before `rd` is persisted, so they can
+    /// be applied while it is: those the storage held (up to `storageLastIndex`) and that the
+    /// batch does not replace. A follower's batch may replace a stale suffix and commit the new
+    /// entries at once; those wait for the sync, so an on-disk state machine is never ahead of
+    /// the log.
+    static func durableCommitted(_ rd: Ready, storageLastIndex: LogIndex) -> Int {
+        guard rd.snapshot == nil else { return 0 }
+        var durable = storageLastIndex
+        if let first = rd.entries.first?.index, first <= durable { durable = first - 1 }
+        var split = 0
+        while split < rd.committedEntries.count && rd.committedEntries[split].index <= durable { split += 1 }
+        return split
     }
 
     /// Sends messages that need nothing durable first. A snapshot is streamed in chunks

@@ -114,6 +114,7 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
         if c.snapshotChunksInFlight < 1 { throw RaftError(.invalidConfiguration, "snapshotChunksInFlight must be at least 1") }
         if c.snapshotRetryTicks < 1 { throw RaftError(.invalidConfiguration, "snapshotRetryTicks must be at least 1") }
         if c.snapshotMaxRetries < 0 { throw RaftError(.invalidConfiguration, "snapshotMaxRetries must not be negative") }
+        if c.maxSnapshotBytes > UInt64(Int.max) { throw RaftError(.invalidConfiguration, "maxSnapshotBytes must be at most \(Int.max)") }
         id = c.raft.id
         self.configuration = c
         parts = Mutex(Parts(storage: storage, stateMachine: stateMachine))
@@ -148,9 +149,14 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
         defer { ticks.cancel() }
         logger.info("node started", metadata: ["raft.term": "\(loop.core.term)", "raft.applied": "\(loop.applied.applied)"])
         do {
-            try await withGracefulShutdownHandler {
-                try await loop.run()
-            } onGracefulShutdown: { [inbox] in
+            // Graceful shutdown and task cancellation both stop the loop the orderly way.
+            try await withTaskCancellationHandler {
+                try await withGracefulShutdownHandler {
+                    try await loop.run()
+                } onGracefulShutdown: { [inbox] in
+                    inbox.post(.stop)
+                }
+            } onCancel: { [inbox] in
                 inbox.post(.stop)
             }
         } catch {

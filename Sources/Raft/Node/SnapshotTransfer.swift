@@ -22,7 +22,10 @@ struct SnapshotSenders {
         /// Bytes sent (the window runs from `acked` to `sent`).
         var sent = 0
         var idleTicks = 0
-        var retries = 0
+        /// Stalls in a row (reset by progress).
+        var stalls = 0
+        /// Restarts from zero (never reset): a receiver that keeps refusing is given up on.
+        var restarts = 0
     }
 
     enum Outcome: Equatable {
@@ -88,17 +91,17 @@ struct SnapshotSenders {
         let next = Int(a.next)
         if next > t.acked {
             // Progress.
-            t.acked = next
+            t.acked = min(next, t.sent)
             t.idleTicks = 0
-            t.retries = 0
-        } else if next < t.acked {
-            // The receiver lost what it had (it restarted): resume from where it stands.
-            t.acked = next
-            t.sent = next
+            t.stalls = 0
+        } else if next == 0 && t.acked > 0 {
+            // The receiver lost the transfer (it restarted): start from the beginning.
+            t.acked = 0
+            t.sent = 0
             t.idleTicks = 0
         }
-        // An answer at `acked` again means a chunk after a lost one arrived; the retry timer
-        // resends from `acked`.
+        // Anything else is an answer at `acked` again (a chunk after a lost one arrived; the
+        // retry timer resends from `acked`) or a stale, reordered answer: nothing to do.
         transfers[peer] = t
         return (fill(peer), nil)
     }
@@ -106,8 +109,8 @@ struct SnapshotSenders {
     /// Starts a transfer over under a new id, or gives up after too many attempts.
     mutating func restart(_ peer: NodeID) -> (messages: [Message], outcome: Outcome?) {
         guard var t = transfers[peer] else { return ([], nil) }
-        t.retries += 1
-        if t.retries > options.maxRetries {
+        t.restarts += 1
+        if t.restarts > options.maxRetries {
             transfers[peer] = nil
             return ([], .failed(peer))
         }
@@ -131,8 +134,8 @@ struct SnapshotSenders {
                 transfers[peer] = t
                 continue
             }
-            t.retries += 1
-            if t.retries > options.maxRetries {
+            t.stalls += 1
+            if t.stalls > options.maxRetries {
                 transfers[peer] = nil
                 outcomes.append(.failed(peer))
                 continue
@@ -156,6 +159,7 @@ struct SnapshotSenders {
 struct SnapshotReceiver {
     struct Assembly {
         var from: NodeID
+        var term: Term
         var transfer: UInt64
         var metadata: SnapshotMetadata
         var total: Int
@@ -167,6 +171,9 @@ struct SnapshotReceiver {
     /// The largest snapshot accepted, in bytes.
     let maxBytes: UInt64
     var assembly: Assembly?
+    /// The transfer completed last: its chunks, resent because the final answer was lost, are
+    /// answered "complete" instead of starting it over.
+    var completed: (from: NodeID, transfer: UInt64, total: UInt64)?
 
     enum Result {
         /// Answer the sender.
@@ -187,9 +194,17 @@ struct SnapshotReceiver {
         guard c.offset <= c.totalBytes, UInt64(c.data.count) <= c.totalBytes - c.offset else {
             return .invalid("snapshot chunk at \(c.offset)+\(c.data.count) overruns the snapshot's \(c.totalBytes) bytes")
         }
+        guard c.metadata.index.rawValue <= Message.maxTermOrIndex, c.metadata.term.rawValue <= Message.maxTermOrIndex else {
+            return .invalid("snapshot chunk with index \(c.metadata.index) and term \(c.metadata.term) out of range")
+        }
+        if let done = completed, done.from == from, done.transfer == c.transfer {
+            return .reply(reply(Int(done.total)))
+        }
         if assembly?.from != from || assembly?.transfer != c.transfer {
+            // A transfer of an older term never replaces a newer one.
+            if let a = assembly, a.term > term { return .invalid("snapshot chunk of term \(term) while receiving one of term \(a.term)") }
             guard c.offset == 0 else { return .reply(reply(0)) }
-            assembly = Assembly(from: from, transfer: c.transfer, metadata: c.metadata, total: Int(c.totalBytes), checksum: c.checksum)
+            assembly = Assembly(from: from, term: term, transfer: c.transfer, metadata: c.metadata, total: Int(c.totalBytes), checksum: c.checksum)
         }
         guard var a = assembly else { return .reply(reply(0)) }
         guard a.metadata == c.metadata, a.total == Int(c.totalBytes), a.checksum == c.checksum else {
@@ -208,6 +223,7 @@ struct SnapshotReceiver {
         assembly = nil
         let sum = a.data.withUnsafeBytes { CRC32C.update(0, $0) }
         guard sum == a.checksum else { return .reply(reply(0, rejected: true)) }
+        completed = (from, c.transfer, c.totalBytes)
         let install = Message(from: from, to: me, term: term, kind: .installSnapshot(InstallSnapshot(snapshot: Snapshot(metadata: a.metadata, data: a.data))))
         return .complete(install, reply: reply(a.total))
     }

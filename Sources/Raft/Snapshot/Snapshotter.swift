@@ -114,8 +114,13 @@ public final class Snapshotter {
     /// Writes a whole snapshot held in memory (small states, tests).
     public func save(_ metadata: SnapshotFileMetadata, data: [UInt8]) throws(RaftError) {
         let w = try create(metadata)
-        try w.write(data)
-        try w.commit()
+        do {
+            try w.write(data)
+            try w.commit()
+        } catch {
+            w.abort()
+            throw error
+        }
     }
 
     /// Opens snapshot file `name` after verifying its checksum (one streaming pass), so that a

@@ -111,7 +111,7 @@ public final class SnapshotInput {
     public func read(upTo maxCount: Int) throws(RaftError) -> [UInt8] {
         var out: [UInt8] = []
         while out.count < maxCount, try fill() {
-            let end = min(buffer.count, position + (maxCount - out.count))
+            let end = position + min(buffer.count - position, maxCount - out.count)
             out.append(contentsOf: buffer[position..<end])
             position = end
         }

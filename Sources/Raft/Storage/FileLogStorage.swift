@@ -392,7 +392,10 @@ public final class FileLogStorage: WritableLogStorage {
     /// Seals the file if needed, renames it into place and makes it the latest snapshot.
     @discardableResult
     public func finishSnapshot(_ output: SnapshotOutput) throws(RaftError) -> SnapshotMetadata {
-        try check()
+        do { try check() } catch {
+            output.abort()
+            throw error
+        }
         guard case .file(let writer) = output.target else {
             throw RaftError(.invalidConfiguration, "snapshot \(output.metadata.index) was not begun by this storage")
         }

@@ -11,6 +11,11 @@ import CRaftSystem
 /// Durability model (POSIX): data written to a file survives a crash only after
 /// ``StorageFile/sync()``; a file's creation, rename or removal survives only after
 /// ``syncDirectory(_:)`` on its directory.
+///
+/// Threads: a ``FileLogStorage`` run by a ``RaftNode`` calls its file system from the node's
+/// I/O thread, its snapshot thread and its run loop, on different files at once, so an
+/// implementation must be safe for that. ``PosixFileSystem`` is (it keeps no state);
+/// `RaftTestKit.SimulatedFileSystem` is not, and is meant for driving a storage directly.
 public protocol FileSystem: AnyObject {
     /// Creates `path` (and parents) if missing.
     func createDirectory(_ path: String) throws(RaftError)
