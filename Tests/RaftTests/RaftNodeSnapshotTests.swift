@@ -20,9 +20,12 @@ final class GatedKV: StateMachine {
 
     func saveSnapshot(_ context: [String: String], to output: SnapshotOutput) throws {
         gate.saving.add(1, ordering: .sequentiallyConsistent)
+        gate.started.signal()
         // Bounded, so a failing test cannot hang the node's shutdown.
         _ = gate.semaphore.wait(timeout: .now() + 10)
-        try output.write(encodeKV(context))
+        let data = encodeKV(context)
+        gate.saved.withLock { $0.append((output.metadata.index, data)) }
+        try output.write(data)
     }
 
     func recoverSnapshot(from input: SnapshotInput, metadata: SnapshotMetadata) throws {
@@ -33,6 +36,16 @@ final class GatedKV: StateMachine {
 final class Gate: @unchecked Sendable {
     let semaphore = DispatchSemaphore(value: 0)
     let saving = Atomic<Int>(0)
+    let started = DispatchSemaphore(value: 0)
+    /// What each save wrote, in order: the snapshot's index and its data.
+    let saved = Mutex<[(LogIndex, [UInt8])]>([])
+
+    /// Waits (off the cooperative pool, at most 10 s) until a save has started.
+    func waitForSave() async -> Bool {
+        await withCheckedContinuation { c in
+            DispatchQueue.global().async { c.resume(returning: self.started.wait(timeout: .now() + 10) == .success) }
+        }
+    }
     /// Lets `saves` saves through.
     func open(_ saves: Int = 64) { for _ in 0..<saves { semaphore.signal() } }
 }
@@ -53,8 +66,7 @@ struct RaftNodeSnapshotTests {
         let leader = try await h.electLeader()
         for k in 0..<5 { _ = try await h.propose("a\(k)=\(k)", at: leader) }
         await h.tick()
-        let started = gate.saving.load(ordering: .sequentiallyConsistent)
-        #expect(started >= 1, "a save started")
+        #expect(await gate.waitForSave(), "a save started")
         let held = try await h.nodes[leader]!.status()
         #expect(held.snapshotIndex == .zero, "nothing is recorded while the save is held")
         // The loop is not blocked by the save: these commit and apply.
@@ -63,14 +75,13 @@ struct RaftNodeSnapshotTests {
         #expect(during.applied >= held.applied + 20)
         #expect(during.snapshotIndex == .zero)
         gate.open(1)  // only the held save: a later one waits, so the latest snapshot is this one
-        for _ in 0..<20 where (try await h.nodes[leader]!.status().snapshotIndex) == .zero { await h.tick() }
-        let after = try await h.nodes[leader]!.status()
+        let after = try await h.waitFor(leader) { $0.snapshotIndex > .zero }
         #expect(after.snapshotIndex > .zero && after.snapshotIndex <= held.applied, "the snapshot is the held one")
-        let snap = try h.storages[leader]!.snapshot()
-        #expect(snap.metadata.index == after.snapshotIndex)
-        let saved = decodeKV(snap.data)
+        let first = try #require(gate.saved.withLock { $0.first })
+        #expect(first.0 == after.snapshotIndex)
+        let saved = decodeKV(first.1)
         // Index 1 is the leader's no-op; every later entry up to the snapshot set one "a" key.
-        #expect(saved.count == Int(snap.metadata.index.rawValue) - 1, "the state at the snapshot's index: \(saved)")
+        #expect(saved.count == Int(first.0.rawValue) - 1, "the state at the snapshot's index: \(saved)")
         #expect(saved.keys.filter { $0.hasPrefix("b") }.isEmpty, "entries applied during the save are not in it")
         gate.open()
         await h.stopAll()
@@ -95,7 +106,8 @@ struct RaftNodeSnapshotTests {
         let lagging = h.ids.first { $0 != leader }!
         await h.stop(lagging)
         for k in 0..<30 { _ = try await h.propose("key\(k)=value\(k)", at: leader) }
-        #expect(h.storages[leader]!.firstIndex() > 2, "the leader compacted past the stopped node")
+        let compacted = try await h.waitFor(leader) { $0.raft.firstIndex > 2 }
+        #expect(compacted.raft.firstIndex > 2, "the leader compacted past the stopped node")
         // Lose every acknowledgement of a chunk: the transfer cannot finish.
         let ackFilter = Atomic<Bool>(true)
         let chunksSent = Atomic<Int>(0)

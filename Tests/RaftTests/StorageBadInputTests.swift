@@ -270,22 +270,67 @@ struct StorageBadInputTests {
         }
     }
 
-    @Test func zerosAppendedAtTheTailAreATornTail() throws {
+    /// Zeros after the last record are the end of the log (preallocated space, or an unsynced
+    /// extension): nothing is reported or cut, and new records are written over them.
+    @Test func zerosAfterTheLastRecordAreTheEndOfTheLog() throws {
         let dir = TempDirectory()
         try makeLog(dir.path, count: 10)
         let seg = try Disk.segments(dir.path)[0]
         let size = try Disk.size(seg)
+        var next: UInt64 = 11
         for zeros in [1, 7, 8, 100, 4096] {
-            try Disk.write(seg, try Disk.read(seg) + [UInt8](repeating: 0, count: zeros))
+            let records = try Disk.read(seg)
+            try Disk.write(seg, records + [UInt8](repeating: 0, count: zeros))
             let s = try FileLogStorage(directory: dir.path, voters: [1, 2, 3])
-            #expect(s.recovery.truncatedTail?.file == seg)
-            #expect(s.recovery.truncatedTail?.offset == size)
-            #expect(s.recovery.truncatedTail?.bytes == zeros)
-            #expect(try Disk.size(seg) == size)
-            #expect(s.lastIndex() == 10)
-            try expectEntries(s, 1...10, dataBytes: 16)
+            #expect(s.recovery.truncatedTail == nil && s.recovery.removedEmptySegment == nil, "zeros \(zeros)")
+            #expect(s.recovery.entries == Int(next) - 1)
+            #expect(try Disk.size(seg) == records.count + zeros, "nothing cut at open")
+            try expectEntries(s, 1...(next - 1), dataBytes: 16)
+            try s.append([entry(next, term: 1, size: 16)])
+            try s.sync()
             s.close()
+            next += 1
+            #expect(try Disk.size(seg) > size, "a clean close leaves the records only")
+            #expect(try Disk.read(seg).suffix(8) != [UInt8](repeating: 0, count: 8))
+            let again = try FileLogStorage(directory: dir.path, voters: [1, 2, 3])
+            #expect(again.lastIndex() == LogIndex(rawValue: next - 1))
+            try expectEntries(again, 1...(next - 1), dataBytes: 16)
+            again.close()
         }
+    }
+
+    /// With preallocation a crash leaves the zeros written ahead of the records; a reopen
+    /// finds every synced entry, reports nothing, and a segment roll cuts the zeros off the
+    /// segment it leaves so only the last segment ever ends in zeros.
+    @Test func preallocatedSegmentsReopenAfterACrashAndRoll() throws {
+        let dir = TempDirectory()
+        var options = segmentedOptions()
+        options.preallocateBytes = 1024
+        let s = try FileLogStorage(directory: dir.path, voters: [1, 2, 3], options: options)
+        try s.append([entry(1, term: 1)])
+        try s.sync()
+        let seg = try Disk.segments(dir.path)[0]
+        let written = try Disk.read(seg)
+        #expect(written.count > 1024 && written.suffix(1024 - 64).allSatisfy { $0 == 0 }, "zeros written ahead")
+        // A crash: the storage is never closed; a second instance opens the files.
+        let crashed = try FileLogStorage(directory: dir.path, voters: [1, 2, 3], options: options)
+        #expect(crashed.recovery.truncatedTail == nil && crashed.recovery.removedEmptySegment == nil)
+        #expect(crashed.lastIndex() == 1)
+        var next: UInt64 = 2
+        while try Disk.segments(dir.path).count < 3 {
+            try crashed.append([entry(next, term: 1, size: 100)])
+            try crashed.sync()
+            next += 1
+        }
+        for old in try Disk.segments(dir.path).dropLast() {
+            #expect(try Disk.read(old).suffix(8) != [UInt8](repeating: 0, count: 8), "\(old) ends with its last record")
+        }
+        let reopened = try FileLogStorage(directory: dir.path, voters: [1, 2, 3], options: options)
+        #expect(reopened.lastIndex() == LogIndex(rawValue: next - 1))
+        #expect(reopened.recovery.truncatedTail == nil)
+        try expectEntries(reopened, 1...1, dataBytes: 8)
+        reopened.close()
+        s.close()
     }
 
     /// A damaged final record cannot be told apart from one whose write never fully arrived: it
@@ -773,7 +818,8 @@ struct StorageBadInputTests {
     /// (Regression test: this failed before the fix in 60762bf.)
     @Test func compactionWhoseRecordFillsTheSegmentSurvivesReopen() throws {
         let dir = TempDirectory()
-        let options = segmentedOptions()
+        var options = segmentedOptions()
+        options.preallocateBytes = 0  // the test measures the records by the file's size
         let marker = Format.baseRecordSize(voters: 1)
         var next: UInt64 = 1
         let s = try FileLogStorage(directory: dir.path, voters: [1], options: options)

@@ -95,6 +95,13 @@ public struct ArgumentReader {
         return n
     }
 
+    /// A non-negative integer following `flag`.
+    public mutating func nonNegativeInt(_ flag: String) -> Int {
+        let v = value(flag)
+        guard let n = Int(v), n >= 0 else { fail("\(flag) needs a non-negative integer, got '\(v)'") }
+        return n
+    }
+
     /// A number of seconds following `flag` (positive, or zero if allowed).
     public mutating func seconds(_ flag: String, allowZero: Bool) -> Double {
         let v = value(flag)

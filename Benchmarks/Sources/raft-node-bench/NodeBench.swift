@@ -31,6 +31,7 @@ struct Options {
     var snapshotEvery: UInt64 = 0
     var counting = SyncCounting.storage
     var parent = "/tmp"
+    var preallocate = FileLogStorageOptions().preallocateBytes
 
     static let usage = """
         usage: raft-node-bench [options]
@@ -48,6 +49,7 @@ struct Options {
                                    hands the FileLogStorage to the node unwrapped and counts
                                    fdatasyncs in a FileSystem wrapper instead (see README)
               --dir PATH           where to create the temporary directories (default /tmp)
+              --preallocate BYTES  FileLogStorageOptions.preallocateBytes (default 1 MiB; 0: off)
           -h, --help               show this help
         """
 
@@ -70,6 +72,7 @@ struct Options {
                 guard let mode = SyncCounting(rawValue: v) else { args.fail("\(arg) needs 'storage' or 'filesystem', got '\(v)'") }
                 options.counting = mode
             case "--dir": options.parent = args.value(arg)
+            case "--preallocate": options.preallocate = args.nonNegativeInt(arg)
             case "-c", "--concurrency":
                 options.levels = args.intList(arg, minimum: 1)
             case "-h", "--help":
@@ -248,14 +251,17 @@ final class Cluster {
     init(root: String, options: Options) throws {
         for id in ids {
             let c = SyncCounters()
+            var fileOptions = FileLogStorageOptions()
+            fileOptions.preallocateBytes = options.preallocate
             let file: FileLogStorage
             let storage: any WritableLogStorage
             switch options.counting {
             case .storage:
-                file = try FileLogStorage(directory: "\(root)/node\(id)", voters: ids)
+                file = try FileLogStorage(directory: "\(root)/node\(id)", voters: ids, options: fileOptions)
                 storage = SyncCountingStorage(file, counters: c)
             case .fileSystem:
-                file = try FileLogStorage(directory: "\(root)/node\(id)", voters: ids, fileSystem: SyncCountingFileSystem(counters: c))
+                file = try FileLogStorage(
+                    directory: "\(root)/node\(id)", voters: ids, options: fileOptions, fileSystem: SyncCountingFileSystem(counters: c))
                 storage = file
             }
             var conf = RaftNodeConfiguration(id: id)

@@ -51,6 +51,11 @@ extension FileLogStorage {
                 case .damaged:
                     break
                 }
+                if isLast && bytes[pos...].allSatisfy({ $0 == 0 }) {
+                    // Zeros written ahead of the records (preallocation), or an unsynced
+                    // extension: the log ends here, nothing was damaged.
+                    break
+                }
                 if isLast && isTornTail(bytes, at: pos) {
                     repairs.append(.truncate(file: file, at: pos))
                     recovery.tailFile = path
@@ -63,7 +68,8 @@ extension FileLogStorage {
                     "log segment \(path) at offset \(pos): record failed its checksum or framing; refusing to start rather than drop data after it")
             }
             let size = min(pos, bytes.count)
-            parsed.append((Segment(seq: f.seq, path: path, file: file, size: size, maxIndex: .zero), records))
+            let cut = recovery.tailFile == path
+            parsed.append((Segment(seq: f.seq, path: path, file: file, size: size, filled: cut ? size : bytes.count, maxIndex: .zero), records))
         }
         pendingRepairs = repairs
 
@@ -233,7 +239,7 @@ extension FileLogStorage {
         file.reserve(options.segmentBytes + (1 << 20))
         try file.sync()
         try fs.syncDirectory(walDirectory)
-        segments = [Segment(seq: 0, path: path, file: file, size: bytes.count, maxIndex: .zero)]
+        segments = [Segment(seq: 0, path: path, file: file, size: bytes.count, filled: bytes.count, maxIndex: .zero)]
         conf = ConfState(voters: voters)
         recovery.segments = 1
     }
