@@ -274,7 +274,7 @@ final class NodeLoop<SM: StateMachine> {
             send(rd.messages)
             let split = Self.durableCommitted(rd, storageLastIndex: storage.lastIndex())
             if rd.snapshot != nil { try crashPoint(.snapshotReceived) }
-            try await persist(rd) { () throws(RaftError) in
+            try await persist(rd, overlap: split > 0) { () throws(RaftError) in
                 try self.apply(rd.committedEntries[..<split])
             }
             if rd.snapshot != nil { try crashPoint(.snapshotPersisted) }
@@ -352,10 +352,14 @@ final class NodeLoop<SM: StateMachine> {
 
     /// Persists `rd` and then sends its ``Ready/messagesAfterPersist``; runs `meanwhile` on the
     /// loop while a blocking storage writes.
-    func persist(_ rd: Ready, meanwhile: () throws(RaftError) -> Void) async throws {
-        guard rd.mustSync, offloadIO else {
-            // Nothing to sync (a commit-only hard state is buffered), or a storage that does not
-            // block: no thread switch.
+    /// Persists `rd` and then sends its ``Ready/messagesAfterPersist``; runs `meanwhile` on the
+    /// loop while a blocking storage writes, when `overlap` says there is work worth it.
+    /// Otherwise the loop writes and syncs inline: it runs on its own thread
+    /// (``LoopExecutor``), so blocking holds up nothing else, and it saves two thread hops.
+    func persist(_ rd: Ready, overlap: Bool, meanwhile: () throws(RaftError) -> Void) async throws {
+        guard rd.mustSync, offloadIO, overlap else {
+            // Nothing to sync (a commit-only hard state is buffered), a storage that does not
+            // block, or nothing to do meanwhile: no thread switch.
             if rd.mustSync {
                 let start = ContinuousClock.now
                 try storage.persist(rd)

@@ -149,10 +149,14 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
         defer { ticks.cancel() }
         logger.info("node started", metadata: ["raft.term": "\(loop.core.term)", "raft.applied": "\(loop.applied.applied)"])
         do {
-            // Graceful shutdown and task cancellation both stop the loop the orderly way.
+            // Graceful shutdown and task cancellation both stop the loop the orderly way. The
+            // loop runs on a thread of its own, where it may block on the disk.
+            let executor = LoopExecutor(label: "swift-raft.node.\(id).loop")
             try await withTaskCancellationHandler {
                 try await withGracefulShutdownHandler {
-                    try await loop.run()
+                    try await withTaskExecutorPreference(executor) {
+                        try await loop.run()
+                    }
                 } onGracefulShutdown: { [inbox] in
                     inbox.post(.stop)
                 }
