@@ -256,12 +256,13 @@ final class NodeLoop<SM: StateMachine> {
 
     /// Carries out every batch the core has ready, in the contract's order.
     ///
-    /// Two stages overlap: while the I/O thread writes and syncs a batch's new entries, the loop
-    /// applies the batch's committed entries that were already durable before it (on a leader
-    /// that is all of them: it commits only what its own disk holds). Committed entries of the
-    /// batch itself are applied after the sync, so an on-disk state machine never gets ahead of
-    /// the log. The I/O thread sends ``Ready/messagesAfterPersist`` itself as soon as the sync
-    /// returns, without waking the loop first.
+    /// When a batch has committed entries that were already durable before it (on a leader that
+    /// is all of them: it commits only what its own disk holds), two stages overlap: the I/O
+    /// thread writes and syncs the batch's new entries, sends ``Ready/messagesAfterPersist`` as
+    /// soon as the sync returns, and meanwhile the loop applies those entries. Otherwise the
+    /// loop writes and syncs inline (it runs on its own thread). Committed entries of the batch
+    /// itself are applied after the sync, so an on-disk state machine never gets ahead of the
+    /// log.
     func drain() async throws {
         while core.hasReady {
             let rd = core.ready()

@@ -59,9 +59,11 @@ public struct RaftNodeConfiguration: Sendable {
 /// injected clock. Run it with ``run()`` (it returns when ``stop()`` is called, or throws if
 /// the storage or the state machine fails: a node never crashes the process).
 ///
-/// Pipelining: a leader's appends leave before its own disk write (``Ready/messages``); while
-/// the I/O thread writes and syncs a batch, the loop applies the committed entries that were
-/// durable before it; state machine snapshots are saved on a third thread, beside apply.
+/// Threads and pipelining: the run loop runs on a serial queue of its own, off Swift's
+/// cooperative pool, so it may block on the disk. A leader's appends leave before its own disk
+/// write (``Ready/messages``). When a batch has committed entries to apply, an I/O thread writes
+/// and syncs it while the loop applies them; otherwise the loop syncs inline, saving two thread
+/// hops. State machine snapshots are saved on a third thread, beside apply.
 public final class RaftNode<SM: StateMachine>: Service, Sendable {
     enum Event: Sendable {
         case message(Message)
