@@ -56,14 +56,17 @@ struct RaftNodeSnapshotTests {
     /// leader keeps committing and applying; the snapshot, once released, holds exactly the
     /// state at its own index (the context was taken at that point in time).
     @Test func snapshotIsSavedBesideApply() async throws {
-        let gate = Gate()
-        let h = NodeHarness<GatedKV>(make: { _ in GatedKV(gate: gate) }) { c in
+        // One gate per node: the followers' saves must not be mistaken for the leader's.
+        let gates: [NodeID: Gate] = [1: Gate(), 2: Gate(), 3: Gate()]
+        let h = NodeHarness<GatedKV>(make: { GatedKV(gate: gates[$0]!) }) { c in
             c.snapshotEvery = 5
             c.compactionTrail = 1
         }
-        defer { gate.open() }
+        defer { for g in gates.values { g.open() } }
         try h.startAll()
         let leader = try await h.electLeader()
+        let gate = gates[leader]!
+        for (id, g) in gates where id != leader { g.open() }
         for k in 0..<5 { _ = try await h.propose("a\(k)=\(k)", at: leader) }
         await h.tick()
         #expect(await gate.waitForSave(), "a save started")
@@ -83,7 +86,7 @@ struct RaftNodeSnapshotTests {
         // Index 1 is the leader's no-op; every later entry up to the snapshot set one "a" key.
         #expect(saved.count == Int(first.0.rawValue) - 1, "the state at the snapshot's index: \(saved)")
         #expect(saved.keys.filter { $0.hasPrefix("b") }.isEmpty, "entries applied during the save are not in it")
-        gate.open()
+        for g in gates.values { g.open() }
         await h.stopAll()
         #expect(h.failures.isEmpty, "\(h.failures)")
     }

@@ -83,6 +83,8 @@ final class NodeHarness<SM: StateMachine>: @unchecked Sendable where SM.Result =
     }
 
     func start(_ id: NodeID) throws {
+        // Two loops over one storage would be a data race (and two nodes with one id).
+        if nodes[id] != nil { throw RaftError(.invalidConfiguration, "node \(id) is already running; stop it first") }
         var c = RaftNodeConfiguration(id: id)
         c.raft.randomSeed = 7
         configure(&c)
@@ -171,13 +173,12 @@ final class NodeHarness<SM: StateMachine>: @unchecked Sendable where SM.Result =
 
     /// Waits until `node`'s status satisfies `condition` (snapshots are saved on their own
     /// thread, so a recorded snapshot can lag the apply that triggered it). Bounded: gives up
-    /// after 2,000 rounds, a few milliseconds of pauses in all, and returns the last status.
+    /// after 5,000 rounds of status requests and returns the last status.
     @discardableResult
     func waitFor(_ node: NodeID, _ condition: (NodeStatus) -> Bool) async throws -> NodeStatus {
         var status = try await nodes[node]!.status()
-        for round in 0..<2_000 where !condition(status) {
+        for _ in 0..<5_000 where !condition(status) {
             await settle()
-            if round % 50 == 49 { try? await Task.sleep(for: .milliseconds(1)) }
             status = try await nodes[node]!.status()
         }
         return status
@@ -459,6 +460,7 @@ struct RaftNodeTests {
             try h.start(lagging)
             await h.tick(3)
             try await write(10)
+            if cycle < 3 { await h.stop(lagging) }
         }
         client.cancel()
         for (key, value) in await client.value { acknowledged[key] = value }
