@@ -67,13 +67,33 @@ public final class SimulatedFileSystem: FileSystem {
             let d = inode.data
             let s = inode.synced
             if d == s { continue }
-            // Writes reach the disk in order up to a random byte.
-            let cut = Int(rng.next() % UInt64(max(d.count, s.count) + 1))
-            var result = Array(d.prefix(cut))
-            if cut < s.count { result += s[cut...] }
-            if cut < d.count && rng.next() % 4 == 0 {
-                // The file grew but the data did not arrive: zeros.
-                result += [UInt8](repeating: 0, count: Int(rng.next() % UInt64(min(512, d.count - cut) + 1)))
+            var result: [UInt8]
+            if rng.next() % 3 == 0 {
+                // Sectors of the unsynced writes reach the disk in any order: a random subset of
+                // the 512-byte sectors that differ arrives; the others keep their synced bytes
+                // (zeros where the file had none).
+                let length = max(d.count, s.count)
+                result = s + [UInt8](repeating: 0, count: length - s.count)
+                for start in stride(from: 0, to: d.count, by: 512) {
+                    let end = min(d.count, start + 512)
+                    let old = start < s.count ? Array(s[start..<min(end, s.count)]) : []
+                    if Array(d[start..<end]) != old && rng.next() % 2 == 0 {
+                        result.replaceSubrange(start..<end, with: d[start..<end])
+                    }
+                }
+                if d.count < s.count && rng.next() % 2 == 0 { result = Array(result.prefix(d.count)) }
+            } else {
+                // Writes reach the disk in order up to a random byte.
+                let cut = Int(rng.next() % UInt64(max(d.count, s.count) + 1))
+                // Bytes before the cut are the new ones (or the synced ones past a shortened
+                // file's end); from the cut on, the synced ones. No byte moves.
+                result = Array(d.prefix(cut))
+                if result.count < cut && result.count < s.count { result += s[result.count..<min(cut, s.count)] }
+                if cut < s.count { result += s[cut...] }
+                if cut < d.count && rng.next() % 4 == 0 {
+                    // The file grew but the data did not arrive: zeros.
+                    result += [UInt8](repeating: 0, count: Int(rng.next() % UInt64(min(512, d.count - cut) + 1)))
+                }
             }
             inode.data = result
             inode.synced = result

@@ -304,33 +304,86 @@ struct StorageBadInputTests {
     /// segment it leaves so only the last segment ever ends in zeros.
     @Test func preallocatedSegmentsReopenAfterACrashAndRoll() throws {
         let dir = TempDirectory()
+        let image = TempDirectory()
         var options = segmentedOptions()
         options.preallocateBytes = 1024
-        let s = try FileLogStorage(directory: dir.path, voters: [1, 2, 3], options: options)
-        try s.append([entry(1, term: 1)])
-        try s.sync()
-        let seg = try Disk.segments(dir.path)[0]
-        let written = try Disk.read(seg)
-        #expect(written.count > 1024 && written.suffix(1024 - 64).allSatisfy { $0 == 0 }, "zeros written ahead")
-        // A crash: the storage is never closed; a second instance opens the files.
-        let crashed = try FileLogStorage(directory: dir.path, voters: [1, 2, 3], options: options)
+        do {
+            let s = try FileLogStorage(directory: dir.path, voters: [1, 2, 3], options: options)
+            try s.append([entry(1, term: 1)])
+            try s.sync()
+            let written = try Disk.read(try Disk.segments(dir.path)[0])
+            #expect(written.count > 1024 && written.suffix(1024).allSatisfy { $0 == 0 }, "zeros written ahead")
+            // A crash: the files as they are on disk now, never closed.
+            try FileManager.default.removeItem(atPath: image.path)
+            try FileManager.default.copyItem(atPath: dir.path, toPath: image.path)
+            s.close()
+        }
+        let crashed = try FileLogStorage(directory: image.path, voters: [1, 2, 3], options: options)
         #expect(crashed.recovery.truncatedTail == nil && crashed.recovery.removedEmptySegment == nil)
         #expect(crashed.lastIndex() == 1)
         var next: UInt64 = 2
-        while try Disk.segments(dir.path).count < 3 {
+        while try Disk.segments(image.path).count < 3 {
             try crashed.append([entry(next, term: 1, size: 100)])
             try crashed.sync()
             next += 1
         }
-        for old in try Disk.segments(dir.path).dropLast() {
+        for old in try Disk.segments(image.path).dropLast() {
             #expect(try Disk.read(old).suffix(8) != [UInt8](repeating: 0, count: 8), "\(old) ends with its last record")
         }
-        let reopened = try FileLogStorage(directory: dir.path, voters: [1, 2, 3], options: options)
+        crashed.close()
+        let reopened = try FileLogStorage(directory: image.path, voters: [1, 2, 3], options: options)
         #expect(reopened.lastIndex() == LogIndex(rawValue: next - 1))
         #expect(reopened.recovery.truncatedTail == nil)
         try expectEntries(reopened, 1...1, dataBytes: 8)
         reopened.close()
+    }
+
+    /// A second storage on a directory in use is refused (it would write the same files); once
+    /// the first closes, it opens.
+    @Test func secondStorageOnTheSameDirectoryIsRefused() throws {
+        let dir = TempDirectory()
+        let first = try FileLogStorage(directory: dir.path, voters: [1, 2, 3])
+        #expect {
+            _ = try FileLogStorage(directory: dir.path, voters: [1, 2, 3])
+        } throws: { error in
+            (error as? RaftError)?.code == .invalidConfiguration && "\(error)".contains("in use")
+        }
+        first.close()
+        let second = try FileLogStorage(directory: dir.path, voters: [1, 2, 3])
+        second.close()
+    }
+
+    /// Writes over preallocated zeros may reach the disk in any order: after a power loss, a
+    /// record of the last, unsynced batch whose first sector never arrived is followed by
+    /// later records that did. The batch is a torn tail (cut and reported), not corruption.
+    @Test func lostSectorInTheLastBatchIsATornTail() throws {
+        let dir = TempDirectory()
+        try makeLog(dir.path, count: 10)
+        let seg = try Disk.segments(dir.path)[0]
+        let synced = try Disk.read(seg)
+        // The batch that was being written: entries 11...20 of 100 bytes, about 1.5 KiB.
+        var batch: [UInt8] = []
+        for i in UInt64(11)...20 {
+            batch += Format.entryRecord(term: 1, index: i, data: entry(i, term: 1, size: 100).data)
+        }
+        var onDisk = synced + batch
+        // The sector holding the start of the batch's second record never arrived: zeros there,
+        // while the sectors after it did.
+        let recordSize = Format.entryRecordSize(dataBytes: 100)
+        let lost = (synced.count + recordSize) / 512 * 512
+        for k in max(lost, synced.count)..<min(onDisk.count, lost + 512) { onDisk[k] = 0 }
+        try Disk.write(seg, onDisk)
+        let s = try FileLogStorage(directory: dir.path, voters: [1, 2, 3])
+        let tail = try #require(s.recovery.truncatedTail)
+        #expect(tail.offset > synced.count - 1 && tail.offset <= synced.count + recordSize)
+        #expect(s.lastIndex() >= 10 && s.lastIndex() <= 11)
+        try expectEntries(s, 1...10, dataBytes: 16)
         s.close()
+        // Damage followed by data with no zeroed sector is still corruption.
+        var flipped = synced + batch
+        flipped[synced.count + recordSize + 20] ^= 0x01
+        try Disk.write(seg, flipped)
+        #expect(throws: RaftError.self) { try FileLogStorage(directory: dir.path, voters: [1, 2, 3]) }
     }
 
     /// A damaged final record cannot be told apart from one whose write never fully arrived: it

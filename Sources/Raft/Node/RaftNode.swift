@@ -139,9 +139,14 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
         }) else {
             throw RaftError(.invalidConfiguration, "node \(id) is already running or was run before")
         }
+        // The loop runs on a thread of its own, where it may block on the disk: opening the
+        // state machine and restoring a snapshot at start included.
+        let executor = LoopExecutor(label: "swift-raft.node.\(id).loop")
         let loop: NodeLoop<SM>
         do {
-            loop = try NodeLoop(node: self, storage: p.storage, stateMachine: p.stateMachine)
+            loop = try await withTaskExecutorPreference(executor) {
+                try NodeLoop(node: self, storage: p.storage, stateMachine: p.stateMachine)
+            }
         } catch {
             // Nobody will ever answer: fail whatever is queued and refuse what comes.
             failQueued(with: error)
@@ -151,9 +156,7 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
         defer { ticks.cancel() }
         logger.info("node started", metadata: ["raft.term": "\(loop.core.term)", "raft.applied": "\(loop.applied.applied)"])
         do {
-            // Graceful shutdown and task cancellation both stop the loop the orderly way. The
-            // loop runs on a thread of its own, where it may block on the disk.
-            let executor = LoopExecutor(label: "swift-raft.node.\(id).loop")
+            // Graceful shutdown and task cancellation both stop the loop the orderly way.
             try await withTaskCancellationHandler {
                 try await withGracefulShutdownHandler {
                     try await withTaskExecutorPreference(executor) {

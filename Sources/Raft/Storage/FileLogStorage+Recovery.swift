@@ -306,6 +306,7 @@ extension FileLogStorage {
     /// corruption.
     func isTornTail(_ bytes: [UInt8], at pos: Int) -> Bool {
         if bytes[pos...].allSatisfy({ $0 == 0 }) { return true }
+        if overlapsLostSector(bytes, at: pos) { return true }
         var r = ByteReader(bytes, at: pos)
         guard let len = r.u32(), r.u32() != nil else { return true }
         // Writes arrive in order and the length comes first: an interrupted write never leaves
@@ -327,6 +328,27 @@ extension FileLogStorage {
             p += 1
         }
         return true
+    }
+
+    /// Whether the damaged record at `pos` covers part of a 512-byte disk sector that holds only
+    /// zeros there: a sector of the last, unsynced batch that never reached the disk while later
+    /// ones did (writes over preallocated zeros reach the disk in any order). The record's span
+    /// is its framed length when that is plausible, otherwise the rest of its sector and the
+    /// next one. Zero runs shorter than 8 bytes are not counted.
+    func overlapsLostSector(_ bytes: [UInt8], at pos: Int) -> Bool {
+        let sector = 512
+        var r = ByteReader(bytes, at: pos)
+        var end = min(bytes.count, (pos / sector + 2) * sector)
+        if let len = r.u32(), len > 0, Int(len) <= WALFormat.maxBody {
+            end = min(bytes.count, pos + WALFormat.frameSize + Int(len))
+        }
+        var start = pos
+        while start < end {
+            let pieceEnd = min(end, (start / sector + 1) * sector)
+            if pieceEnd - start >= 8 && bytes[start..<pieceEnd].allSatisfy({ $0 == 0 }) { return true }
+            start = pieceEnd
+        }
+        return false
     }
 
     /// Whether intact records follow one another from `start` to the end of the file (or to

@@ -9,7 +9,8 @@ public struct FileLogStorageOptions: Sendable, Hashable {
     /// How far ahead of its last record a segment is filled with zeros. A sync of records
     /// written inside already-zeroed space only flushes data; a sync that grows the file must
     /// also commit the file system's journal, which costs a third more alone and much more
-    /// when several logs share a disk. Zero turns it off (every sync grows the file).
+    /// when several logs share a disk. Never past ``segmentBytes``; at most 1 GiB. Zero turns
+    /// it off (every sync grows the file).
     public var preallocateBytes: Int = 1 << 20
 
     /// Creates the default options.
@@ -117,6 +118,8 @@ public final class FileLogStorage: WritableLogStorage {
     var failure: RaftError?
     /// Repairs found by recovery, carried out once every check passed.
     var pendingRepairs: [Repair] = []
+    /// Held locked while the storage is open.
+    var lockFile: (any StorageFile)?
     /// The last index made durable by ``sync()``.
     public internal(set) var durableLastIndex: LogIndex = .zero
 
@@ -132,7 +135,9 @@ public final class FileLogStorage: WritableLogStorage {
     ) throws(RaftError) {
         if options.segmentBytes < 4096 { throw RaftError(.invalidConfiguration, "segmentBytes must be at least 4096, got \(options.segmentBytes)") }
         if options.cachedEntries < 0 { throw RaftError(.invalidConfiguration, "cachedEntries must not be negative") }
-        if options.preallocateBytes < 0 { throw RaftError(.invalidConfiguration, "preallocateBytes must not be negative, got \(options.preallocateBytes)") }
+        if options.preallocateBytes < 0 || options.preallocateBytes > 1 << 30 {
+            throw RaftError(.invalidConfiguration, "preallocateBytes must be between 0 and 1 GiB, got \(options.preallocateBytes)")
+        }
         if options.keepSnapshots < 1 { throw RaftError(.invalidConfiguration, "keepSnapshots must be at least 1, got \(options.keepSnapshots)") }
         self.directory = directory
         walDirectory = joinPath(directory, "wal")
@@ -141,9 +146,20 @@ public final class FileLogStorage: WritableLogStorage {
         conf = ConfState(voters: voters)
         latestSnapshot = SnapshotMetadata(index: .zero, term: .zero, confState: ConfState(voters: voters))
         try fs.createDirectory(walDirectory)
+        // One storage per directory: a second one (in this process or another) would write the
+        // same files. The lock is released when the storage closes or the process dies.
+        let lock = try fs.open(joinPath(directory, "LOCK"), create: true)
+        guard lock.tryLock() else {
+            lock.close()
+            throw RaftError(.invalidConfiguration, "\(directory) is in use by another FileLogStorage (its LOCK file is locked); close that one first")
+        }
+        lockFile = lock
         snapshotter = try Snapshotter(
             directory: joinPath(directory, "snap"), keep: options.keepSnapshots, fileSystem: fileSystem, removeTemporaryFiles: false)
-        try recover(voters: voters)
+        do { try recover(voters: voters) } catch {
+            lock.close()
+            throw error
+        }
     }
 
     func check() throws(RaftError) {
@@ -507,6 +523,8 @@ public final class FileLogStorage: WritableLogStorage {
             try? last.file.truncate(to: last.size)
         }
         for s in segments { s.file.close() }
+        lockFile?.close()
+        lockFile = nil
         segments.removeAll()
         failure = RaftError(.storage, "the storage is closed")
     }

@@ -51,10 +51,14 @@ public protocol StorageFile: AnyObject {
     /// later appends do not allocate blocks (and their metadata) at every sync. A hint: the
     /// default does nothing.
     func reserve(_ bytes: Int)
+    /// Takes an exclusive advisory lock on the file without waiting (`flock`); `false` if another
+    /// holder has it. Released when the file is closed. The default always succeeds.
+    func tryLock() -> Bool
 }
 
 extension StorageFile {
     public func reserve(_ bytes: Int) {}
+    public func tryLock() -> Bool { true }
 }
 
 extension StorageFile {
@@ -72,6 +76,7 @@ extension StorageFile {
 // Darwin alike).
 private func systemOpen(_ path: String, _ flags: Int32, _ mode: mode_t) -> Int32 { open(path, flags, mode) }
 private func systemClose(_ fd: Int32) { _ = close(fd) }
+private func systemTryLock(_ fd: Int32) -> Bool { flock(fd, LOCK_EX | LOCK_NB) == 0 }
 private func systemRename(_ from: String, _ to: String) -> Int32 { rename(from, to) }
 private func reserveSpace(_ fd: Int32, _ bytes: Int) {
     // Allocate, leave the size alone. Unsupported file systems just say no; it is only a hint.
@@ -200,6 +205,8 @@ final class PosixFile: StorageFile {
     func truncate(to size: Int) throws(RaftError) {
         if ftruncate(fd, off_t(size)) != 0 { throw PosixFileSystem.fail("cannot truncate", path) }
     }
+
+    func tryLock() -> Bool { fd >= 0 && systemTryLock(fd) }
 
     func close() {
         if fd >= 0 { systemClose(fd) }
