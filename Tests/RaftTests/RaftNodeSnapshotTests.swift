@@ -104,10 +104,7 @@ struct RaftNodeSnapshotTests {
             c.snapshotRetryTicks = 2
             c.snapshotMaxRetries = 1_000
         }
-        try h.startAll()
-        let leader = try await h.electLeader()
-        let lagging = h.ids.first { $0 != leader }!
-        await h.stop(lagging)
+        let (leader, lagging) = try await h.startWithOneFollowerStopped()
         for k in 0..<30 { _ = try await h.propose("key\(k)=value\(k)", at: leader) }
         let compacted = try await h.waitFor(leader) { $0.raft.firstIndex > 2 }
         #expect(compacted.raft.firstIndex > 2, "the leader compacted past the stopped node")
@@ -292,10 +289,7 @@ struct RaftNodeMetricsTests {
             c.snapshotEvery = 0
             c.compactionTrail = 1
         }
-        try h.startAll()
-        let leader = try await h.electLeader()
-        let lagging = h.ids.first { $0 != leader }!
-        await h.stop(lagging)
+        let (leader, lagging) = try await h.startWithOneFollowerStopped()
         for k in 0..<3 { _ = try await h.propose("m\(k)=\(k)", at: leader) }
         _ = try await h.nodes[leader]!.snapshot()
         try h.start(lagging)

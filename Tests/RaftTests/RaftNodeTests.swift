@@ -184,6 +184,15 @@ final class NodeHarness<SM: StateMachine>: @unchecked Sendable where SM.Result =
         return status
     }
 
+    /// Starts the cluster, elects a leader and stops one follower (it misses what follows).
+    func startWithOneFollowerStopped() async throws -> (leader: NodeID, stopped: NodeID) {
+        try startAll()
+        let leader = try await electLeader()
+        let stopped = ids.first { $0 != leader }!
+        await stop(stopped)
+        return (leader, stopped)
+    }
+
     /// Restarts every node whose loop ended on an error containing `marker` (an injected
     /// crash), and forgets those errors. Returns the nodes restarted.
     @discardableResult
@@ -385,10 +394,7 @@ struct RaftNodeTests {
             c.snapshotEvery = 10
             c.compactionTrail = 2
         }
-        try h.startAll()
-        let leader = try await h.electLeader()
-        let lagging = h.ids.first { $0 != leader }!
-        await h.stop(lagging)
+        let (leader, lagging) = try await h.startWithOneFollowerStopped()
         for k in 0..<30 { _ = try await h.propose("k\(k)=\(k)", at: leader) }
         let leaderStatus = try await h.waitFor(leader) { $0.snapshotIndex >= 20 && $0.raft.firstIndex > 2 }
         #expect(leaderStatus.snapshotIndex >= 20)
