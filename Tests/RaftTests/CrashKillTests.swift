@@ -93,20 +93,16 @@ struct CrashKillTests {
 
     /// Starts the writer on `directory`, kills it with SIGKILL `delayMs` after it reported its
     /// start (or after the spawn when `early`), and returns every complete line it printed.
+    ///
+    /// The writer is spawned with `posix_spawn` and reaped with `waitpid`, not with Foundation's
+    /// `Process`: `Process.waitUntilExit()` waits for a run-loop callback, and a test body runs
+    /// on a cooperative thread whose run loop nothing else drives, so it can wait forever for a
+    /// child that has already exited. `waitpid` returns once the child is gone, whatever thread
+    /// asks.
     static func runAndKill(writer: String, directory: String, seed: UInt64, delayMs: UInt64, early: Bool) throws -> WriterRun {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: writer)
-        process.arguments = [directory, String(seed)]
-        let stdout = Pipe()
         let stderrPath = directory + ".stderr"
-        _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
-        let stderrHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
-        process.standardOutput = stdout
-        process.standardError = stderrHandle
-        process.standardInput = FileHandle.nullDevice
-        let collector = LineCollector(stdout.fileHandleForReading)
-        try process.run()
-        try? stderrHandle.close()
+        let child = try SpawnedChild(executable: writer, arguments: [directory, String(seed)], stderrPath: stderrPath)
+        let collector = LineCollector(fd: child.stdoutFD)
 
         if !early {
             // Wait for the "start" line: the writer has recovered and is about to write.
@@ -115,18 +111,19 @@ struct CrashKillTests {
         // The kill lands at a random moment; any moment is a valid crash point, so the
         // outcome is checked whatever the delay (it only spreads the crash points).
         usleep(useconds_t(delayMs * 1000))
-        let running = process.isRunning
-        if running { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
+        let exitedEarly = child.exited()
+        let running = exitedEarly == nil
+        if running { kill(child.pid, SIGKILL) }
+        let status = exitedEarly ?? child.waitForExit()
         let finished = collector.waitForEnd(seconds: 10)
         let lines = collector.completeLines()
         let sawStart = lines.first?.hasPrefix("start ") ?? false
         let stderr = (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? ""
         try? FileManager.default.removeItem(atPath: stderrPath)
-        let killed = running && finished && process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGKILL
+        let killed = running && finished && status.signal == SIGKILL
         return WriterRun(
             lines: lines, killed: killed, sawStart: sawStart,
-            exitDescription: "reason \(process.terminationReason == .exit ? "exit" : "signal"), status \(process.terminationStatus), output closed: \(finished)",
+            exitDescription: "\(status), output closed: \(finished)",
             stderr: stderr)
     }
 
@@ -333,15 +330,83 @@ struct CrashStats {
 
 // MARK: - Reading the writer's stdout
 
+/// A child process started with `posix_spawn`: its stdout is a pipe, its stderr a file, its
+/// stdin `/dev/null`.
+struct SpawnedChild {
+    let pid: pid_t
+    /// The reading end of the child's stdout (owned by whoever reads it).
+    let stdoutFD: Int32
+
+    /// How the child ended.
+    struct Status: CustomStringConvertible {
+        var exitCode: Int32?
+        var signal: Int32?
+        var description: String {
+            if let signal { return "killed by signal \(signal)" }
+            return "exited with status \(exitCode ?? -1)"
+        }
+    }
+
+    init(executable: String, arguments: [String], stderrPath: String) throws {
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { throw CrashTestError("pipe failed: errno \(errno)") }
+        // Close-on-exec on both ends: no other child inherits them; dup2 onto 1 clears the flag.
+        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+        posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { for p in argv { free(p) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, executable, &actions, nil, argv, environ)
+        close(fds[1])
+        guard rc == 0 else {
+            close(fds[0])
+            throw CrashTestError("posix_spawn \(executable) failed: \(rc)")
+        }
+        self.pid = pid
+        self.stdoutFD = fds[0]
+    }
+
+    /// Reaps the child if it has exited; nil while it runs.
+    func exited() -> Status? {
+        var raw: Int32 = 0
+        guard waitpid(pid, &raw, WNOHANG) == pid else { return nil }
+        return Self.status(raw)
+    }
+
+    /// Reaps the child, blocking until it has exited.
+    func waitForExit() -> Status {
+        var raw: Int32 = 0
+        while waitpid(pid, &raw, 0) < 0 {
+            if errno != EINTR { return Status(exitCode: nil, signal: nil) }
+        }
+        return Self.status(raw)
+    }
+
+    private static func status(_ raw: Int32) -> Status {
+        let signal = raw & 0x7f
+        return signal == 0 ? Status(exitCode: (raw >> 8) & 0xff, signal: nil) : Status(exitCode: nil, signal: signal)
+    }
+}
+
+struct CrashTestError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
 /// Collects a pipe's output on a thread of its own, so the writer never blocks on a full pipe.
+/// Owns the descriptor and closes it at the end of the output.
 final class LineCollector: @unchecked Sendable {
     private let lock = NSCondition()
     private var bytes: [UInt8] = []
     private var ended = false
     private let done = DispatchSemaphore(value: 0)
 
-    init(_ handle: FileHandle) {
-        let fd = handle.fileDescriptor
+    init(fd: Int32) {
         let thread = Thread { [self] in
             var chunk = [UInt8](repeating: 0, count: 65536)
             while true {
@@ -353,12 +418,12 @@ final class LineCollector: @unchecked Sendable {
                 lock.broadcast()
                 lock.unlock()
             }
+            close(fd)
             lock.lock()
             ended = true
             lock.broadcast()
             lock.unlock()
             done.signal()
-            withExtendedLifetime(handle) {}
         }
         thread.start()
     }
