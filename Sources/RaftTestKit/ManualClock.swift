@@ -22,6 +22,8 @@ public final class ManualClock: Clock, Sendable {
         var now = Instant(offset: .zero)
         var sleepers: [Sleeper] = []
         var nextID: UInt64 = 0
+        /// Sleeps cancelled before they were registered.
+        var cancelledEarly: Set<UInt64> = []
     }
 
     let state = Mutex(State())
@@ -43,16 +45,27 @@ public final class ManualClock: Clock, Sendable {
         }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
-                let due = state.withLock { s -> Bool in
-                    if deadline <= s.now { return true }
+                enum Outcome { case asleep, due, cancelled }
+                let outcome = state.withLock { s -> Outcome in
+                    if s.cancelledEarly.remove(id) != nil { return .cancelled }
+                    if deadline <= s.now { return .due }
                     s.sleepers.append(Sleeper(id: id, deadline: deadline, continuation: c))
-                    return false
+                    return .asleep
                 }
-                if due { c.resume() }
+                switch outcome {
+                case .asleep: break
+                case .due: c.resume()
+                case .cancelled: c.resume(throwing: CancellationError())
+                }
             }
         } onCancel: {
             let c = state.withLock { s -> CheckedContinuation<Void, any Error>? in
-                guard let k = s.sleepers.firstIndex(where: { $0.id == id }) else { return nil }
+                guard let k = s.sleepers.firstIndex(where: { $0.id == id }) else {
+                    // Cancelled before the sleep was registered: it ends as it registers, so
+                    // it is never left behind (nor counted in `sleeperCount`).
+                    s.cancelledEarly.insert(id)
+                    return nil
+                }
                 return s.sleepers.remove(at: k).continuation
             }
             c?.resume(throwing: CancellationError())

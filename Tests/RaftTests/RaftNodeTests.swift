@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import Raft
 import ServiceLifecycle
 import RaftTestKit
@@ -157,15 +158,27 @@ final class NodeHarness<SM: StateMachine>: @unchecked Sendable where SM.Result =
         throw RaftError(.timeout, "no leader after 60 ticks")
     }
 
-    /// Proposes on the leader and ticks until the result arrives.
+    /// Proposes on the leader and ticks until the answer arrives (a result or an error: a
+    /// proposal the cluster cannot commit times out after `proposalTimeoutTicks`).
+    ///
+    /// Ticks stop only once the answer is there: the node's status cannot tell, since the
+    /// proposing task may not have posted its proposal yet when the status is taken, and a
+    /// proposal waiting on a crashed follower is answered only by ticks (its timeout). A node
+    /// that still has not answered after 200 ticks gets the proposal cancelled, so the write
+    /// fails instead of the test waiting forever.
     func propose(_ command: String, at id: NodeID) async throws -> String {
         let node = nodes[id]!
-        let t = Task { try await node.propose(Array(command.utf8)) }
-        for _ in 0..<100 {
+        let answered = Flag()
+        let t = Task {
+            defer { answered.set() }
+            return try await node.propose(Array(command.utf8))
+        }
+        for _ in 0..<200 where !answered.isSet {
             await settle()
-            if let status = try? await node.status(), status.pendingProposals == 0 { break }
+            if answered.isSet { break }
             await tick()
         }
+        if !answered.isSet { t.cancel() }
         return try await t.value
     }
 
@@ -231,6 +244,13 @@ extension NodeHarness where SM == KVMachine {
 }
 
 /// How the nodes' run loops ended, shared with their tasks.
+/// A flag one task sets and others read.
+final class Flag: Sendable {
+    private let value = Atomic<Bool>(false)
+    var isSet: Bool { value.load(ordering: .acquiring) }
+    func set() { value.store(true, ordering: .releasing) }
+}
+
 final class RunRecord: @unchecked Sendable {
     private let lock = NSLock()
     private var state: (failures: [String], dead: Set<NodeID>) = ([], [])

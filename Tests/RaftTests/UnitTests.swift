@@ -422,3 +422,42 @@ struct ReadySyncTests {
         #expect(commitOnly.allSatisfy { !$0.1.mustSync })
     }
 }
+
+@Suite("Manual clock")
+struct ManualClockTests {
+    /// Node tests move time only through the manual clock, so a sleep it loses stays asleep
+    /// (and counted as a sleeper) forever. A sleep whose task is cancelled before the sleep
+    /// registers must end at once with `CancellationError`, and never count as a sleeper.
+    @Test func sleepCancelledBeforeItRegistersEnds() async {
+        let clock = ManualClock()
+        let deadline = clock.now.advanced(by: .seconds(1))
+        let done = Flag()
+        let t = Task {
+            defer { done.set() }
+            withUnsafeCurrentTask { $0?.cancel() }
+            try await clock.sleep(until: deadline, tolerance: nil)
+        }
+        for _ in 0..<10_000 where !done.isSet { await Task.yield() }
+        let ended = done.isSet
+        if !ended { clock.advance(by: .seconds(1)) }  // lets a lost sleep go, so the test ends
+        #expect(ended, "the cancelled sleep was left waiting for the clock")
+        let result = await t.result
+        #expect(throws: CancellationError.self) { try result.get() }
+        #expect(clock.sleeperCount == 0)
+    }
+
+    /// A sleep cancelled while asleep ends with `CancellationError`; one whose deadline comes
+    /// ends normally.
+    @Test func sleepEndsOnAdvanceOrCancel() async throws {
+        let clock = ManualClock()
+        let woken = Task { try await clock.sleep(until: clock.now.advanced(by: .milliseconds(100)), tolerance: nil) }
+        let cancelled = Task { try await clock.sleep(until: clock.now.advanced(by: .seconds(100)), tolerance: nil) }
+        for _ in 0..<10_000 where clock.sleeperCount < 2 { await Task.yield() }
+        #expect(clock.sleeperCount == 2)
+        clock.advance(by: .milliseconds(100))
+        try await woken.value
+        cancelled.cancel()
+        await #expect(throws: CancellationError.self) { try await cancelled.value }
+        #expect(clock.sleeperCount == 0)
+    }
+}

@@ -352,8 +352,6 @@ final class NodeLoop<SM: StateMachine> {
     }
 
     /// Persists `rd` and then sends its ``Ready/messagesAfterPersist``; runs `meanwhile` on the
-    /// loop while a blocking storage writes.
-    /// Persists `rd` and then sends its ``Ready/messagesAfterPersist``; runs `meanwhile` on the
     /// loop while a blocking storage writes, when `overlap` says there is work worth it.
     /// Otherwise the loop writes and syncs inline: it runs on its own thread
     /// (``LoopExecutor``), so blocking holds up nothing else, and it saves two thread hops.
