@@ -1,0 +1,113 @@
+import Logging
+
+// The I/O pipeline: carrying out each Ready in the contract's order, with the disk write
+// overlapped with apply where it is safe.
+extension NodeLoop {
+    /// Carries out every batch the core has ready, in the contract's order.
+    ///
+    /// When a batch has committed entries that were already durable before it (on a leader that
+    /// is all of them: it commits only what its own disk holds), two stages overlap: the I/O
+    /// thread writes and syncs the batch's new entries, sends ``Ready/messagesAfterPersist`` as
+    /// soon as the sync returns, and meanwhile the loop applies those entries. Otherwise the
+    /// loop writes and syncs inline (it runs on its own thread). Committed entries of the batch
+    /// itself are applied after the sync, so an on-disk state machine never gets ahead of the
+    /// log.
+    func drain() async throws {
+        while core.hasReady {
+            let rd = core.ready()
+            if let ss = rd.softState, ss.leader != lastLeader {
+                lastLeader = ss.leader
+                metrics.leaderChanges.increment()
+                logger.info("leader changed", metadata: ["raft.leader": "\(ss.leader)", "raft.role": "\(ss.role)", "raft.term": "\(core.term)"])
+            }
+            if let ss = rd.softState, ss.role != .leader { senders.cancelAll() }
+            send(rd.messages)
+            let split = Self.durableCommitted(rd, storageLastIndex: storage.lastIndex())
+            if rd.snapshot != nil { try crashPoint(.snapshotReceived) }
+            try await persist(rd, overlap: split > 0) { () throws(RaftError) in
+                try self.apply(rd.committedEntries[..<split])
+            }
+            if rd.snapshot != nil { try crashPoint(.snapshotPersisted) }
+            try applySnapshot(rd)
+            try apply(rd.committedEntries[split...])
+            core.advance(rd)
+            try maybeSnapshot()
+        }
+        metrics.term.record(Int64(clamping: core.term.rawValue))
+        metrics.commit.record(Int64(clamping: core.commitIndex.rawValue))
+        metrics.applied.record(Int64(clamping: applied.applied.rawValue))
+    }
+
+    /// How many of `rd`'s committed entries are durable before `rd` is persisted, so they can
+    /// be applied while it is: those the storage held (up to `storageLastIndex`) and that the
+    /// batch does not replace. A follower's batch may replace a stale suffix and commit the new
+    /// entries at once; those wait for the sync, so an on-disk state machine is never ahead of
+    /// the log.
+    static func durableCommitted(_ rd: Ready, storageLastIndex: LogIndex) -> Int {
+        guard rd.snapshot == nil else { return 0 }
+        var durable = storageLastIndex
+        if let first = rd.entries.first?.index, first <= durable { durable = first - 1 }
+        var split = 0
+        while split < rd.committedEntries.count && rd.committedEntries[split].index <= durable { split += 1 }
+        return split
+    }
+
+    /// Sends messages that need nothing durable first. A snapshot is streamed in chunks
+    /// instead of sent whole.
+    func send(_ messages: [Message]) {
+        guard !messages.isEmpty else { return }
+        var plain: [Message] = []
+        plain.reserveCapacity(messages.count)
+        for m in messages {
+            guard case .installSnapshot(let s) = m.kind else {
+                plain.append(m)
+                continue
+            }
+            metrics.snapshotsSent.increment()
+            logger.info("streaming snapshot", metadata: ["to": "\(m.to)", "raft.snapshot": "\(s.snapshot.metadata.index)", "bytes": "\(s.snapshot.data.count)"])
+            plain += senders.start(s.snapshot, to: m.to, term: m.term)
+        }
+        node.transport.send(plain)
+    }
+
+    /// Persists `rd` and then sends its ``Ready/messagesAfterPersist``; runs `meanwhile` on the
+    /// loop while a blocking storage writes, when `overlap` says there is work worth it.
+    /// Otherwise the loop writes and syncs inline: it runs on its own thread
+    /// (``LoopExecutor``), so blocking holds up nothing else, and it saves two thread hops.
+    func persist(_ rd: Ready, overlap: Bool, meanwhile: () throws(RaftError) -> Void) async throws {
+        guard rd.mustSync, offloadIO, overlap else {
+            // Nothing to sync (a commit-only hard state is buffered), a storage that does not
+            // block, or nothing to do meanwhile: no thread switch.
+            if rd.mustSync {
+                let start = ContinuousClock.now
+                try storage.persist(rd)
+                metrics.syncLatency.recordNanoseconds(Int64((ContinuousClock.now - start) / .nanoseconds(1)))
+            } else {
+                try storage.persist(rd)
+            }
+            node.transport.send(rd.messagesAfterPersist)
+            try meanwhile()
+            return
+        }
+        let start = ContinuousClock.now
+        let job = Confined(value: (storage, rd))
+        let transport = node.transport
+        var overlapped: RaftError?
+        let result: Result<Void, RaftError> = await withCheckedContinuation { c in
+            io.async {
+                do throws(RaftError) {
+                    try job.value.0.persist(job.value.1)
+                    transport.send(job.value.1.messagesAfterPersist)
+                    c.resume(returning: .success(()))
+                } catch {
+                    c.resume(returning: .failure(error))
+                }
+            }
+            // The loop's share of the work while the I/O thread writes.
+            do throws(RaftError) { try meanwhile() } catch { overlapped = error }
+        }
+        metrics.syncLatency.recordNanoseconds(Int64((ContinuousClock.now - start) / .nanoseconds(1)))
+        try result.get()
+        if let overlapped { throw overlapped }
+    }
+}

@@ -1,0 +1,80 @@
+import Logging
+
+// Proposals: registering them, their deadlines, and answering them as entries apply.
+extension NodeLoop {
+    /// Appends all proposals of one batch as one batch.
+    func propose(_ batch: [(command: [UInt8], token: UInt64, continuation: CheckedContinuation<SM.Result, any Error>)]) {
+        guard !batch.isEmpty else { return }
+        do {
+            guard let receipt = try core.propose(commands: batch.map(\.command)) else {
+                var refusal = RaftError(.notLeader, "node \(node.id) is not the leader", leaderHint: core.leader)
+                refusal.leaderAddress = node.configuration.clientAddresses[core.leader]
+                for p in batch { p.continuation.resume(throwing: refusal) }
+                return
+            }
+            var index = receipt.firstIndex
+            let now = ContinuousClock.now
+            for p in batch {
+                if let replaced = pending.removeValue(forKey: index) {
+                    // An older proposal at this index was lost when another leader overwrote it.
+                    replaced.continuation.resume(throwing: RaftError(.proposalDropped, "proposal at index \(index) was replaced after a leader change"))
+                }
+                pending[index] = Pending(
+                    term: receipt.term, token: p.token, continuation: p.continuation,
+                    deadline: ticks + node.configuration.proposalTimeoutTicks, started: now)
+                index = index + 1
+            }
+        } catch {
+            var refusal = error
+            if refusal.code == .notLeader, let leader = refusal.leaderHint {
+                refusal.leaderAddress = node.configuration.clientAddresses[leader]
+            }
+            for p in batch { p.continuation.resume(throwing: refusal) }
+        }
+    }
+
+    func expireProposals() {
+        for (index, p) in pending where p.deadline <= ticks {
+            pending[index] = nil
+            p.continuation.resume(throwing: RaftError(.timeout, "proposal at index \(index) got no result within \(node.configuration.proposalTimeoutTicks) ticks; it may still be committed"))
+        }
+    }
+
+    /// Applies committed entries and answers their proposers.
+    func apply(_ entries: ArraySlice<LogEntry>) throws(RaftError) {
+        guard !entries.isEmpty else { return }
+        let fresh = try applied.admit(entries)
+        guard let last = fresh.last else { return }
+        let results: [SM.Result]
+        do {
+            results = try stateMachine.apply(fresh)
+        } catch {
+            throw RaftError(.stateMachine, "node \(node.id): applying entries \(fresh.first!.index)...\(last.index) failed: \(error)")
+        }
+        guard results.count == fresh.count else {
+            throw RaftError(.stateMachine, "node \(node.id): the state machine returned \(results.count) results for \(fresh.count) entries")
+        }
+        applied.applied(through: last)
+        if let reported = stateMachine.reportedAppliedIndex {
+            try verified(reported, after: "applying entries \(fresh.first!.index)...\(last.index)")
+        }
+        var k = results.startIndex
+        for e in fresh {
+            let r = results[k]
+            k += 1
+            guard !pending.isEmpty, let p = pending.removeValue(forKey: e.index) else { continue }
+            if e.term == p.term {
+                metrics.proposalLatency.recordNanoseconds(Int64((ContinuousClock.now - p.started) / .nanoseconds(1)))
+                p.continuation.resume(returning: r)
+            } else {
+                p.continuation.resume(throwing: RaftError(.proposalDropped, "proposal at index \(e.index) was replaced after a leader change"))
+            }
+        }
+    }
+
+    func verified(_ reported: LogIndex, after operation: String) throws(RaftError) {
+        do { try applied.verify(reported: reported, after: operation) } catch {
+            throw RaftError(.stateMachine, "node \(node.id): \(error.message)")
+        }
+    }
+}
