@@ -1,5 +1,3 @@
-import Logging
-
 // Proposals: registering them, their deadlines, and answering them as entries apply.
 extension NodeLoop {
     /// Appends all proposals of one batch as one batch.
