@@ -239,7 +239,7 @@ public final class SafetyChecker {
         // The durable log may still hold a suffix the node already replaced in memory (its disk
         // write is in progress); only an entry of the same term in both is the committed one.
         let k = min(commit, v.last)
-        if k > v.base, let h = v.hash(k), core.term(at: k) == v.term(k) {
+        if k > v.base, let h = v.hash(k), (try? core.term(at: k)) == v.term(k) {
             recordCommitted(k, h, by: n, what: "committed")
         }
         guard core.role == .leader else {

@@ -183,11 +183,22 @@ public final class SimCluster {
         return try body(&c)
     }
 
-    /// Ticks `id` once.
-    public func tick(_ id: NodeID) { _ = try? withCore(id) { $0.tick() } }
+    /// Ticks `id` once. A storage failure is a violation (the simulated storages never fail a
+    /// read).
+    public func tick(_ id: NodeID) {
+        do { _ = try withCore(id) { (c: inout RaftCore) throws(RaftError) in try c.tick() } } catch {
+            checker.fail("storage: node \(id) failed a read while ticking: \(error)")
+        }
+    }
 
-    /// Makes `id` start an election now.
-    public func campaign(_ id: NodeID) { _ = try? withCore(id) { $0.campaign() } }
+    /// Makes `id` start an election now; returns whether one started.
+    @discardableResult
+    public func campaign(_ id: NodeID) -> Bool {
+        do { return try withCore(id) { (c: inout RaftCore) throws(RaftError) in try c.campaign() } ?? false } catch {
+            checker.fail("storage: node \(id) failed a read while campaigning: \(error)")
+            return false
+        }
+    }
 
     /// Proposes commands at `id`.
     @discardableResult
@@ -220,7 +231,12 @@ public final class SimCluster {
         while var c = cores[i] {
             if inProgress[i] == nil {
                 guard c.hasReady else { break }
-                let rd = c.ready()
+                let rd: Ready
+                do { rd = try c.ready() } catch {
+                    checker.fail("storage: node \(ids[i]) failed a read: \(error)")
+                    cores[i] = c
+                    break
+                }
                 cores[i] = c
                 // A leader may send (its appends go out before its disk write) and fall before
                 // this batch completes: record it now.
@@ -237,7 +253,7 @@ public final class SimCluster {
             for m in rd.messagesAfterPersist { send(m) }
             apply(i, rd)
             c = cores[i]!
-            c.advance(rd)
+            do { try c.advance(rd) } catch { checker.fail("storage: node \(ids[i]) failed a read: \(error)") }
             cores[i] = c
             checker.check(i, core: c, storage: storages[i], synced: rd.mustSync || !(storages[i] is FileLogStorage))
         }
@@ -423,9 +439,13 @@ public final class SimCluster {
         guard var c = cores[i] else { return }
         var pending = inProgress[i]
         if pending == nil && c.hasReady && phase > 0 {
-            let rd = c.ready()
-            for m in rd.messages { send(m) }
-            pending = rd
+            do {
+                let rd = try c.ready()
+                for m in rd.messages { send(m) }
+                pending = rd
+            } catch {
+                checker.fail("storage: node \(ids[i]) failed a read: \(error)")
+            }
         }
         if let rd = pending {
             if phase == 2 { writeWithoutSync(i, rd) }

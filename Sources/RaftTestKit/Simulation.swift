@@ -95,7 +95,7 @@ extension SimCluster {
                 // Done once every node applied the marker (or something after it).
                 let done = ids.allSatisfy { id in
                     let c = core(id)!
-                    return c.commitIndex >= c.lastIndex && machine(id).applied == c.lastIndex && c.term(at: c.lastIndex) != nil
+                    return c.commitIndex >= c.lastIndex && machine(id).applied == c.lastIndex && (try? c.term(at: c.lastIndex)) != nil
                         && machines.allSatisfy { $0.hash == machine(id).hash }
                 }
                 if done && machines.contains(where: { $0.lastCommand == marker }) { return round - start }

@@ -77,7 +77,7 @@ final class TestNode {
     func drain() throws -> Drained {
         var d = Drained()
         while core.hasReady {
-            let rd = core.ready()
+            let rd = try core.ready()
             d.immediate += rd.messages
             if let s = rd.snapshot { try storage.applySnapshot(s) }
             if !rd.entries.isEmpty {
@@ -94,7 +94,7 @@ final class TestNode {
                 d.committed.append(rd.committedEntries)
                 applied += rd.committedEntries
             }
-            core.advance(rd)
+            try core.advance(rd)
         }
         return d
     }
@@ -107,7 +107,7 @@ final class TestNode {
     }
 
     /// The terms of every entry the core holds, from index 1 (or the first index).
-    var logTerms: [Term] { termsOf(core) }
+    var logTerms: [Term] { get throws { try termsOf(core) } }
 
     /// The terms of every entry on disk.
     var storedTerms: [Term] {
@@ -124,9 +124,9 @@ final class TestNode {
 }
 
 /// The terms of the entries `core` holds, first index to last.
-func termsOf(_ core: RaftCore) -> [Term] {
+func termsOf(_ core: RaftCore) throws -> [Term] {
     guard core.lastIndex >= core.firstIndex else { return [] }
-    return (core.firstIndex...core.lastIndex).map { core.term(at: $0) ?? .zero }
+    return try (core.firstIndex...core.lastIndex).map { try core.term(at: $0) ?? .zero }
 }
 
 // MARK: Messages
@@ -197,7 +197,7 @@ extension Message {
 /// the campaign produced (the new leader's first appends among them).
 @discardableResult
 func elect(_ node: TestNode, votesFrom: [NodeID]? = nil) throws -> Drained {
-    node.core.campaign()
+    try node.core.campaign()
     try node.drain()
     let term = node.core.term
     let peers = votesFrom ?? Array(node.core.voters.filter { $0 != node.id }.prefix(node.core.voters.count / 2))

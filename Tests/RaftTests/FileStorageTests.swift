@@ -158,14 +158,14 @@ struct FileStorageTests {
         let dir = TempDirectory()
         let s = try FileLogStorage(directory: dir.path, voters: [1])
         var core = try RaftCore(configuration: RaftConfiguration(id: 1), storage: s)
-        core.campaign()
+        try core.campaign()
         for k in 0..<10 { try core.propose([UInt8(k)]) }
         var applied: [LogEntry] = []
         while core.hasReady {
-            let rd = core.ready()
+            let rd = try core.ready()
             try s.persist(rd)
             applied += rd.committedEntries
-            core.advance(rd)
+            try core.advance(rd)
         }
         #expect(applied.filter { $0.kind == .command }.count == 10)
         s.close()

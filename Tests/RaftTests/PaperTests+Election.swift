@@ -6,11 +6,11 @@ import Testing
 
 extension PaperTests {
     /// Ticks `node` until its role changes or `limit` ticks passed; returns the ticks used.
-    static func tickUntilRoleChanges(_ node: TestNode, limit: Int = 100) -> Int {
+    static func tickUntilRoleChanges(_ node: TestNode, limit: Int = 100) throws -> Int {
         let start = node.core.role
         var n = 0
         while node.core.role == start && n < limit {
-            node.core.tick()
+            try node.core.tick()
             n += 1
         }
         return n
@@ -25,7 +25,7 @@ extension PaperTests {
         let node = try TestNode(1, log: entries(terms(1, 1)), hardState: HardState(term: 1))
 
         // act
-        let ticks = Self.tickUntilRoleChanges(node)
+        let ticks = try Self.tickUntilRoleChanges(node)
         let out = try node.drain()
 
         // check
@@ -56,7 +56,7 @@ extension PaperTests {
         let node = try TestNode(1, log: entries(terms(1)), hardState: HardState(term: 1), config: cfg)
 
         // act 1: the election timeout elapses
-        let ticks = Self.tickUntilRoleChanges(node)
+        let ticks = try Self.tickUntilRoleChanges(node)
         let pre = try node.drain()
 
         // check 1
@@ -112,7 +112,7 @@ extension PaperTests {
         // init
         let voters = (1...c.size).map { NodeID(rawValue: $0) }
         let node = try TestNode(1, voters: voters)
-        node.core.campaign()
+        try node.core.campaign()
         try node.drain()
 
         // act
@@ -133,7 +133,7 @@ extension PaperTests {
         // init
         let voters = (1...size).map { NodeID(rawValue: $0) }
         let node = try TestNode(1, voters: voters, log: entries(terms(1, 1)), hardState: HardState(term: 1))
-        node.core.campaign()
+        try node.core.campaign()
         var out = try node.drain()
 
         // act: just enough votes
@@ -164,7 +164,7 @@ extension PaperTests {
     func candidateStepsDownForLeaderOfSameTerm(kind: String) throws {
         // init: node 1 is candidate of term 2
         let node = try TestNode(1, hardState: HardState(term: 1))
-        node.core.campaign()
+        try node.core.campaign()
         try node.drain()
         try #require(node.core.role == .candidate && node.core.term == 2)
         let m =
@@ -182,7 +182,7 @@ extension PaperTests {
         #expect(node.core.vote == 1)
         #expect(!out.messages(to: 3).isEmpty)
         if kind == "append" {
-            #expect(node.logTerms == terms(2))
+            #expect(try node.logTerms == terms(2))
             #expect(out.messages(to: 3).compactMap(\.appendResponse) == [AppendEntriesResponse(index: 1)])
         }
     }
@@ -193,7 +193,7 @@ extension PaperTests {
     func candidateIgnoresOlderLeader() throws {
         // init: node 1 is candidate of term 3
         let node = try TestNode(1, hardState: HardState(term: 2))
-        node.core.campaign()
+        try node.core.campaign()
         try node.drain()
         try #require(node.core.role == .candidate && node.core.term == 3)
 
@@ -217,14 +217,14 @@ extension PaperTests {
     func candidateRetriesOnTimeout() throws {
         // init: node 1 is candidate of term 2 and nobody answers
         let node = try TestNode(1, hardState: HardState(term: 1))
-        node.core.campaign()
+        try node.core.campaign()
         try node.drain()
         try #require(node.core.term == 2)
 
         // act
         var ticks = 0
         while node.core.term == 2 && ticks < 100 {
-            node.core.tick()
+            try node.core.tick()
             ticks += 1
         }
         let out = try node.drain()
@@ -254,11 +254,11 @@ extension PaperTests {
         // act: for each seed, how long a fresh follower waits, then how long its candidacy lasts
         for seed in seeds {
             let node = try TestNode(1, config: paperConfig(1, seed: seed))
-            let first = Self.tickUntilRoleChanges(node)
+            let first = try Self.tickUntilRoleChanges(node)
             firstTimeout[first, default: 0] += 1
             var retry = 0
             while node.core.term == 1 && retry < 100 {
-                node.core.tick()
+                try node.core.tick()
                 retry += 1
             }
             retryTimeout[retry, default: 0] += 1
@@ -282,8 +282,8 @@ extension PaperTests {
         // init: four nodes; 1 and 2 campaign at once, 3 votes for 1 and 4 votes for 2
         let ids: [NodeID] = [1, 2, 3, 4]
         let net = TestNet(try ids.map { id in try TestNode(id, voters: ids, config: paperConfig(id, seed: 11)) })
-        net[1].core.campaign()
-        net[2].core.campaign()
+        try net[1].core.campaign()
+        try net[2].core.campaign()
         try net.flush()
         net.inFlight.removeAll { ($0.from == 1 && $0.to == 4) || ($0.from == 2 && $0.to == 3) }
         try net.stabilize()
@@ -292,7 +292,7 @@ extension PaperTests {
         // act: time passes
         var ticks = 0
         while !ids.contains(where: { net[$0].core.role == .leader }) && ticks < 200 {
-            for id in ids { net[id].core.tick() }
+            for id in ids { try net[id].core.tick() }
             try net.stabilize()
             ticks += 1
         }
@@ -341,7 +341,7 @@ extension PaperTests {
         // act: restart from the same disk; candidate 2 of term 2 asks
         var restarted = try RaftCore(configuration: paperConfig(3), storage: before.storage)
         try restarted.step(voteRequest(from: 2, to: 3, term: 2))
-        let rd = restarted.ready()
+        let rd = try restarted.ready()
 
         // check
         #expect(restarted.vote == 1)
@@ -360,7 +360,7 @@ extension PaperTests {
         var roles: Set<RaftCore.Role> = []
         for round in 0..<30 {
             for _ in 0..<9 {
-                node.core.tick()
+                try node.core.tick()
                 roles.insert(node.core.role)
             }
             if round.isMultiple(of: 2) {
@@ -374,7 +374,7 @@ extension PaperTests {
         #expect(roles == [.follower])
         #expect(node.core.term == 1)
         #expect(node.core.leader == 1)
-        let ticks = Self.tickUntilRoleChanges(node)
+        let ticks = try Self.tickUntilRoleChanges(node)
         #expect((10..<20).contains(ticks))
         #expect(node.core.role == .candidate)
     }
@@ -389,7 +389,7 @@ extension PaperTests {
         // act
         var beats: [Int: [Message]] = [:]
         for t in 1...12 {
-            leader.core.tick()
+            try leader.core.tick()
             let hb = try leader.drain().messages.filter { $0.heartbeat != nil }
             if !hb.isEmpty { beats[t] = hb }
         }
@@ -414,8 +414,8 @@ extension PaperTests {
         let node = try TestNode(1, hardState: HardState(term: 4), config: cfg)
 
         // act: two timeouts without answer, then both peers refuse
-        _ = Self.tickUntilRoleChanges(node)
-        for _ in 0..<40 { node.core.tick() }
+        _ = try Self.tickUntilRoleChanges(node)
+        for _ in 0..<40 { try node.core.tick() }
         let asked = try node.drain()
         try node.receive(Message(from: 2, to: 1, term: 4, kind: .preVoteResponse(RequestVoteResponse(granted: false))))
         try node.receive(Message(from: 3, to: 1, term: 4, kind: .preVoteResponse(RequestVoteResponse(granted: false))))
@@ -439,7 +439,7 @@ extension PaperTests {
         // act: three election timeouts (10 ticks each) pass; node 2 answers once, in the second
         var roles: [Int: RaftCore.Role] = [:]
         for t in 1...30 {
-            leader.core.tick()
+            try leader.core.tick()
             try leader.drain()
             if t == 13 {
                 try leader.receive(Message(from: 2, to: 1, term: 1, kind: .heartbeatResponse(HeartbeatResponse())))

@@ -63,7 +63,7 @@ extension PaperTests {
         // init
         let leader = try stableLeader()
         try leader.core.propose([9])
-        let rd = leader.core.ready()
+        let rd = try leader.core.ready()
         try #require(rd.entries.map(\.index) == [2])
 
         // act 1: follower 2 stores the entry before the leader's write completes
@@ -71,7 +71,7 @@ extension PaperTests {
         let commitBeforeWrite = leader.core.commitIndex
         // act 2: the write completes
         try leader.storage.append(rd.entries)
-        leader.core.advance(rd)
+        try leader.core.advance(rd)
 
         // check
         #expect(commitBeforeWrite == 1)
@@ -85,7 +85,7 @@ extension PaperTests {
     func followersLearnCommit() throws {
         // init: a three-node cluster with leader 1 and every node at commit 1
         let net = TestNet(try [1, 2, 3].map { try TestNode($0) })
-        net[1].core.campaign()
+        try net[1].core.campaign()
         try net.stabilize()
         try #require(net[1].core.role == .leader)
         try #require([1, 2, 3].allSatisfy { net[$0].core.commitIndex == 1 })
@@ -158,7 +158,7 @@ extension PaperTests {
         // check
         #expect(commits == [0, 2])
         #expect(node.applied.map(\.term) == terms(1, 1))
-        #expect(node.logTerms == terms(1, 1, 2, 2))
+        #expect(try node.logTerms == terms(1, 1, 2, 2))
     }
 
     /// A consistency-check case: the append's previous entry and whether it must be accepted.
@@ -196,7 +196,7 @@ extension PaperTests {
         try #require(answers.count == 1)
         #expect(answers[0].reject == !c.accepted)
         #expect(answers[0].index == (c.accepted ? c.prevIndex + 1 : c.prevIndex))
-        #expect(node.logTerms == c.resultingLog)
+        #expect(try node.logTerms == c.resultingLog)
         #expect(node.storedTerms == c.resultingLog)
         // An answer to the leader of the term counts as hearing from it either way.
         #expect(node.core.leader == 1)
@@ -234,7 +234,7 @@ extension PaperTests {
             appendMsg(from: 1, to: 2, term: 4, prev: (c.prevIndex, c.prevTerm), entries: entries(c.sent, from: c.prevIndex + 1)))
 
         // check
-        #expect(node.logTerms == c.resultingLog)
+        #expect(try node.logTerms == c.resultingLog)
         #expect(node.storedTerms == c.resultingLog)
         #expect(out.persisted.flatMap { $0 }.map(\.term) == c.written)
         #expect(out.messages(to: 1).compactMap(\.appendResponse) == [AppendEntriesResponse(index: c.prevIndex + UInt64(c.sent.count))])
@@ -280,7 +280,7 @@ extension PaperTests {
         // after the last of either log
         let term = max(c.leaderLog.last!, c.followerLog.last!)
         let leader = try TestNode(1, log: entries(c.leaderLog), hardState: HardState(term: term))
-        leader.core.campaign()
+        try leader.core.campaign()
         try leader.drain()
         let follower = try TestNode(2, log: entries(c.followerLog), hardState: HardState(term: term))
         let net = TestNet([leader, follower])
@@ -296,8 +296,8 @@ extension PaperTests {
         let rejections = net.delivered.filter { $0.to == 1 }.compactMap(\.appendResponse).filter(\.reject)
         #expect(rejections.count == c.probes.count - 1)
         let expectedLog = c.leaderLog + [term.next]
-        #expect(leader.logTerms == expectedLog)
-        #expect(follower.logTerms == expectedLog)
+        #expect(try leader.logTerms == expectedLog)
+        #expect(try follower.logTerms == expectedLog)
         #expect(follower.storedTerms == expectedLog)
         #expect(follower.logEntries == leader.logEntries)
     }
@@ -309,7 +309,7 @@ extension PaperTests {
     func leaderRetriesUntilFollowerCatchesUp() throws {
         // init: leader 1 of three nodes; node 2 is cut off while three commands commit
         let net = TestNet(try [1, 2, 3].map { try TestNode($0) })
-        net[1].core.campaign()
+        try net[1].core.campaign()
         try net.stabilize()
         try #require(net[1].core.role == .leader)
         net.drop = { $0.to == 2 || $0.from == 2 }
@@ -320,7 +320,7 @@ extension PaperTests {
 
         // act: node 2 is reachable again; the leader's next heartbeat finds it behind
         net.drop = { _ in false }
-        net[1].core.tick()
+        try net[1].core.tick()
         try net.stabilize()
 
         // check: the heartbeat told node 2 to commit no more than the leader knew it held

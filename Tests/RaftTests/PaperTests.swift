@@ -62,7 +62,7 @@ extension PaperTests {
         // init
         let node = try TestNode(1, hardState: HardState(term: 1))
         switch role {
-        case .candidate: node.core.campaign()
+        case .candidate: try node.core.campaign()
         case .leader: try elect(node)
         default: break
         }
@@ -100,7 +100,7 @@ extension PaperTests {
     func staleAppendRejected(kind: String) throws {
         // init: a follower of term 3 holding [1, 2] with index 1 committed, five ticks into its timeout
         let node = try TestNode(2, log: entries(terms(1, 2)), hardState: HardState(term: 3, commit: 1))
-        for _ in 0..<5 { node.core.tick() }
+        for _ in 0..<5 { try node.core.tick() }
         try node.drain()
         let m =
             kind == "append"
@@ -111,7 +111,7 @@ extension PaperTests {
         let out = try node.receive(m)
 
         // check
-        #expect(node.logTerms == terms(1, 2))
+        #expect(try node.logTerms == terms(1, 2))
         #expect(node.core.commitIndex == 1)
         #expect(node.core.term == 3)
         #expect(node.core.leader == .none)
@@ -143,9 +143,9 @@ extension PaperTests {
     func staleVoteGrantIgnored() throws {
         // init: node 1 campaigned in term 2 without an answer, then again in term 3
         let node = try TestNode(1, hardState: HardState(term: 1))
-        node.core.campaign()
+        try node.core.campaign()
         try node.drain()
-        node.core.campaign()
+        try node.core.campaign()
         try node.drain()
         try #require(node.core.term == 3)
 
@@ -175,7 +175,7 @@ extension PaperTests {
         let follower = try TestNode(2, hardState: HardState(term: 3), config: cfg)
 
         // act: the leader's heartbeat reaches node 2, node 2's answer reaches the leader
-        leader.core.tick()
+        try leader.core.tick()
         let beats = try leader.drain().messages(to: 2).filter { $0.heartbeat != nil }
         try #require(!beats.isEmpty)
         let answers = try follower.receive(beats[0]).messages(to: 1)

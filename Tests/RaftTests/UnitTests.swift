@@ -277,7 +277,7 @@ struct DeterminismTests {
         var core = try RaftCore(configuration: RaftConfiguration(id: 1), storage: s, applied: 5)
         #expect(core.appliedIndex == 5)
         #expect(core.commitIndex == 5)  // what the state machine applied was committed
-        let rd = core.ready()
+        let rd = try core.ready()
         #expect(rd.committedEntries.isEmpty)
         do {
             _ = try RaftCore(configuration: RaftConfiguration(id: 1), storage: s, applied: 9)
@@ -335,7 +335,7 @@ struct MalformedMessageTests {
             #expect(error.code == .invalidMessage, "\(c.0)")
         }
         #expect(core.status() == before, "\(c.0)")
-        #expect(!core.hasReady || core.ready().entries.isEmpty, "\(c.0)")
+        #expect(try !core.hasReady || core.ready().entries.isEmpty, "\(c.0)")
     }
 
     @Test func snapshotWithInvalidMembershipIsRefused() throws {

@@ -138,7 +138,7 @@ struct Cluster {
         for i in cores.indices {
             while cores[i].hasReady {
                 busy = true
-                let rd = cores[i].ready()
+                let rd = try cores[i].ready()
                 // 1. Messages that may go out before the batch is durable.
                 enqueue(rd.messages)
                 // 2. Persist: snapshot, entries, hard state.
@@ -152,7 +152,7 @@ struct Cluster {
                 if let s = rd.snapshot { appliedIndex[i] = s.metadata.index }
                 apply(i, rd.committedEntries)
                 // 5. Done.
-                cores[i].advance(rd)
+                try cores[i].advance(rd)
             }
         }
         for i in cores.indices where !inboxes[i].isEmpty {
@@ -187,7 +187,7 @@ struct Cluster {
 
     /// Campaigns on node 1 and pumps until it leads and everything settled.
     mutating func electNode1() throws(RaftError) {
-        cores[0].campaign()
+        try cores[0].campaign()
         try settle()
         guard cores[0].role == .leader else {
             throw RaftError(.notLeader, "node 1 did not win the election: it is \(cores[0].role)")

@@ -2,15 +2,24 @@ extension RaftCore {
     // MARK: Role changes
 
     /// Starts an election now (a pre-vote first when configured), as if the election timeout
-    /// had elapsed. Ignored on a leader and on a node that is not a voter.
-    public mutating func campaign() {
-        electionElapsed = 0
-        hup()
+    /// had elapsed.
+    ///
+    /// - Returns: whether an election started: `false` on a leader, on a node that is not a
+    ///   voter, and on one installing a snapshot (none of them may campaign).
+    /// - Throws: a storage failure (the request carries the last entry's term).
+    @discardableResult
+    public mutating func campaign() throws(RaftError) -> Bool {
+        try guarded { (c) throws(RaftError) in
+            guard c.role != .leader, c.promotable else { return false }
+            c.electionElapsed = 0
+            try c.hup()
+            return true
+        }
     }
 
-    mutating func hup() {
+    mutating func hup() throws(RaftError) {
         guard role != .leader, promotable else { return }
-        startCampaign(preVote: config.preVote)
+        try startCampaign(preVote: config.preVote)
     }
 
     mutating func reset(term newTerm: Term) {
@@ -55,7 +64,7 @@ extension RaftCore {
         role = .candidate
     }
 
-    mutating func becomeLeader() {
+    mutating func becomeLeader() throws(RaftError) {
         reset(term: term)
         role = .leader
         leader = id
@@ -67,10 +76,10 @@ extension RaftCore {
         // earlier entry it holds. Not counted against the uncommitted limit.
         let noop = LogEntry(term: term, index: log.lastIndex() + 1, kind: .noop)
         log.append([noop])
-        bcastAppend()
+        try bcastAppend()
     }
 
-    mutating func startCampaign(preVote: Bool) {
+    mutating func startCampaign(preVote: Bool) throws(RaftError) {
         let voteTerm: Term
         if preVote {
             becomePreCandidate()
@@ -82,10 +91,10 @@ extension RaftCore {
         tracker.recordVote(from: id, granted: true)
         if tracker.tally() == .won {
             // A single voter wins at once.
-            if preVote { startCampaign(preVote: false) } else { becomeLeader() }
+            if preVote { try startCampaign(preVote: false) } else { try becomeLeader() }
             return
         }
-        let request = RequestVote(lastLogIndex: log.lastIndex(), lastLogTerm: log.lastTerm)
+        let request = RequestVote(lastLogIndex: log.lastIndex(), lastLogTerm: try log.lastTerm())
         for peer in tracker.voters where peer != id {
             send(to: peer, term: voteTerm, preVote ? .preVote(request) : .requestVote(request))
         }
@@ -102,9 +111,10 @@ extension RaftCore {
         guard m.to == id else {
             throw RaftError(.invalidConfiguration, "message for node \(m.to) delivered to node \(id): check the transport's address book")
         }
+        if let storageFailure { throw storageFailure }
         try validate(m)
         if case .forwardProposal(let p) = m.kind {
-            handleForwardedProposal(p, from: m.from)
+            try guarded { (c) throws(RaftError) in try c.handleForwardedProposal(p, from: m.from) }
             return
         }
         if m.term > term {
@@ -142,15 +152,17 @@ extension RaftCore {
 
         switch m.kind {
         case .preVote(let rv), .requestVote(let rv):
-            handleVoteRequest(m, rv)
+            try guarded { (c) throws(RaftError) in try c.handleVoteRequest(m, rv) }
             return
         default: break
         }
 
-        switch role {
-        case .leader: stepLeader(m)
-        case .preCandidate, .candidate: stepCandidate(m)
-        case .follower: stepFollower(m)
+        try guarded { (c) throws(RaftError) in
+            switch c.role {
+            case .leader: try c.stepLeader(m)
+            case .preCandidate, .candidate: try c.stepCandidate(m)
+            case .follower: try c.stepFollower(m)
+            }
         }
     }
 
@@ -201,14 +213,14 @@ extension RaftCore {
         }
     }
 
-    mutating func handleVoteRequest(_ m: Message, _ rv: RequestVote) {
+    mutating func handleVoteRequest(_ m: Message, _ rv: RequestVote) throws(RaftError) {
         let isPre: Bool
         if case .preVote = m.kind { isPre = true } else { isPre = false }
         // §5.2: one vote per term, first come first served; a pre-vote for a later term is
         // granted freely because it binds nothing.
         let canVote = vote == m.from || (vote.isNone && leader.isNone) || (isPre && m.term > term)
         // §5.4.1: only for a candidate whose log is at least as up to date as ours.
-        if canVote && log.isUpToDate(index: rv.lastLogIndex, term: rv.lastLogTerm) {
+        if canVote, try log.isUpToDate(index: rv.lastLogIndex, term: rv.lastLogTerm) {
             let granted = RequestVoteResponse(granted: true)
             send(to: m.from, term: m.term, isPre ? .preVoteResponse(granted) : .requestVoteResponse(granted))
             if !isPre {
@@ -221,35 +233,35 @@ extension RaftCore {
         }
     }
 
-    mutating func stepCandidate(_ m: Message) {
+    mutating func stepCandidate(_ m: Message) throws(RaftError) {
         switch m.kind {
         case .appendEntries(let ae):
             becomeFollower(term: m.term, leader: m.from)
-            handleAppendEntries(from: m.from, ae)
+            try handleAppendEntries(from: m.from, ae)
         case .heartbeat(let hb):
             becomeFollower(term: m.term, leader: m.from)
             handleHeartbeat(from: m.from, hb)
         case .installSnapshot(let s):
             becomeFollower(term: m.term, leader: m.from)
-            handleInstallSnapshot(from: m.from, s)
+            try handleInstallSnapshot(from: m.from, s)
         case .preVoteResponse(let r):
             guard role == .preCandidate else { return }
             // A granted pre-vote answers with the term we asked about; anything else is stale.
             if r.granted && m.term != term.next { return }
-            tallyVote(from: m.from, granted: r.granted)
+            try tallyVote(from: m.from, granted: r.granted)
         case .requestVoteResponse(let r):
             guard role == .candidate else { return }
-            tallyVote(from: m.from, granted: r.granted)
+            try tallyVote(from: m.from, granted: r.granted)
         default:
             break
         }
     }
 
-    mutating func tallyVote(from peer: NodeID, granted: Bool) {
+    mutating func tallyVote(from peer: NodeID, granted: Bool) throws(RaftError) {
         tracker.recordVote(from: peer, granted: granted)
         switch tracker.tally() {
         case .won:
-            if role == .preCandidate { startCampaign(preVote: false) } else { becomeLeader() }
+            if role == .preCandidate { try startCampaign(preVote: false) } else { try becomeLeader() }
         case .lost:
             becomeFollower(term: term, leader: .none)
         case .pending:
@@ -257,12 +269,12 @@ extension RaftCore {
         }
     }
 
-    mutating func stepFollower(_ m: Message) {
+    mutating func stepFollower(_ m: Message) throws(RaftError) {
         switch m.kind {
         case .appendEntries(let ae):
             electionElapsed = 0
             leader = m.from
-            handleAppendEntries(from: m.from, ae)
+            try handleAppendEntries(from: m.from, ae)
         case .heartbeat(let hb):
             electionElapsed = 0
             leader = m.from
@@ -270,7 +282,7 @@ extension RaftCore {
         case .installSnapshot(let s):
             electionElapsed = 0
             leader = m.from
-            handleInstallSnapshot(from: m.from, s)
+            try handleInstallSnapshot(from: m.from, s)
         default:
             break
         }

@@ -36,12 +36,14 @@ extension RaftCore {
         guard role == .leader else {
             throw RaftError(.notLeader, "node \(id) is not the leader; read from the leader", leaderHint: leader.isNone ? nil : leader)
         }
-        if log.termOrZero(log.committed) != term {
-            // The commit index is only known to be current once an entry of this term commits.
-            readOnly.awaitingCommit.append(context)
-            return
+        try guarded { (c) throws(RaftError) in
+            if try c.log.termOrZero(c.log.committed) != c.term {
+                // The commit index is only known to be current once an entry of this term commits.
+                c.readOnly.awaitingCommit.append(context)
+                return
+            }
+            c.startRead(context: context)
         }
-        startRead(context: context)
     }
 
     mutating func startRead(context: [UInt8]) {
@@ -53,8 +55,8 @@ extension RaftCore {
         bcastHeartbeat(context: context)
     }
 
-    mutating func releaseReadsAwaitingCommit() {
-        guard !readOnly.awaitingCommit.isEmpty, log.termOrZero(log.committed) == term else { return }
+    mutating func releaseReadsAwaitingCommit() throws(RaftError) {
+        guard !readOnly.awaitingCommit.isEmpty, try log.termOrZero(log.committed) == term else { return }
         let pending = readOnly.awaitingCommit
         readOnly.awaitingCommit.removeAll()
         for c in pending { startRead(context: c) }

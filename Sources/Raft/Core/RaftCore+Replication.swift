@@ -19,9 +19,11 @@ extension RaftCore {
     @discardableResult
     public mutating func propose(commands: [[UInt8]]) throws(RaftError) -> ProposalReceipt? {
         guard !commands.isEmpty else { return nil }
+        if let storageFailure { throw storageFailure }
         switch role {
         case .leader:
-            return try appendProposals(commands)
+            if let refusal = uncommittedLimitRefusal(commands) { throw refusal }
+            return try guarded { (c) throws(RaftError) in try c.appendProposals(commands) }
         case .follower:
             if leader.isNone {
                 throw RaftError(.notLeader, "node \(id) is a follower and knows no leader in term \(term); retry later")
@@ -36,14 +38,24 @@ extension RaftCore {
         }
     }
 
+    /// Refuses a batch that would take the leader past ``RaftConfiguration/maxUncommittedBytes``
+    /// (a leader holding nothing uncommitted takes any batch, so a large one is not refused
+    /// forever).
+    func uncommittedLimitRefusal(_ commands: [[UInt8]]) -> RaftError? {
+        var size = 0
+        for c in commands { size += c.count }
+        guard config.maxUncommittedBytes > 0 && uncommittedBytes > 0 && uncommittedBytes + size > config.maxUncommittedBytes else {
+            return nil
+        }
+        return RaftError(
+            .uncommittedLimitExceeded,
+            "the leader holds \(uncommittedBytes) uncommitted bytes and the limit is \(config.maxUncommittedBytes); retry when followers catch up")
+    }
+
+    /// Appends a batch the limit admitted and replicates it; throws only storage failures.
     mutating func appendProposals(_ commands: [[UInt8]]) throws(RaftError) -> ProposalReceipt {
         var size = 0
         for c in commands { size += c.count }
-        if config.maxUncommittedBytes > 0 && uncommittedBytes > 0 && uncommittedBytes + size > config.maxUncommittedBytes {
-            throw RaftError(
-                .uncommittedLimitExceeded,
-                "the leader holds \(uncommittedBytes) uncommitted bytes and the limit is \(config.maxUncommittedBytes); retry when followers catch up")
-        }
         uncommittedBytes += size
         let first = log.lastIndex() + 1
         var entries: [LogEntry] = []
@@ -54,15 +66,16 @@ extension RaftCore {
             index = index + 1
         }
         log.append(entries)
-        bcastAppend()
+        try bcastAppend()
         return ProposalReceipt(term: term, firstIndex: first, lastIndex: index - 1)
     }
 
-    mutating func handleForwardedProposal(_ p: ForwardProposal, from: NodeID) {
+    mutating func handleForwardedProposal(_ p: ForwardProposal, from: NodeID) throws(RaftError) {
         switch role {
         case .leader:
             // The originator learns the outcome by watching the log; a full leader drops it.
-            _ = try? appendProposals(p.commands)
+            guard uncommittedLimitRefusal(p.commands) == nil else { return }
+            _ = try appendProposals(p.commands)
         case .follower where !leader.isNone && leader != from:
             send(to: leader, .forwardProposal(p))
         default:
@@ -78,13 +91,13 @@ extension RaftCore {
 
     // MARK: Follower side
 
-    mutating func handleAppendEntries(from: NodeID, _ ae: AppendEntries) {
+    mutating func handleAppendEntries(from: NodeID, _ ae: AppendEntries) throws(RaftError) {
         if ae.prevLogIndex < log.committed {
             // Everything up to our commit index matches any leader (leader completeness).
             send(to: from, .appendEntriesResponse(AppendEntriesResponse(index: log.committed)))
             return
         }
-        switch log.maybeAppend(prevIndex: ae.prevLogIndex, prevTerm: ae.prevLogTerm, entries: ae.entries) {
+        switch try log.maybeAppend(prevIndex: ae.prevLogIndex, prevTerm: ae.prevLogTerm, entries: ae.entries) {
         case .appended(let lastNew):
             if lastNew > verifiedMatch { verifiedMatch = lastNew }
             log.commitTo(min(ae.leaderCommit, lastNew))
@@ -92,7 +105,7 @@ extension RaftCore {
         case .mismatch:
             // Fast backtracking: point the leader at the last index that can possibly match.
             let probe = min(ae.prevLogIndex, log.lastIndex())
-            let (hint, hintTerm) = log.findConflictByTerm(probe, ae.prevLogTerm)
+            let (hint, hintTerm) = try log.findConflictByTerm(probe, ae.prevLogTerm)
             send(to: from, .appendEntriesResponse(AppendEntriesResponse(
                 index: ae.prevLogIndex, reject: true, rejectHint: hint, rejectHintTerm: hintTerm)))
         case .conflictsWithCommitted:
@@ -106,9 +119,9 @@ extension RaftCore {
         send(to: from, .heartbeatResponse(HeartbeatResponse(context: hb.context)))
     }
 
-    mutating func handleInstallSnapshot(from: NodeID, _ msg: InstallSnapshot) {
+    mutating func handleInstallSnapshot(from: NodeID, _ msg: InstallSnapshot) throws(RaftError) {
         let s = msg.snapshot
-        if restore(s) {
+        if try restore(s) {
             send(to: from, .appendEntriesResponse(AppendEntriesResponse(index: log.lastIndex())))
         } else {
             send(to: from, .appendEntriesResponse(AppendEntriesResponse(index: log.committed)))
@@ -116,12 +129,12 @@ extension RaftCore {
     }
 
     /// Installs `s` unless it is already covered. Returns whether the log was replaced.
-    mutating func restore(_ s: Snapshot) -> Bool {
+    mutating func restore(_ s: Snapshot) throws(RaftError) -> Bool {
         let meta = s.metadata
         // §7: a snapshot at or below what we committed carries nothing new.
         if meta.index <= log.committed { return false }
         guard role == .follower, meta.confState.voters.contains(id) else { return false }
-        if log.matchTerm(meta.index, meta.term) {
+        if try log.matchTerm(meta.index, meta.term) {
             // We already hold the snapshot's last entry: keep our log and just commit to it.
             log.commitTo(meta.index)
             if meta.index > verifiedMatch { verifiedMatch = meta.index }
@@ -137,35 +150,35 @@ extension RaftCore {
 
     // MARK: Leader side
 
-    mutating func stepLeader(_ m: Message) {
+    mutating func stepLeader(_ m: Message) throws(RaftError) {
         guard let i = tracker.slot(of: m.from) else { return }
         switch m.kind {
         case .appendEntriesResponse(let r):
             tracker.progress[i].recentActive = true
-            handleAppendResponse(slot: i, from: m.from, r)
+            try handleAppendResponse(slot: i, from: m.from, r)
         case .heartbeatResponse(let r):
             tracker.progress[i].recentActive = true
             tracker.progress[i].probeSent = false
             if tracker.progress[i].state == .replicate && tracker.progress[i].inflights.isFull {
                 tracker.progress[i].inflights.freeFirstOne()
             }
-            if tracker.progress[i].match < log.lastIndex() { maybeSendAppend(to: m.from, slot: i, sendIfEmpty: true) }
+            if tracker.progress[i].match < log.lastIndex() { try maybeSendAppend(to: m.from, slot: i, sendIfEmpty: true) }
             if !r.context.isEmpty { confirmRead(context: r.context, from: m.from) }
         default:
             break
         }
     }
 
-    mutating func handleAppendResponse(slot i: Int, from: NodeID, _ r: AppendEntriesResponse) {
+    mutating func handleAppendResponse(slot i: Int, from: NodeID, _ r: AppendEntriesResponse) throws(RaftError) {
         let last = log.lastIndex()
         // An answer about entries this leader never had is not from a correct peer: ignore it.
         if r.index > last { return }
         if r.reject {
             var hint = min(r.rejectHint, r.index, last)
-            if r.rejectHintTerm > .zero { hint = log.findConflictByTerm(hint, r.rejectHintTerm).index }
+            if r.rejectHintTerm > .zero { hint = try log.findConflictByTerm(hint, r.rejectHintTerm).index }
             if tracker.progress[i].maybeDecrTo(rejected: r.index, hint: hint) {
                 if tracker.progress[i].state == .replicate { tracker.progress[i].becomeProbe() }
-                maybeSendAppend(to: from, slot: i, sendIfEmpty: true)
+                try maybeSendAppend(to: from, slot: i, sendIfEmpty: true)
             }
             return
         }
@@ -183,27 +196,27 @@ extension RaftCore {
         case .replicate:
             tracker.progress[i].inflights.freeLE(r.index)
         }
-        if maybeCommit() {
-            bcastAppend()
+        if try maybeCommit() {
+            try bcastAppend()
         } else if wasPaused {
-            maybeSendAppend(to: from, slot: i, sendIfEmpty: true)
+            try maybeSendAppend(to: from, slot: i, sendIfEmpty: true)
         }
-        while maybeSendAppend(to: from, slot: i, sendIfEmpty: false) {}
+        while try maybeSendAppend(to: from, slot: i, sendIfEmpty: false) {}
     }
 
     /// Advances the commit index to the highest index stored on a quorum, but only if that
     /// entry is from the current term (§5.4.2). Returns whether it moved.
-    mutating func maybeCommit() -> Bool {
+    mutating func maybeCommit() throws(RaftError) -> Bool {
         let q = tracker.committedIndex()
-        guard q > log.committed, log.termOrZero(q) == term else { return false }
+        guard q > log.committed, try log.termOrZero(q) == term else { return false }
         log.commitTo(q)
-        releaseReadsAwaitingCommit()
+        try releaseReadsAwaitingCommit()
         return true
     }
 
-    mutating func bcastAppend() {
+    mutating func bcastAppend() throws(RaftError) {
         for (i, peer) in tracker.voters.enumerated() where peer != id {
-            maybeSendAppend(to: peer, slot: i, sendIfEmpty: true)
+            try maybeSendAppend(to: peer, slot: i, sendIfEmpty: true)
         }
     }
 
@@ -217,17 +230,17 @@ extension RaftCore {
 
     /// Sends the next append (or a snapshot) to one follower if its progress allows.
     @discardableResult
-    mutating func maybeSendAppend(to peer: NodeID, slot i: Int, sendIfEmpty: Bool) -> Bool {
+    mutating func maybeSendAppend(to peer: NodeID, slot i: Int, sendIfEmpty: Bool) throws(RaftError) -> Bool {
         let last = log.lastIndex()
         if tracker.progress[i].next > last + 1 { tracker.progress[i].next = last + 1 }
         let p = tracker.progress[i]
         if p.isPaused { return false }
         let prevIndex = p.next - 1
-        guard let prevTerm = log.termIfHeld(prevIndex),
-            let entries = try? log.slice(p.next, max(p.next, last + 1), maxBytes: config.maxMessageBytes)
-        else {
-            return maybeSendSnapshot(to: peer, slot: i)
+        // Entries below the first one held were compacted: the follower needs the snapshot.
+        guard p.next >= log.firstIndex(), let prevTerm = try log.termIfHeld(prevIndex) else {
+            return try maybeSendSnapshot(to: peer, slot: i)
         }
+        let entries = try log.slice(p.next, max(p.next, last + 1), maxBytes: config.maxMessageBytes)
         if entries.isEmpty && !sendIfEmpty { return false }
         var bytes = 0
         for e in entries { bytes += e.byteSize }
@@ -238,9 +251,10 @@ extension RaftCore {
     }
 
     /// The follower needs entries we compacted: send the latest snapshot (§7).
-    mutating func maybeSendSnapshot(to peer: NodeID, slot i: Int) -> Bool {
+    mutating func maybeSendSnapshot(to peer: NodeID, slot i: Int) throws(RaftError) -> Bool {
         guard tracker.progress[i].recentActive else { return false }
-        guard let snapshot = try? log.snapshot(), !snapshot.isEmpty else { return false }
+        let snapshot = try log.snapshot()
+        guard !snapshot.isEmpty else { return false }
         send(to: peer, .installSnapshot(InstallSnapshot(snapshot: snapshot)))
         tracker.progress[i].becomeSnapshot(snapshot.metadata.index)
         return true

@@ -114,8 +114,30 @@ public struct RaftCore {
     /// Payload bytes a leader holds uncommitted.
     public var uncommittedBytesInFlight: Int { uncommittedBytes }
 
-    /// The term of the entry at `index`, if held.
-    public func term(at index: LogIndex) -> Term? { try? log.term(at: index) }
+    /// The term of the entry at `index`, or `nil` if it is not held (compacted or past the
+    /// end). Throws if the storage fails to read it.
+    public func term(at index: LogIndex) throws(RaftError) -> Term? { try log.termIfHeld(index) }
+
+    // MARK: Storage failures
+
+    /// The storage error that stopped this core, if any.
+    ///
+    /// A read the log's indexes say must succeed (an entry or term the storage holds, the latest
+    /// snapshot) that fails leaves the core halfway through a step, so from then on it refuses
+    /// every input and ``ready()`` with this error: the shell stops the node and reopens the
+    /// storage. A core never treats a failed read as "not held", which would hand out an empty
+    /// batch forever or grant a vote on a wrong up-to-date check.
+    public internal(set) var storageFailure: RaftError?
+
+    /// Runs `body`, which may read storage; any error it throws is a storage failure and stops
+    /// the core. Refusals (not leader, limits, malformed messages) are decided before, outside.
+    mutating func guarded<T>(_ body: (inout RaftCore) throws(RaftError) -> T) throws(RaftError) -> T {
+        if let storageFailure { throw storageFailure }
+        do { return try body(&self) } catch {
+            storageFailure = error
+            throw error
+        }
+    }
 
     /// An operator's view of this node.
     public func status() -> RaftStatus {
@@ -134,7 +156,9 @@ public struct RaftCore {
     // MARK: Ready / advance
 
     /// Whether ``ready()`` has anything to hand out.
+    /// A core stopped by a storage failure has one (``ready()`` throws the failure).
     public var hasReady: Bool {
+        if storageFailure != nil { return true }
         if !outboxImmediate.isEmpty || !outboxAfterPersist.isEmpty || !readStates.isEmpty { return true }
         if log.unstable.snapshot != nil || !log.unstable.entries.isEmpty { return true }
         if log.hasNextCommittedEntries { return true }
@@ -145,8 +169,10 @@ public struct RaftCore {
 
     /// Collects everything to persist, send and apply. Hand the value back with
     /// ``advance(_:)`` once done; call this again only after that.
-    public mutating func ready() -> Ready {
-        let committed = log.nextCommittedEntries()
+    ///
+    /// Throws ``storageFailure`` when reading the committed entries fails, or failed before.
+    public mutating func ready() throws(RaftError) -> Ready {
+        let committed = try guarded { (c) throws(RaftError) in try c.log.nextCommittedEntries() }
         if let last = committed.last {
             log.applying = last.index
             if role == .leader { reduceUncommitted(committed) }
@@ -174,7 +200,14 @@ public struct RaftCore {
     }
 
     /// Reports that a ``Ready`` was carried out: persisted, sent and applied.
-    public mutating func advance(_ rd: Ready) {
+    ///
+    /// Throws a storage failure: a leader whose own write commits entries sends the followers
+    /// the next ones, read from storage.
+    public mutating func advance(_ rd: Ready) throws(RaftError) {
+        try guarded { (c) throws(RaftError) in try c.advanceUnguarded(rd) }
+    }
+
+    mutating func advanceUnguarded(_ rd: Ready) throws(RaftError) {
         if let hs = rd.hardState { persistedHardState = hs }
         if let s = rd.snapshot {
             log.unstable.stableSnapshot(at: s.metadata.index)
@@ -184,8 +217,8 @@ public struct RaftCore {
             log.unstable.stableTo(last.index, term: last.term)
             if role == .leader, let me = tracker.slot(of: id) {
                 // The leader counts itself only for entries on its own disk.
-                if tracker.progress[me].maybeUpdate(log.stableLastIndex), maybeCommit() {
-                    bcastAppend()
+                if tracker.progress[me].maybeUpdate(log.stableLastIndex), try maybeCommit() {
+                    try bcastAppend()
                 }
             }
         }
@@ -216,18 +249,22 @@ public struct RaftCore {
 
     /// Advances logical time by one tick: followers and candidates count towards an election,
     /// leaders towards a heartbeat and the CheckQuorum test.
-    public mutating func tick() {
-        switch role {
-        case .leader: tickLeader()
-        case .follower, .preCandidate, .candidate: tickElection()
+    ///
+    /// Throws a storage failure (an election reads the last entry's term).
+    public mutating func tick() throws(RaftError) {
+        try guarded { (c) throws(RaftError) in
+            switch c.role {
+            case .leader: c.tickLeader()
+            case .follower, .preCandidate, .candidate: try c.tickElection()
+            }
         }
     }
 
-    mutating func tickElection() {
+    mutating func tickElection() throws(RaftError) {
         electionElapsed += 1
         if promotable && electionElapsed >= randomizedElectionTimeout {
             electionElapsed = 0
-            hup()
+            try hup()
         }
     }
 

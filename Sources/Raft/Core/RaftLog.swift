@@ -3,6 +3,11 @@
 ///
 /// Invariant: `firstIndex() - 1 <= applied <= applying <= committed <= lastIndex()`.
 /// Invariant: `committed` never decreases while the core lives.
+///
+/// Every read that reaches ``LogStorage`` throws what the storage threw (with what was being
+/// read): a storage that cannot read an entry it holds is broken, and treating the failure as
+/// "not held" would hand out an empty batch forever or grant a vote on a wrong up-to-date check.
+/// "Not held" (compacted, past the end) is answered from the indexes, without asking storage.
 struct RaftLog {
     let storage: any LogStorage
     var unstable: UnstableLog
@@ -43,28 +48,44 @@ struct RaftLog {
         if index < dummy { throw RaftError(.compacted, "entry \(index) was compacted") }
         if index > lastIndex() { throw RaftError(.unavailable, "entry \(index) is past the last index") }
         if let t = unstable.term(at: index) { return t }
-        return try storage.term(at: index)
+        return try storedTerm(index)
     }
 
-    /// The term at `index`, or `nil` when it is not held. Unlike ``term(at:)`` it builds no
-    /// error: the replication hot path asks this for every append.
-    func termIfHeld(_ index: LogIndex) -> Term? {
+    /// The term at `index` from storage, which must hold it.
+    func storedTerm(_ index: LogIndex) throws(RaftError) -> Term {
+        do { return try storage.term(at: index) } catch {
+            throw RaftLog.storageFailure(error, reading: "the term of entry \(index)")
+        }
+    }
+
+    /// A storage error on a read the log's indexes say must succeed, saying what was read. Its
+    /// code stays the storage's (`io`, `corruption`), except that "compacted" or "unavailable"
+    /// for an entry the storage claims to hold is a broken storage (`storage`).
+    static func storageFailure(_ error: RaftError, reading what: String) -> RaftError {
+        let code: RaftError.Code = error.code == .compacted || error.code == .unavailable ? .storage : error.code
+        return RaftError(code, "reading \(what) from storage failed: \(error.message)")
+    }
+
+    /// The term at `index`, or `nil` when it is not held (compacted or past the end). A storage
+    /// failure throws. Unlike ``term(at:)`` it builds no error for "not held": the replication
+    /// hot path asks this for every append.
+    func termIfHeld(_ index: LogIndex) throws(RaftError) -> Term? {
         if index < firstIndex() - 1 || index > lastIndex() { return nil }
         if let t = unstable.term(at: index) { return t }
-        return try? storage.term(at: index)
+        return try storedTerm(index)
     }
 
     /// The term at `index`, or zero when it is not held.
-    func termOrZero(_ index: LogIndex) -> Term { termIfHeld(index) ?? .zero }
+    func termOrZero(_ index: LogIndex) throws(RaftError) -> Term { try termIfHeld(index) ?? .zero }
 
-    var lastTerm: Term { termOrZero(lastIndex()) }
+    func lastTerm() throws(RaftError) -> Term { try termOrZero(lastIndex()) }
 
-    func matchTerm(_ index: LogIndex, _ term: Term) -> Bool { termIfHeld(index) == term }
+    func matchTerm(_ index: LogIndex, _ term: Term) throws(RaftError) -> Bool { try termIfHeld(index) == term }
 
     /// Whether a candidate whose log ends at (`index`, `term`) is at least as up to date as this
     /// log (§5.4.1).
-    func isUpToDate(index: LogIndex, term: Term) -> Bool {
-        let lt = lastTerm
+    func isUpToDate(index: LogIndex, term: Term) throws(RaftError) -> Bool {
+        let lt = try lastTerm()
         return term > lt || (term == lt && index >= lastIndex())
     }
 
@@ -78,10 +99,10 @@ struct RaftLog {
 
     /// The consistency check and append of §5.3: if the entry at `prevIndex` has `prevTerm`, drop
     /// any conflicting suffix, append what is new and return the last index the message covers.
-    mutating func maybeAppend(prevIndex: LogIndex, prevTerm: Term, entries: [LogEntry]) -> AppendOutcome {
-        guard matchTerm(prevIndex, prevTerm) else { return .mismatch }
+    mutating func maybeAppend(prevIndex: LogIndex, prevTerm: Term, entries: [LogEntry]) throws(RaftError) -> AppendOutcome {
+        guard try matchTerm(prevIndex, prevTerm) else { return .mismatch }
         let lastNew = prevIndex + UInt64(entries.count)
-        let conflict = findConflict(entries)
+        let conflict = try findConflict(entries)
         if conflict != .zero {
             if conflict <= committed { return .conflictsWithCommitted(conflict) }
             let start = prevIndex.distance(to: conflict) - 1
@@ -92,17 +113,17 @@ struct RaftLog {
 
     /// The index of the first entry in `entries` that is missing or has a different term here,
     /// or zero if all are already present.
-    func findConflict(_ entries: [LogEntry]) -> LogIndex {
-        for e in entries where !matchTerm(e.index, e.term) { return e.index }
+    func findConflict(_ entries: [LogEntry]) throws(RaftError) -> LogIndex {
+        for e in entries where try !matchTerm(e.index, e.term) { return e.index }
         return .zero
     }
 
     /// The largest index at or below `index` whose term is at most `term`, with its term: the
     /// first position where this log may agree with another log that has `term` at `index`.
-    func findConflictByTerm(_ index: LogIndex, _ term: Term) -> (index: LogIndex, term: Term) {
+    func findConflictByTerm(_ index: LogIndex, _ term: Term) throws(RaftError) -> (index: LogIndex, term: Term) {
         var i = index
         while true {
-            guard let t = termIfHeld(i) else { return (i, .zero) }
+            guard let t = try termIfHeld(i) else { return (i, .zero) }
             if t <= term { return (i, t) }
             if i == .zero { return (i, t) }
             i = i - 1
@@ -121,7 +142,9 @@ struct RaftLog {
         var budget = maxBytes
         if lo < unstable.offset {
             let stableHi = min(hi, unstable.offset)
-            result = try storage.entries(in: lo..<stableHi, maxBytes: maxBytes)
+            do { result = try storage.entries(in: lo..<stableHi, maxBytes: maxBytes) } catch {
+                throw RaftLog.storageFailure(error, reading: "entries \(lo)...\(stableHi - 1)")
+            }
             if result.count < lo.distance(to: stableHi) { return result }
             for e in result { budget -= e.byteSize }
         }
@@ -139,12 +162,13 @@ struct RaftLog {
         return result
     }
 
-    /// Committed entries not yet handed out for application.
-    func nextCommittedEntries() -> [LogEntry] {
+    /// Committed entries not yet handed out for application; at least one when
+    /// ``hasNextCommittedEntries``, or a storage failure.
+    func nextCommittedEntries() throws(RaftError) -> [LogEntry] {
         let lo = max(applying + 1, firstIndex())
         let hi = committed + 1
         if lo >= hi { return [] }
-        return (try? slice(lo, hi, maxBytes: maxCommittedBytes == 0 ? Int.max : maxCommittedBytes)) ?? []
+        return try slice(lo, hi, maxBytes: maxCommittedBytes == 0 ? Int.max : maxCommittedBytes)
     }
 
     var hasNextCommittedEntries: Bool { max(applying + 1, firstIndex()) <= committed }
@@ -167,6 +191,8 @@ struct RaftLog {
 
     func snapshot() throws(RaftError) -> Snapshot {
         if let s = unstable.snapshot { return s }
-        return try storage.snapshot()
+        do { return try storage.snapshot() } catch {
+            throw RaftLog.storageFailure(error, reading: "the latest snapshot")
+        }
     }
 }

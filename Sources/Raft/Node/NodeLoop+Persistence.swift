@@ -14,7 +14,7 @@ extension NodeLoop {
     /// log.
     func drain() async throws {
         while core.hasReady {
-            let rd = core.ready()
+            let rd = try core.ready()
             if let ss = rd.softState, ss.leader != lastLeader {
                 lastLeader = ss.leader
                 metrics.leaderChanges.increment()
@@ -30,7 +30,7 @@ extension NodeLoop {
             if rd.snapshot != nil { try crashPoint(.snapshotPersisted) }
             try applySnapshot(rd)
             try apply(rd.committedEntries[split...])
-            core.advance(rd)
+            try core.advance(rd)
             try maybeSnapshot()
         }
         metrics.term.record(Int64(clamping: core.term.rawValue))

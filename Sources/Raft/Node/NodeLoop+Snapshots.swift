@@ -120,7 +120,7 @@ extension NodeLoop {
     }
 
     /// A follower's snapshot chunk: reassembled, and stepped into the core once complete.
-    func receiveChunk(_ chunk: SnapshotChunk, in m: Message) {
+    func receiveChunk(_ chunk: SnapshotChunk, in m: Message) throws(RaftError) {
         // Chunks of a deposed leader are not answered; its term reaches it another way.
         guard m.to == node.id, m.term >= core.term else { return }
         switch receiver.receive(chunk, from: m.from, term: m.term) {
@@ -128,6 +128,7 @@ extension NodeLoop {
             node.transport.send([r])
         case .complete(let install, let reply):
             do { try core.step(install) } catch {
+                if core.storageFailure != nil { throw error }
                 metrics.droppedMessages.increment()
                 logger.info("refused a snapshot", metadata: ["from": "\(m.from)", "error": "\(error.message)"])
             }

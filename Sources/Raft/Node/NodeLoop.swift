@@ -163,21 +163,23 @@ final class NodeLoop<SM: StateMachine> {
         case .message(let m):
             switch m.kind {
             case .snapshotChunk(let chunk):
-                receiveChunk(chunk, in: m)
+                try receiveChunk(chunk, in: m)
             case .snapshotChunkAck(let ack):
                 guard m.to == node.id, m.term == core.term else { return }
                 let (messages, outcome) = senders.ack(ack, from: m.from)
                 node.transport.send(messages)
                 if let outcome { snapshotTransferEnded(outcome) }
             default:
-                // A malformed or misaddressed message changes nothing; it is dropped.
+                // A malformed or misaddressed message changes nothing; it is dropped. A storage
+                // failure stops the node.
                 do { try core.step(m) } catch {
+                    if core.storageFailure != nil { throw error }
                     metrics.droppedMessages.increment()
                     logger.debug("dropped a message", metadata: ["from": "\(m.from)", "error": "\(error.message)"])
                 }
             }
         case .tick:
-            core.tick()
+            try core.tick()
             ticks += 1
             expireProposals()
             let (messages, outcomes) = senders.tick()
@@ -194,7 +196,7 @@ final class NodeLoop<SM: StateMachine> {
         case .status(let c):
             c.resume(returning: NodeStatus(raft: core.status(), applied: applied.applied, snapshotIndex: lastSnapshot, pendingProposals: pending.count))
         case .campaign:
-            core.campaign()
+            try core.campaign()
         case .snapshotNow(let c):
             do {
                 if savingSnapshot != nil {
