@@ -15,8 +15,10 @@ import Raft
 /// - `campaign N`, `tick N [count=1]`, `tick-all [count=1]`, `propose N text [count=1] [size=bytes]`,
 ///   `read-index N context`: inputs to one node; they print what the node decided.
 /// - `stabilize`: deliver every message (and what follows) until quiet, printing each one.
-/// - `deliver [from=N] [to=N] [type=kind]`, `drop ...`, `duplicate ...`: deliver, lose or
-///   duplicate only the messages queued now that match.
+/// - `deliver [from=N] [to=N] [type=kind] [count=N]`, `drop ...`, `duplicate ...`: deliver (the
+///   first `count`), lose or duplicate only the messages queued now that match.
+/// - `report-unreachable N peer`: the shell of `N` reports `peer` unreachable (a leader then
+///   probes it).
 /// - `partition 1 2 / 3`, `heal`, `crash N [phase=0...3]`, `restart N`, `wipe N`, `compact N`,
 ///   `hold N` / `release N` (stall a node's disk so a crash can lose unpersisted state).
 /// - `status [N]`, `log N`, `pending`, `check`: inspection.
@@ -198,7 +200,17 @@ public final class ScenarioRunner {
             try requireCluster(ln).stabilize()
         case "deliver":
             let c = try requireCluster(ln)
-            c.deliverQueued { self.matches($0, a) }
+            var left = a.int("count", Int.max)
+            c.deliverQueued { m in
+                guard left > 0, self.matches(m, a) else { return false }
+                left -= 1
+                return true
+            }
+        case "report-unreachable":
+            let c = try requireCluster(ln)
+            let peer = try node(a, 1, line: ln)
+            _ = try c.withCore(node(a, 0, line: ln)) { (core: inout RaftCore) in core.reportUnreachable(peer) }
+            printQueued()
         case "duplicate":
             let c = try requireCluster(ln)
             for m in c.pendingMessages where matches(m, a) {

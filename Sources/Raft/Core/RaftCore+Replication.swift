@@ -162,7 +162,11 @@ extension RaftCore {
             if tracker.progress[i].state == .replicate && tracker.progress[i].inflights.isFull {
                 tracker.progress[i].inflights.freeFirstOne()
             }
-            if tracker.progress[i].match < log.lastIndex() { try maybeSendAppend(to: m.from, slot: i, sendIfEmpty: true) }
+            // A follower behind, or caught up but in probe state (reported unreachable, say), gets
+            // an append: its answer moves it back to replicate without waiting for a proposal.
+            if tracker.progress[i].match < log.lastIndex() || tracker.progress[i].state == .probe {
+                try maybeSendAppend(to: m.from, slot: i, sendIfEmpty: true)
+            }
             if !r.context.isEmpty { confirmRead(context: r.context, from: m.from) }
         default:
             break
@@ -183,7 +187,12 @@ extension RaftCore {
             return
         }
         let wasPaused = tracker.progress[i].isPaused
-        guard tracker.progress[i].maybeUpdate(r.index) else { return }
+        let grew = tracker.progress[i].maybeUpdate(r.index)
+        // A follower in probe state that answers at exactly `match` is caught up as far as the
+        // leader knows (say, probed after being reported unreachable): it goes back to
+        // replicate too, instead of waiting for the next proposal's extra round trip.
+        let caughtUpProbe = tracker.progress[i].state == .probe && r.index == tracker.progress[i].match
+        guard grew || caughtUpProbe else { return }
         switch tracker.progress[i].state {
         case .probe:
             tracker.progress[i].becomeReplicate()
@@ -198,7 +207,9 @@ extension RaftCore {
         }
         if try maybeCommit() {
             try bcastAppend()
-        } else if wasPaused {
+        } else if wasPaused && grew {
+            // (A caught-up probe's answer needs no empty append: it answered one that carried
+            // the commit index already.)
             try maybeSendAppend(to: from, slot: i, sendIfEmpty: true)
         }
         while try maybeSendAppend(to: from, slot: i, sendIfEmpty: false) {}
