@@ -160,21 +160,21 @@ struct ProgressTests {
         _ = p.maybeUpdate(5)
         p.becomeReplicate()
         p.sentEntries(last: 9, count: 4, bytes: 40)
-        let stale = p.maybeDecrTo(rejected: 4, hint: 2)
+        let stale = p.maybeDecrTo(rejected: 4, hint: 2, probe: 0)
         #expect(!stale)
         #expect(p.next == 10)
-        let fresh = p.maybeDecrTo(rejected: 8, hint: 6)
+        let fresh = p.maybeDecrTo(rejected: 8, hint: 6, probe: 0)
         #expect(fresh)
         #expect(p.next == 6)
     }
 
     @Test func probeBacksOffToHint() {
         var p = Progress(next: 11, maxInflight: 10, maxInflightBytes: 0)
-        let first = p.maybeDecrTo(rejected: 10, hint: 3)
+        let first = p.maybeDecrTo(rejected: 10, hint: 3, probe: p.nextProbe())
         #expect(first)
         #expect(p.next == 4)
         // A duplicate of the same rejection is stale now.
-        let duplicate = p.maybeDecrTo(rejected: 10, hint: 3)
+        let duplicate = p.maybeDecrTo(rejected: 10, hint: 3, probe: 1)
         #expect(!duplicate)
     }
 
@@ -183,12 +183,18 @@ struct ProgressTests {
         _ = p.maybeUpdate(8)
         p.becomeReplicate()
         // While replicating, a rejection at `match` may be a reordered answer: stale.
-        let reordered = p.maybeDecrTo(rejected: 8, hint: 0)
+        let reordered = p.maybeDecrTo(rejected: 8, hint: 0, probe: 0)
         #expect(!reordered)
         #expect(p.match == 8)
-        // As the answer to the probe at `match`, it means the follower lost what it acknowledged.
+        // In probe state, the same rejection answering a probe sent before the follower
+        // acknowledged `match` is a stale duplicate.
         p.becomeProbe()
-        let lost = p.maybeDecrTo(rejected: 8, hint: 0)
+        let stale = p.maybeDecrTo(rejected: 8, hint: 0, probe: 0)
+        #expect(!stale)
+        #expect(p.match == 8)
+        // As the answer to a probe at `match` sent after that, it means the follower lost what
+        // it acknowledged.
+        let lost = p.maybeDecrTo(rejected: 8, hint: 0, probe: p.nextProbe())
         #expect(lost)
         #expect(p.match == .zero)
         #expect(p.next == 1)

@@ -101,13 +101,13 @@ extension RaftCore {
         case .appended(let lastNew):
             if lastNew > verifiedMatch { verifiedMatch = lastNew }
             log.commitTo(min(ae.leaderCommit, lastNew))
-            send(to: from, .appendEntriesResponse(AppendEntriesResponse(index: lastNew)))
+            send(to: from, .appendEntriesResponse(AppendEntriesResponse(index: lastNew, probe: ae.probe)))
         case .mismatch:
             // Fast backtracking: point the leader at the last index that can possibly match.
             let probe = min(ae.prevLogIndex, log.lastIndex())
             let (hint, hintTerm) = try log.findConflictByTerm(probe, ae.prevLogTerm)
             send(to: from, .appendEntriesResponse(AppendEntriesResponse(
-                index: ae.prevLogIndex, reject: true, rejectHint: hint, rejectHintTerm: hintTerm)))
+                index: ae.prevLogIndex, reject: true, rejectHint: hint, rejectHintTerm: hintTerm, probe: ae.probe)))
         case .conflictsWithCommitted:
             // The leader contradicts a committed entry: never overwrite it. Ignore the message.
             break
@@ -180,7 +180,7 @@ extension RaftCore {
         if r.reject {
             var hint = min(r.rejectHint, r.index, last)
             if r.rejectHintTerm > .zero { hint = try log.findConflictByTerm(hint, r.rejectHintTerm).index }
-            if tracker.progress[i].maybeDecrTo(rejected: r.index, hint: hint) {
+            if tracker.progress[i].maybeDecrTo(rejected: r.index, hint: hint, probe: r.probe) {
                 if tracker.progress[i].state == .replicate { tracker.progress[i].becomeProbe() }
                 try maybeSendAppend(to: from, slot: i, sendIfEmpty: true)
             }
@@ -255,8 +255,9 @@ extension RaftCore {
         if entries.isEmpty && !sendIfEmpty { return false }
         var bytes = 0
         for e in entries { bytes += e.byteSize }
+        let probe = p.state == .probe ? tracker.progress[i].nextProbe() : 0
         send(to: peer, .appendEntries(AppendEntries(
-            prevLogIndex: prevIndex, prevLogTerm: prevTerm, entries: entries, leaderCommit: log.committed)))
+            prevLogIndex: prevIndex, prevLogTerm: prevTerm, entries: entries, leaderCommit: log.committed, probe: probe)))
         tracker.progress[i].sentEntries(last: entries.last?.index ?? prevIndex, count: entries.count, bytes: bytes)
         return true
     }

@@ -91,13 +91,18 @@ public struct AppendEntries: Sendable, Hashable {
     /// The leader's commit index. A follower commits only up to the last entry this message
     /// proved to match the leader's log.
     public var leaderCommit: LogIndex
+    /// Nonzero on a probe (an append sent while the leader searches for where the logs agree):
+    /// a number the leader increases with every probe to this follower in its term, echoed in
+    /// the answer, so the leader can tell an answer to a recent probe from a stale duplicate.
+    public var probe: UInt64
 
     /// Creates the payload.
-    public init(prevLogIndex: LogIndex, prevLogTerm: Term, entries: [LogEntry], leaderCommit: LogIndex) {
+    public init(prevLogIndex: LogIndex, prevLogTerm: Term, entries: [LogEntry], leaderCommit: LogIndex, probe: UInt64 = 0) {
         self.prevLogIndex = prevLogIndex
         self.prevLogTerm = prevLogTerm
         self.entries = entries
         self.leaderCommit = leaderCommit
+        self.probe = probe
     }
 }
 
@@ -114,13 +119,16 @@ public struct AppendEntriesResponse: Sendable, Hashable {
     public var rejectHint: LogIndex
     /// On rejection: the follower's term at `rejectHint`.
     public var rejectHintTerm: Term
+    /// The ``AppendEntries/probe`` number of the append answered (zero if it was not a probe).
+    public var probe: UInt64
 
     /// Creates the payload.
-    public init(index: LogIndex, reject: Bool = false, rejectHint: LogIndex = .zero, rejectHintTerm: Term = .zero) {
+    public init(index: LogIndex, reject: Bool = false, rejectHint: LogIndex = .zero, rejectHintTerm: Term = .zero, probe: UInt64 = 0) {
         self.index = index
         self.reject = reject
         self.rejectHint = rejectHint
         self.rejectHintTerm = rejectHintTerm
+        self.probe = probe
     }
 }
 

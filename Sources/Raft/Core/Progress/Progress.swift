@@ -24,6 +24,11 @@ struct Progress {
     var probeSent = false
     /// Heard from within the current election timeout (CheckQuorum).
     var recentActive = false
+    /// Probes sent to this follower in this term; the last one's number is ``probesSent``.
+    var probesSent: UInt64 = 0
+    /// ``probesSent`` when `match` last grew: a probe numbered above it was sent after the
+    /// follower acknowledged `match`, so only its answer can prove the follower lost entries.
+    var probesSentAtMatch: UInt64 = 0
     var inflights: Inflights
 
     init(next: LogIndex, maxInflight: Int, maxInflightBytes: Int) {
@@ -73,6 +78,7 @@ struct Progress {
             match = index
             updated = true
             probeSent = false
+            probesSentAtMatch = probesSent
         }
         if next < index + 1 { next = index + 1 }
         return updated
@@ -93,16 +99,24 @@ struct Progress {
         }
     }
 
+    /// Numbers the next probe (see ``AppendEntries/probe``).
+    mutating func nextProbe() -> UInt64 {
+        probesSent += 1
+        return probesSent
+    }
+
     /// Handles a rejected append of `rejected` (its `prevLogIndex`); `hint` is where the leader
-    /// should probe next. Returns whether the rejection was news (not a stale duplicate).
+    /// should probe next; `probe` is the number of the probe answered (zero if none). Returns
+    /// whether the rejection was news (not a stale duplicate).
     ///
-    /// A rejection at exactly `match`, with a hint below it, means the follower no longer holds
-    /// entries it acknowledged (wiped disk, restored backup). The leader forgets what it knew and
-    /// probes from the hint, catching the follower up instead of waiting forever.
-    mutating func maybeDecrTo(rejected: LogIndex, hint: LogIndex) -> Bool {
-        // Only as the answer to the probe at `match`: in the replicate state a rejection at
-        // `match` may just be a reordered answer to an earlier message.
-        if state == .probe && rejected == match && hint < match && match != .zero {
+    /// A rejection at exactly `match`, with a hint below it, answering a probe sent after the
+    /// follower acknowledged `match`, means the follower no longer holds entries it
+    /// acknowledged (wiped disk, restored backup). The leader forgets what it knew and probes
+    /// from the hint, catching the follower up instead of waiting forever. The same rejection
+    /// answering anything older is a duplicated or reordered answer from before the follower
+    /// caught up: acting on it would throw `match` away and could force a snapshot for nothing.
+    mutating func maybeDecrTo(rejected: LogIndex, hint: LogIndex, probe: UInt64) -> Bool {
+        if state == .probe && rejected == match && hint < match && match != .zero && probe > probesSentAtMatch {
             match = .zero
             state = .probe
             next = hint + 1
@@ -111,6 +125,9 @@ struct Progress {
             inflights.reset()
             return true
         }
+        // Anything else at or below `match` answers an append from before the follower
+        // acknowledged `match`: stale, in every state.
+        if rejected <= match && match != .zero { return false }
         if state == .replicate {
             if rejected <= match { return false }  // stale
             next = match + 1
