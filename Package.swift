@@ -3,6 +3,11 @@ import PackageDescription
 
 let package = Package(
     name: "swift-raft",
+    // The oldest Apple releases with everything the library uses: `Mutex` and `Atomic`
+    // (Synchronization) and task executors (`TaskExecutor`, `withTaskExecutorPreference`, behind
+    // the node's run loop) arrived with macOS 15, iOS 18, tvOS 18, watchOS 11 and visionOS 2.
+    // Linux is tested (CI); the Apple platforms are expected to build but are not tested here.
+    platforms: [.macOS(.v15), .iOS(.v18), .tvOS(.v18), .watchOS(.v11), .visionOS(.v2)],
     products: [
         .library(name: "Raft", targets: ["Raft"]),
         .library(name: "RaftTestKit", targets: ["RaftTestKit"]),

@@ -41,7 +41,8 @@ public protocol StorageFile: AnyObject {
     func read(at offset: Int, count: Int) throws(RaftError) -> [UInt8]
     /// Writes `bytes` at `offset`.
     func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws(RaftError)
-    /// Makes everything written so far durable (`fdatasync`).
+    /// Makes everything written so far durable: `fdatasync` on Linux, `fcntl(F_FULLFSYNC)` on
+    /// Darwin (plain `fsync` there does not reach stable storage).
     func sync() throws(RaftError)
     /// Cuts the file to `size` bytes.
     func truncate(to size: Int) throws(RaftError)
@@ -82,13 +83,46 @@ private func reserveSpace(_ fd: Int32, _ bytes: Int) {
     // Allocate, leave the size alone. Unsupported file systems just say no; it is only a hint.
     _ = craft_reserve(fd, Int64(bytes))
 }
+/// Makes a file's data durable. Linux: `fdatasync` (the data and the metadata needed to read it
+/// back, such as the size). Darwin: `fullSync`, because there `fsync` and `fdatasync` only
+/// hand the data to the drive, whose cache may lose or reorder it on power loss.
 private func syncData(_ fd: Int32) -> Int32 {
-    #if canImport(Glibc)
+    #if canImport(Darwin)
+        return fullSync(fd)
+    #else
         return fdatasync(fd)
+    #endif
+}
+
+/// Makes a directory's entries (creations, renames, removals) durable: `fsync` on the directory;
+/// on Darwin `fullSync`, for the same reason as `syncData`.
+private func syncDirectoryEntries(_ fd: Int32) -> Int32 {
+    #if canImport(Darwin)
+        return fullSync(fd)
     #else
         return fsync(fd)
     #endif
 }
+
+#if canImport(Darwin)
+    /// `fcntl(F_FULLFSYNC)`: the drive writes its cache to stable storage before this returns.
+    ///
+    /// Some file systems refuse it (network shares such as SMB, some FUSE file systems); there
+    /// plain `fsync` is the best that can be had, and it is used instead, as Go's `os.File.Sync`
+    /// and SQLite do. Only such a refusal falls back: an I/O error is returned as it is, because
+    /// a second call after a failed flush can report success for data that never reached the
+    /// disk.
+    private func fullSync(_ fd: Int32) -> Int32 {
+        while true {
+            if fcntl(fd, F_FULLFSYNC) == 0 { return 0 }
+            switch errno {
+            case EINTR: continue
+            case ENOTSUP, EOPNOTSUPP, EINVAL: return fsync(fd)
+            default: return -1
+            }
+        }
+    }
+#endif
 
 /// The real file system, through POSIX calls. Blocking: call it off the cooperative pool.
 public final class PosixFileSystem: FileSystem, @unchecked Sendable {
@@ -149,7 +183,7 @@ public final class PosixFileSystem: FileSystem, @unchecked Sendable {
         let fd = systemOpen(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0)
         if fd < 0 { throw Self.fail("cannot open directory", path) }
         defer { systemClose(fd) }
-        if fsync(fd) != 0 { throw Self.fail("cannot sync directory", path) }
+        if syncDirectoryEntries(fd) != 0 { throw Self.fail("cannot sync directory", path) }
     }
 }
 
