@@ -1,8 +1,22 @@
-/// CRC-32C (Castagnoli), the checksum of every WAL record and snapshot file.
+/// CRC-32C (Castagnoli), the checksum of every WAL record and snapshot file, for your own
+/// formats too (an on-disk state machine's records, say).
 ///
-/// Software slicing-by-8: about eight bytes per table step. The polynomial is the reflected
-/// 0x82F63B78 used by iSCSI, ext4 and most storage engines.
+/// The standard CRC-32C of iSCSI (RFC 3720), ext4, SSE 4.2's `crc32` instruction and most storage
+/// engines: reflected polynomial `0x82F63B78`, initial value and final XOR `0xFFFFFFFF`. The
+/// checksum of the ASCII bytes `123456789` is `0xE3069283`.
+///
+/// ```swift
+/// let sum = CRC32C.checksum(record)                  // one buffer
+///
+/// var crc: UInt32 = 0                                 // or piece by piece
+/// crc = CRC32C.update(crc, header)
+/// crc = CRC32C.update(crc, body)                      // == CRC32C.checksum(header + body)
+/// ```
+///
+/// Computed in software (slicing-by-8, about eight bytes per table step); pure functions, safe
+/// to call from any thread.
 public enum CRC32C {
+    /// `tables[k][b]`: the CRC of byte `b` followed by `k` zero bytes (slicing-by-8).
     static let tables: [[UInt32]] = {
         var t = Array(repeating: Array(repeating: UInt32(0), count: 256), count: 8)
         for i in 0..<256 {
@@ -16,7 +30,13 @@ public enum CRC32C {
         return t
     }()
 
-    /// Extends `crc` (start with 0) over `bytes`.
+    /// Extends a checksum over more bytes.
+    ///
+    /// - Parameters:
+    ///   - crc: The checksum of the bytes before these (`0` for none yet).
+    ///   - bytes: The next bytes.
+    /// - Returns: The checksum of the earlier bytes followed by `bytes`; `update(0, b)` is
+    ///   `checksum(b)`.
     public static func update(_ crc: UInt32, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
         var c = ~crc
         let t = tables
@@ -52,9 +72,22 @@ public enum CRC32C {
         return ~c
     }
 
-    /// The checksum of `bytes`.
-    public static func checksum(_ bytes: [UInt8]) -> UInt32 {
-        bytes.withUnsafeBytes { update(0, $0) }
+    /// Extends a checksum over more bytes of any kind (an array, a slice, `string.utf8`).
+    ///
+    /// Contiguous storage is read in place; other sequences are copied into an array first.
+    ///
+    /// - Parameters:
+    ///   - crc: The checksum of the bytes before these (`0` for none yet).
+    ///   - bytes: The next bytes.
+    /// - Returns: The checksum of the earlier bytes followed by `bytes`.
+    public static func update(_ crc: UInt32, _ bytes: some Sequence<UInt8>) -> UInt32 {
+        if let sum = bytes.withContiguousStorageIfAvailable({ update(crc, UnsafeRawBufferPointer($0)) }) { return sum }
+        return Array(bytes).withUnsafeBytes { update(crc, $0) }
+    }
+
+    /// The checksum of `bytes` (an array, a slice, `string.utf8`, any sequence of bytes).
+    public static func checksum(_ bytes: some Sequence<UInt8>) -> UInt32 {
+        update(0, bytes)
     }
 
     /// The checksum of `bytes[range]`.
