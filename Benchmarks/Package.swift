@@ -9,31 +9,44 @@ import PackageDescription
 let package = Package(
     name: "swift-raft-benchmarks",
     dependencies: [
-        .package(name: "swift-raft", path: "..")
+        .package(name: "swift-raft", path: ".."),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
     ],
     targets: [
         // Interposes malloc and friends to count heap allocations (glibc only).
         .target(name: "MallocCounter"),
-        // Number formatting and temporary directories, shared by the programs.
-        .target(name: "BenchSupport"),
+        // Number formatting, temporary directories and option parsing, shared by the programs.
+        .target(
+            name: "BenchSupport",
+            dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         .executableTarget(
             name: "raft-core-bench",
             dependencies: [
                 .product(name: "Raft", package: "swift-raft"),
                 "MallocCounter",
                 "BenchSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         // Durable write throughput of FileLogStorage against the disk's raw fdatasync rate.
         .executableTarget(
             name: "raft-wal-bench",
-            dependencies: [.product(name: "Raft", package: "swift-raft"), "BenchSupport"]
+            dependencies: [
+                .product(name: "Raft", package: "swift-raft"),
+                "BenchSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
         ),
         // Three RaftNodes on FileLogStorage in real time: proposals/s and latency against the
         // disk's fdatasync latency, fsyncs per committed proposal.
         .executableTarget(
             name: "raft-node-bench",
-            dependencies: [.product(name: "Raft", package: "swift-raft"), "BenchSupport"]
+            dependencies: [
+                .product(name: "Raft", package: "swift-raft"),
+                "BenchSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,7 +1,9 @@
-// Helpers shared by the benchmark programs: number formatting, temporary directories.
+// Helpers shared by the benchmark programs: number formatting, temporary directories, option
+// parsing.
 #if canImport(Glibc)
     import Glibc
 #endif
+import ArgumentParser
 
 /// `1234567` as `1,234,567`.
 public func grouped(_ n: Int) -> String {
@@ -60,64 +62,48 @@ public func removeTree(_ path: String) {
     }
 }
 
-/// Reads a program's command-line options; on a bad one prints why and the usage, and exits 2.
-public struct ArgumentReader {
-    let program: String
-    let usage: String
-    var rest: ArraySlice<String>
+// MARK: - Command-line options (swift-argument-parser)
 
-    /// Reads `arguments` (the program name first, as in `CommandLine.arguments`).
-    public init(_ arguments: [String], program: String, usage: String) {
-        self.program = program
-        self.usage = usage
-        rest = arguments.dropFirst()[...]
-    }
+/// A comma-separated, non-empty list of integers on the command line: `-p 16,1024`.
+public struct IntList: ExpressibleByArgument, Sendable, Equatable, CustomStringConvertible {
+    /// The integers, in the order given.
+    public var values: [Int]
 
-    /// The next argument, if any.
-    public mutating func next() -> String? { rest.popFirst() }
+    /// A list with these values (a default).
+    public init(_ values: [Int]) { self.values = values }
 
-    /// Prints why the arguments are wrong and the usage; exits with status 2.
-    public func fail(_ why: String) -> Never {
-        print("\(program): \(why)\n\(usage)")
-        exit(2)
-    }
-
-    /// The value following `flag`.
-    public mutating func value(_ flag: String) -> String {
-        guard let v = rest.popFirst() else { fail("\(flag) needs a value") }
-        return v
-    }
-
-    /// A positive integer following `flag`.
-    public mutating func positiveInt(_ flag: String) -> Int {
-        let v = value(flag)
-        guard let n = Int(v), n > 0 else { fail("\(flag) needs a positive integer, got '\(v)'") }
-        return n
-    }
-
-    /// A non-negative integer following `flag`.
-    public mutating func nonNegativeInt(_ flag: String) -> Int {
-        let v = value(flag)
-        guard let n = Int(v), n >= 0 else { fail("\(flag) needs a non-negative integer, got '\(v)'") }
-        return n
-    }
-
-    /// A number of seconds following `flag` (positive, or zero if allowed).
-    public mutating func seconds(_ flag: String, allowZero: Bool) -> Double {
-        let v = value(flag)
-        guard let s = Double(v), s.isFinite, s > 0 || (allowZero && s == 0) else { fail("\(flag) needs a number of seconds, got '\(v)'") }
-        return s
-    }
-
-    /// A comma-separated, non-empty list of integers of at least `minimum` following `flag`.
-    public mutating func intList(_ flag: String, minimum: Int) -> [Int] {
-        let v = value(flag)
-        var out: [Int] = []
-        for part in v.split(separator: ",") {
-            guard let n = Int(part), n >= minimum else { fail("\(flag) needs integers of at least \(minimum), got '\(v)'") }
-            out.append(n)
+    /// Parses `16,1024`; `nil` (a usage error) when a part is not an integer or the list is empty.
+    public init?(argument: String) {
+        var values: [Int] = []
+        for part in argument.split(separator: ",") {
+            guard let n = Int(part) else { return nil }
+            values.append(n)
         }
-        if out.isEmpty { fail("\(flag) needs at least one value") }
-        return out
+        guard !values.isEmpty else { return nil }
+        self.values = values
     }
+
+    /// `16,1024`, as typed.
+    public var description: String { values.map(String.init).joined(separator: ",") }
+    /// Shown in `--help` as the default.
+    public var defaultValueDescription: String { description }
+}
+
+/// Checks an option's value in `validate()`: a usage error (the message, then the usage) when
+/// `condition` is false.
+public func require(_ condition: Bool, _ message: @autoclosure () -> String) throws {
+    if !condition { throw ValidationError(message()) }
+}
+
+/// Checks that `seconds` (the value of `flag`) is a finite number of seconds, above zero unless
+/// `allowZero`.
+public func requireSeconds(_ seconds: Double, _ flag: String, allowZero: Bool) throws {
+    try require(
+        seconds.isFinite && (seconds > 0 || (allowZero && seconds == 0)),
+        "\(flag) needs a \(allowZero ? "non-negative" : "positive") number of seconds, got '\(seconds)'")
+}
+
+/// Checks that every value of the list given for `flag` is at least `minimum`.
+public func requireAll(_ list: IntList, atLeast minimum: Int, _ flag: String) throws {
+    try require(list.values.allSatisfy { $0 >= minimum }, "\(flag) needs integers of at least \(minimum), got '\(list)'")
 }

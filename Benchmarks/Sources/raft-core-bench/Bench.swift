@@ -10,54 +10,51 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import MallocCounter
+import ArgumentParser
 import BenchSupport
+import MallocCounter
 import Raft
 
 // MARK: - Options
 
-struct Options {
+/// The command-line options (`--help` prints them with their defaults).
+struct Options: ParsableArguments {
+    @Option(name: [.customShort("d"), .customLong("duration")], help: ArgumentHelp("Measured run per payload size.", valueName: "seconds"))
     var seconds = 3.0
+
+    @Option(name: [.customShort("w"), .customLong("warmup")], help: ArgumentHelp("Unmeasured warm-up per payload size.", valueName: "seconds"))
     var warmupSeconds = 0.5
+
+    @Option(name: [.customShort("b"), .customLong("batch")], help: ArgumentHelp("Commands per proposal.", valueName: "n"))
     var batch = 1_000
-    var payloads = [16, 1_024]
+
+    @Option(
+        name: [.customShort("p"), .customLong("payload")],
+        help: ArgumentHelp("Payload sizes in bytes, comma separated.", valueName: "list"))
+    var payloadList = IntList([16, 1_024])
+
     /// Entries a storage may retain before it is snapshotted and compacted.
+    @Option(
+        name: [.customShort("r"), .customLong("retain")],
+        help: ArgumentHelp("Entries kept per storage before compaction.", valueName: "n"))
     var retain = 100_000
+
     /// Allocate every command afresh for each batch (as a real client would) instead of
     /// proposing the same preallocated commands again and again.
+    @Flag(
+        name: .customLong("fresh-payloads"),
+        help: "Allocate each command anew for every batch (counts the client's allocations too; default: reuse one set).")
     var freshPayloads = false
 
-    static let usage = """
-        usage: raft-core-bench [options]
-          -d, --duration SECONDS   measured run per payload size (default 3)
-          -w, --warmup SECONDS     unmeasured warm-up per payload size (default 0.5)
-          -b, --batch N            commands per proposal (default 1000)
-          -p, --payload LIST       payload sizes in bytes, comma separated (default 16,1024)
-          -r, --retain N           entries kept per storage before compaction (default 100000)
-              --fresh-payloads     allocate each command anew for every batch (counts the
-                                   client's allocations too; default: reuse one set)
-          -h, --help               show this help
-        """
+    /// The payload sizes, in bytes.
+    var payloads: [Int] { payloadList.values }
 
-    static func parse(_ arguments: [String]) -> Options {
-        var options = Options()
-        var args = ArgumentReader(arguments, program: "raft-core-bench", usage: usage)
-        while let arg = args.next() {
-            switch arg {
-            case "-d", "--duration": options.seconds = args.seconds(arg, allowZero: false)
-            case "-w", "--warmup": options.warmupSeconds = args.seconds(arg, allowZero: true)
-            case "-b", "--batch": options.batch = args.positiveInt(arg)
-            case "-r", "--retain": options.retain = args.positiveInt(arg)
-            case "-p", "--payload":
-                options.payloads = args.intList(arg, minimum: 0)
-            case "--fresh-payloads": options.freshPayloads = true
-            case "-h", "--help":
-                print(usage)
-                exit(0)
-            default: args.fail("unknown argument '\(arg)'")
-            }
-        }
-        return options
+    func validate() throws {
+        try requireSeconds(seconds, "--duration", allowZero: false)
+        try requireSeconds(warmupSeconds, "--warmup", allowZero: true)
+        try require(batch > 0, "--batch needs a positive integer, got '\(batch)'")
+        try require(retain > 0, "--retain needs a positive integer, got '\(retain)'")
+        try requireAll(payloadList, atLeast: 0, "--payload")
     }
 }
 
@@ -306,13 +303,19 @@ func allocationsForOneArray(count: Int) -> UInt64 {
 }
 
 @main
-enum RaftCoreBench {
-    static func main() {
-        let options = Options.parse(CommandLine.arguments)
+struct RaftCoreBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "raft-core-bench",
+        abstract: "Committed entries per second and allocations per entry of three in-process RaftCores (no I/O).",
+        discussion: "Exits with status 3 when a target is missed. See Benchmarks/README.md.")
+
+    @OptionGroup var options: Options
+
+    func run() throws {
         let probe = allocationsForOneArray(count: 1_000 + CommandLine.arguments.count)
         guard probe > 0 else {
             print("raft-core-bench: the malloc interposer counted nothing: allocation figures would be meaningless")
-            exit(1)
+            throw ExitCode.failure
         }
         print("malloc interposition active: creating one [Int] counted \(probe) allocation(s)")
         print("3 in-process RaftCores, in-memory transport and MemoryLogStorage; node 1 leads")
@@ -335,9 +338,9 @@ enum RaftCoreBench {
                 print("  targets: " + verdicts.joined(separator: ", "))
             } catch {
                 print("raft-core-bench: payload=\(payload)B failed: \(error)")
-                exit(1)
+                throw ExitCode.failure
             }
         }
-        if missed { exit(3) }
+        if missed { throw ExitCode(3) }
     }
 }

@@ -7,13 +7,14 @@
 #if canImport(Glibc)
     import Glibc
 #endif
+import ArgumentParser
 import BenchSupport
 import Raft
 import Synchronization
 
 // MARK: - Options
 
-enum SyncCounting: String {
+enum SyncCounting: String, CaseIterable, ExpressibleByArgument {
     /// A `WritableLogStorage` wrapper around each `FileLogStorage` counts `sync()` calls.
     case storage
     /// The `FileLogStorage`s are handed to the nodes unwrapped; a `FileSystem` wrapper counts
@@ -21,67 +22,62 @@ enum SyncCounting: String {
     case fileSystem = "filesystem"
 }
 
-struct Options {
+/// The command-line options (`--help` prints them with their defaults).
+struct Options: ParsableArguments {
+    @Option(name: [.customShort("d"), .customLong("duration")], help: ArgumentHelp("Measured time per concurrency level.", valueName: "seconds"))
     var seconds = 3.0
+
+    @Option(name: [.customShort("w"), .customLong("warmup")], help: ArgumentHelp("Unmeasured warm-up per level.", valueName: "seconds"))
     var warmup = 0.5
-    var levels = [1, 16, 64, 256]
+
+    @Option(
+        name: [.customShort("c"), .customLong("concurrency")],
+        help: ArgumentHelp("Concurrent proposers per level, comma separated.", valueName: "list"))
+    var levelList = IntList([1, 16, 64, 256])
+
+    @Option(name: [.customShort("p"), .customLong("payload")], help: ArgumentHelp("Command size.", valueName: "bytes"))
     var payload = 16
+
+    @Option(
+        name: .customLong("raw-syncs"),
+        help: ArgumentHelp("40-byte write + fdatasync rounds for the disk baseline, before and after.", valueName: "n"))
     var rawSyncs = 2_000
+
+    @Option(name: .customLong("tick-ms"), help: ArgumentHelp("RaftNodeConfiguration.tickInterval in ms.", valueName: "n"))
     var tickMillis = 100
+
+    @Option(name: .customLong("snapshot-every"), help: ArgumentHelp("RaftNodeConfiguration.snapshotEvery (0: never).", valueName: "n"))
     var snapshotEvery: UInt64 = 0
+
+    @Option(
+        name: .customLong("count"),
+        help: ArgumentHelp(
+            """
+            How fsyncs are counted: 'storage' wraps each FileLogStorage in a counting WritableLogStorage; \
+            'filesystem' hands the FileLogStorage to the node unwrapped and counts fdatasyncs in a FileSystem \
+            wrapper instead (see README).
+            """, valueName: "mode"))
     var counting = SyncCounting.storage
+
+    @Option(name: .customLong("dir"), help: ArgumentHelp("Where to create the temporary directories.", valueName: "path"))
     var parent = "/tmp"
+
+    @Option(
+        name: .customLong("preallocate"),
+        help: ArgumentHelp("FileLogStorageOptions.preallocateBytes (0: off).", valueName: "bytes"))
     var preallocate = FileLogStorageOptions().preallocateBytes
 
-    static let usage = """
-        usage: raft-node-bench [options]
-          -d, --duration SECONDS   measured time per concurrency level (default 3)
-          -w, --warmup SECONDS     unmeasured warm-up per level (default 0.5)
-          -c, --concurrency LIST   concurrent proposers per level, comma separated
-                                   (default 1,16,64,256)
-          -p, --payload BYTES      command size (default 16)
-              --raw-syncs N        40-byte write + fdatasync rounds for the disk baseline
-                                   (default 2000)
-              --tick-ms N          RaftNodeConfiguration.tickInterval in ms (default 100)
-              --snapshot-every N   RaftNodeConfiguration.snapshotEvery (default 0: never)
-              --count MODE         how fsyncs are counted: 'storage' (default) wraps each
-                                   FileLogStorage in a counting WritableLogStorage; 'filesystem'
-                                   hands the FileLogStorage to the node unwrapped and counts
-                                   fdatasyncs in a FileSystem wrapper instead (see README)
-              --dir PATH           where to create the temporary directories (default /tmp)
-              --preallocate BYTES  FileLogStorageOptions.preallocateBytes (default 1 MiB; 0: off)
-          -h, --help               show this help
-        """
+    /// The concurrency levels, in order.
+    var levels: [Int] { levelList.values }
 
-    static func parse(_ arguments: [String]) -> Options {
-        var options = Options()
-        var args = ArgumentReader(arguments, program: "raft-node-bench", usage: usage)
-        while let arg = args.next() {
-            switch arg {
-            case "-d", "--duration": options.seconds = args.seconds(arg, allowZero: false)
-            case "-w", "--warmup": options.warmup = args.seconds(arg, allowZero: true)
-            case "-p", "--payload": options.payload = args.positiveInt(arg)
-            case "--raw-syncs": options.rawSyncs = args.positiveInt(arg)
-            case "--tick-ms": options.tickMillis = args.positiveInt(arg)
-            case "--snapshot-every":
-                let v = args.value(arg)
-                guard let n = UInt64(v) else { args.fail("\(arg) needs a non-negative integer, got '\(v)'") }
-                options.snapshotEvery = n
-            case "--count":
-                let v = args.value(arg)
-                guard let mode = SyncCounting(rawValue: v) else { args.fail("\(arg) needs 'storage' or 'filesystem', got '\(v)'") }
-                options.counting = mode
-            case "--dir": options.parent = args.value(arg)
-            case "--preallocate": options.preallocate = args.nonNegativeInt(arg)
-            case "-c", "--concurrency":
-                options.levels = args.intList(arg, minimum: 1)
-            case "-h", "--help":
-                print(usage)
-                exit(0)
-            default: args.fail("unknown argument '\(arg)'")
-            }
-        }
-        return options
+    func validate() throws {
+        try requireSeconds(seconds, "--duration", allowZero: false)
+        try requireSeconds(warmup, "--warmup", allowZero: true)
+        try requireAll(levelList, atLeast: 1, "--concurrency")
+        try require(payload > 0, "--payload needs a positive integer, got '\(payload)'")
+        try require(rawSyncs > 0, "--raw-syncs needs a positive integer, got '\(rawSyncs)'")
+        try require(tickMillis > 0, "--tick-ms needs a positive integer, got '\(tickMillis)'")
+        try require(preallocate >= 0, "--preallocate needs a non-negative integer, got '\(preallocate)'")
     }
 }
 
@@ -476,20 +472,25 @@ func ratio(_ a: Int, _ b: Int) -> String { b == 0 ? "-" : fixed(Double(a) / Doub
 // MARK: - Main
 
 @main
-enum RaftNodeBench {
-    static func main() async {
-        let options = Options.parse(CommandLine.arguments)
+struct RaftNodeBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "raft-node-bench",
+        abstract: "Proposals/s and latency of three RaftNodes on FileLogStorage (fsync on), against the disk's fdatasync latency.",
+        discussion: "Exits with status 3 when a target is missed. See Benchmarks/README.md.")
+
+    @OptionGroup var options: Options
+
+    func run() async throws {
         let root = makeTemporaryDirectory(in: options.parent, for: "raft-node-bench")
-        var missed = false
+        defer { removeTree(root) }
+        let missed: Bool
         do {
-            missed = try await run(options, root: root)
+            missed = try await Self.run(options, root: root)
         } catch {
             print("raft-node-bench: failed: \(error)")
-            removeTree(root)
-            exit(1)
+            throw ExitCode.failure
         }
-        removeTree(root)
-        if missed { exit(3) }
+        if missed { throw ExitCode(3) }
     }
 
     static func run(_ options: Options, root: String) async throws -> Bool {

@@ -11,51 +11,46 @@
 #if canImport(Glibc)
     import Glibc
 #endif
+import ArgumentParser
 import BenchSupport
 import Raft
 
 // MARK: - Options
 
-struct Options {
+/// The command-line options (`--help` prints them with their defaults). A new case adds its own
+/// options here.
+struct Options: ParsableArguments {
+    @Option(
+        name: [.customShort("d"), .customLong("duration")],
+        help: ArgumentHelp("Measured time per case ((a) and (b) are split into interleaved rounds).", valueName: "seconds"))
     var seconds = 3.0
+
+    @Option(name: [.customShort("r"), .customLong("rounds")], help: ArgumentHelp("Interleaved rounds for (a) and (b).", valueName: "n"))
     var rounds = 12
+
+    @Option(name: [.customShort("b"), .customLong("batch")], help: ArgumentHelp("Entries per sync in (c).", valueName: "n"))
     var batch = 1_000
-    var sizes = [16, 4_096]
+
+    @Option(
+        name: [.customShort("p"), .customLong("payload")],
+        help: ArgumentHelp("Entry sizes in bytes, comma separated.", valueName: "list"))
+    var sizeList = IntList([16, 4_096])
+
+    @Option(name: .customLong("raw-record"), help: ArgumentHelp("Record size of the raw fdatasync loop.", valueName: "bytes"))
     var rawRecord = 40
+
+    @Option(name: .customLong("dir"), help: ArgumentHelp("Where to create the temporary directory.", valueName: "path"))
     var parent = "/tmp"
 
-    static let usage = """
-        usage: raft-wal-bench [options]
-          -d, --duration SECONDS   measured time per case (default 3; (a) and (b) are split
-                                   into interleaved rounds)
-          -r, --rounds N           interleaved rounds for (a) and (b) (default 12)
-          -b, --batch N            entries per sync in (c) (default 1000)
-          -p, --payload LIST       entry sizes in bytes, comma separated (default 16,4096)
-              --raw-record BYTES   record size of the raw fdatasync loop (default 40)
-              --dir PATH           where to create the temporary directory (default /tmp)
-          -h, --help               show this help
-        """
+    /// The entry sizes, in bytes.
+    var sizes: [Int] { sizeList.values }
 
-    static func parse(_ arguments: [String]) -> Options {
-        var options = Options()
-        var args = ArgumentReader(arguments, program: "raft-wal-bench", usage: usage)
-        while let arg = args.next() {
-            switch arg {
-            case "-d", "--duration":
-                options.seconds = args.seconds(arg, allowZero: false)
-            case "-r", "--rounds": options.rounds = args.positiveInt(arg)
-            case "-b", "--batch": options.batch = args.positiveInt(arg)
-            case "--raw-record": options.rawRecord = args.positiveInt(arg)
-            case "--dir": options.parent = args.value(arg)
-            case "-p", "--payload":
-                options.sizes = args.intList(arg, minimum: 0)
-            case "-h", "--help":
-                print(usage)
-                exit(0)
-            default: args.fail("unknown argument '\(arg)'")
-            }
-        }
-        return options
+    func validate() throws {
+        try requireSeconds(seconds, "--duration", allowZero: false)
+        try require(rounds > 0, "--rounds needs a positive integer, got '\(rounds)'")
+        try require(batch > 0, "--batch needs a positive integer, got '\(batch)'")
+        try require(rawRecord > 0, "--raw-record needs a positive integer, got '\(rawRecord)'")
+        try requireAll(sizeList, atLeast: 0, "--payload")
     }
 }
 
@@ -278,29 +273,67 @@ func timed(_ tally: inout Tally, _ w: WALWriter, seconds: Double, payload: Int) 
 // MARK: - Main
 
 @main
-enum RaftWALBench {
-    static func main() {
-        let options = Options.parse(CommandLine.arguments)
+struct RaftWALBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "raft-wal-bench",
+        abstract: "Durable write throughput of FileLogStorage against the disk's raw fdatasync rate.",
+        discussion: """
+            (a) raw disk: write a small record at the end of a file + fdatasync; (b) FileLogStorage, one entry per \
+            sync, interleaved with (a); (c) FileLogStorage, batches per sync. Exits with status 3 when a target is \
+            missed. See Benchmarks/README.md.
+            """)
+
+    @OptionGroup var options: Options
+
+    func run() throws {
         let root = makeTemporaryDirectory(in: options.parent, for: "raft-wal-bench")
-        var missed = false
+        defer { removeTree(root) }
+        let missed: Bool
         do {
-            missed = try run(options, root: root)
+            missed = try Self.run(options, root: root)
         } catch {
             print("raft-wal-bench: failed: \(error)")
-            removeTree(root)
-            exit(1)
+            throw ExitCode.failure
         }
-        removeTree(root)
-        if missed { exit(3) }
+        if missed { throw ExitCode(3) }
     }
 
+    /// Runs every case in order, then judges the targets; `true` if one was missed. A new case
+    /// (recovery, say) is one more `measure...` function called here, with its results in a
+    /// struct of its own, and its target, if it has one, in `judgeTargets`.
     static func run(_ options: Options, root: String) throws(RaftError) -> Bool {
         print("raft-wal-bench: \(root) (\(fileSystemDescription(root)))")
         print("FileLogStorage with default options (64 MiB segments); every figure counts only operations that returned durable")
         print("")
+        let unbatched = try measureUnbatched(options, root: root)
+        let batched = try measureBatched(options, root: root)
+        return judgeTargets(options, unbatched: unbatched, batched: batched)
+    }
 
-        // (a) and (b), interleaved round by round. Besides the official raw baseline (small
-        // records appended), the raw loop also runs with records as large as what
+    /// What (a) and (b) measured.
+    struct Unbatched {
+        /// The raw loop's variants: record size, and whether it overwrites a preallocated file.
+        /// The first is the baseline (`--raw-record` bytes, appended).
+        var rawVariants: [(record: Int, preallocated: Bool)]
+        /// One tally per raw variant.
+        var raw: [Tally]
+        /// (b): one tally per entry size.
+        var single: [Tally]
+        /// Bytes FileLogStorage writes for one entry of each size.
+        var walRecord: [Int]
+
+        /// The baseline of (a).
+        var baseline: Tally { raw[0] }
+
+        /// The raw variant with `record`-byte records.
+        func raw(record: Int, preallocated: Bool) -> Tally {
+            raw[rawVariants.firstIndex { $0.record == record && $0.preallocated == preallocated }!]
+        }
+    }
+
+    /// (a) and (b), interleaved round by round.
+    static func measureUnbatched(_ options: Options, root: String) throws(RaftError) -> Unbatched {
+        // Besides the official raw baseline (small records appended), the raw loop also runs with records as large as what
         // FileLogStorage writes per entry, so that the disk's cost of a larger write can be told
         // apart from the library's; and, for reference, overwriting a preallocated file (what
         // preallocated segments would buy: no file-size change for fdatasync to write).
@@ -310,9 +343,6 @@ enum RaftWALBench {
         var raws: [RawSyncer] = []
         for (k, v) in rawVariants.enumerated() {
             raws.append(try RawSyncer(path: root + "/raw-\(k).log", recordBytes: v.record, preallocate: v.preallocated ? 16 << 20 : 0))
-        }
-        func rawIndex(_ record: Int, _ preallocated: Bool) -> Int {
-            rawVariants.firstIndex { $0.record == record && $0.preallocated == preallocated }!
         }
         var writers: [WALWriter] = []
         for size in options.sizes {
@@ -344,7 +374,9 @@ enum RaftWALBench {
             removeTree(root + "/single-\(options.sizes[k])")
         }
 
-        let rawTally = rawTallies[0]
+        let results = Unbatched(rawVariants: rawVariants, raw: rawTallies, single: singleTallies, walRecord: walRecord)
+
+        let rawTally = results.baseline
         print("(a) raw disk: write(\(options.rawRecord) B) at the end of a file + fdatasync, \(grouped(rawTally.operations)) times in \(fixed(rawTally.seconds, 2)) s")
         print("    \(fixed(rawTally.syncsPerSecond, 0)) syncs/s, \(latencyText(rawTally))")
         print("    for comparison (same loop, interleaved):")
@@ -358,7 +390,7 @@ enum RaftWALBench {
         for (k, size) in options.sizes.enumerated() {
             let t = singleTallies[k]
             let pct = 100 * t.syncsPerSecond / rawTally.syncsPerSecond
-            let sized = rawTallies[rawIndex(walRecord[k], false)]
+            let sized = results.raw(record: walRecord[k], preallocated: false)
             print(
                 "    \(padLeft(sizeLabel(size), 7)): \(padLeft(fixed(t.entriesPerSecond, 0), 9)) entries/s, \(padLeft(fixed(t.syncsPerSecond, 0), 7)) syncs/s, \(padLeft(fixed(t.megabytesPerSecond, 2), 7)) MB/s payload"
             )
@@ -368,8 +400,11 @@ enum RaftWALBench {
             print("             \(latencyText(t)); \(splitText(t)); \(fixed(singleWAL[k], 1)) WAL bytes/entry")
         }
         print("")
+        return results
+    }
 
-        // (c) batches.
+    /// (c): batches of `--batch` entries per sync, one tally per entry size.
+    static func measureBatched(_ options: Options, root: String) throws(RaftError) -> [Tally] {
         print("(c) FileLogStorage, batches: append(\(grouped(options.batch)) entries) + sync() per iteration, \(fixed(options.seconds, 1)) s each")
         var batchTallies: [Tally] = []
         for size in options.sizes {
@@ -391,8 +426,13 @@ enum RaftWALBench {
             batchTallies.append(t)
         }
         print("")
+        return batchTallies
+    }
 
-        // Targets.
+    /// Prints whether each target was met; `true` if one was missed.
+    static func judgeTargets(_ options: Options, unbatched: Unbatched, batched batchTallies: [Tally]) -> Bool {
+        let rawTally = unbatched.baseline
+        let singleTallies = unbatched.single
         var missed = false
         print("Targets")
         for (k, size) in options.sizes.enumerated() {
@@ -403,8 +443,9 @@ enum RaftWALBench {
             missed = missed || !ok
             print("  \(ok ? "[met]   " : "[MISSED]") (b) \(sizeLabel(size)) entries, no batching: >= 90% of the raw fdatasync rate (\(options.rawRecord) B records; median of \(options.rounds) rounds): \(fixed(pct, 1))%")
             if !ok {
-                let sized = pairedPercent(singleTallies[k], rawTallies[rawIndex(walRecord[k], false)])
-                print("           against raw fdatasync of the same \(walRecord[k]) B records FileLogStorage writes: \(fixed(sized, 1))%")
+                let record = unbatched.walRecord[k]
+                let sized = pairedPercent(singleTallies[k], unbatched.raw(record: record, preallocated: false))
+                print("           against raw fdatasync of the same \(record) B records FileLogStorage writes: \(fixed(sized, 1))%")
             }
         }
         if let k = options.sizes.firstIndex(of: 16), options.batch > 1 {
