@@ -43,9 +43,9 @@ public enum Describe {
             }
             return head + "appendEntriesResponse term=\(m.term) index=\(r.index)"
         case .heartbeat(let h):
-            return head + "heartbeat term=\(m.term) commit=\(h.commit)" + (h.context.isEmpty ? "" : " context=\(data(h.context))")
+            return head + "heartbeat term=\(m.term) commit=\(h.commit)" + (h.round == 0 ? "" : " round=\(h.round)")
         case .heartbeatResponse(let h):
-            return head + "heartbeatResponse term=\(m.term)" + (h.context.isEmpty ? "" : " context=\(data(h.context))")
+            return head + "heartbeatResponse term=\(m.term)" + (h.round == 0 ? "" : " round=\(h.round)")
         case .installSnapshot(let s):
             let md = s.snapshot.metadata
             return head + "installSnapshot term=\(m.term) snapshot=\(md.index)/\(md.term) voters=\(md.confState.voters.map(\.description).joined(separator: ","))"

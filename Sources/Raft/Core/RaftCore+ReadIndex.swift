@@ -1,20 +1,41 @@
-/// Read-index requests a leader is confirming with a round of heartbeats (thesis §6.4).
+/// Read-index requests a leader is confirming with rounds of heartbeats (thesis §6.4).
 ///
-/// Invariant: requests are kept in arrival order; confirming one confirms every earlier one.
+/// Each heartbeat round that confirms reads has a number, increasing within the term; a request
+/// records the round sent after it arrived. A follower's answer to round `r` shows it still
+/// followed this leader after every request of round `r` or less was registered; a quorum of
+/// such answers (the leader counting itself) confirms them. Rounds, not the callers' contexts,
+/// are matched, so a context reused for a later read can never be confirmed by answers to an
+/// earlier round (which would let a deposed leader serve a stale read).
+///
+/// Invariant: requests are in arrival order, so their rounds never decrease; confirming one
+/// confirms every earlier one.
 struct ReadOnlyQueue {
     struct Request {
         var context: [UInt8]
         var index: LogIndex
-        var acks: [NodeID]
+        var round: UInt64
     }
 
     var requests: [Request] = []
     /// Contexts received before the leader committed an entry of its term.
     var awaitingCommit: [[UInt8]] = []
+    /// The last round sent in this term.
+    var round: UInt64 = 0
+    /// The highest round each follower answered in this term.
+    var answered: [NodeID: UInt64] = [:]
 
+    /// Numbers a new round.
+    mutating func nextRound() -> UInt64 {
+        round += 1
+        return round
+    }
+
+    /// Forgets everything (a new term): pending requests are dropped unanswered.
     mutating func removeAll() {
         requests.removeAll()
         awaitingCommit.removeAll()
+        round = 0
+        answered.removeAll()
     }
 }
 
@@ -23,7 +44,9 @@ extension RaftCore {
     /// still leader, ``Ready/readStates`` carries a ``ReadState`` with `context`; a read served
     /// after applying up to its index reflects every write committed before this call.
     ///
-    /// - Parameter context: a non-empty value unique among pending requests, echoed back.
+    /// - Parameter context: a non-empty value identifying the request, echoed back in its
+    ///   ``ReadState``. Safety does not depend on it being unique (heartbeat rounds are matched,
+    ///   not contexts), but a caller that reuses one cannot tell its answers apart.
     /// - Throws: ``RaftError/Code/notLeader`` on a non-leader (with the leader hint);
     ///   ``RaftError/Code/invalidConfiguration`` for an empty context.
     ///
@@ -51,8 +74,9 @@ extension RaftCore {
             readStates.append(ReadState(index: log.committed, context: context))
             return
         }
-        readOnly.requests.append(ReadOnlyQueue.Request(context: context, index: log.committed, acks: [id]))
-        bcastHeartbeat(context: context)
+        let round = readOnly.nextRound()
+        readOnly.requests.append(ReadOnlyQueue.Request(context: context, index: log.committed, round: round))
+        bcastHeartbeat(round: round)
     }
 
     mutating func releaseReadsAwaitingCommit() throws(RaftError) {
@@ -62,11 +86,20 @@ extension RaftCore {
         for c in pending { startRead(context: c) }
     }
 
-    mutating func confirmRead(context: [UInt8], from peer: NodeID) {
-        guard let k = readOnly.requests.firstIndex(where: { $0.context == context }) else { return }
-        if !readOnly.requests[k].acks.contains(peer) { readOnly.requests[k].acks.append(peer) }
-        guard readOnly.requests[k].acks.count >= tracker.quorum else { return }
-        for r in readOnly.requests[...k] { readStates.append(ReadState(index: r.index, context: r.context)) }
-        readOnly.requests.removeSubrange(...k)
+    /// A follower answered heartbeat round `round`: release every request it completes a quorum
+    /// for.
+    mutating func confirmReads(round: UInt64, from peer: NodeID) {
+        // A round this leader never sent is not from a correct peer.
+        guard round <= readOnly.round, round > readOnly.answered[peer, default: 0] else { return }
+        readOnly.answered[peer] = round
+        var confirmed = 0
+        for r in readOnly.requests {
+            var acks = 1  // the leader itself
+            for v in tracker.voters where v != id && readOnly.answered[v, default: 0] >= r.round { acks += 1 }
+            guard acks >= tracker.quorum else { break }
+            readStates.append(ReadState(index: r.index, context: r.context))
+            confirmed += 1
+        }
+        if confirmed > 0 { readOnly.requests.removeFirst(confirmed) }
     }
 }

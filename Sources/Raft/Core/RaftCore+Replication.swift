@@ -116,7 +116,7 @@ extension RaftCore {
 
     mutating func handleHeartbeat(from: NodeID, _ hb: Heartbeat) {
         log.commitTo(min(hb.commit, verifiedMatch))
-        send(to: from, .heartbeatResponse(HeartbeatResponse(context: hb.context)))
+        send(to: from, .heartbeatResponse(HeartbeatResponse(round: hb.round)))
     }
 
     mutating func handleInstallSnapshot(from: NodeID, _ msg: InstallSnapshot) throws(RaftError) {
@@ -167,7 +167,7 @@ extension RaftCore {
             if tracker.progress[i].match < log.lastIndex() || tracker.progress[i].state == .probe {
                 try maybeSendAppend(to: m.from, slot: i, sendIfEmpty: true)
             }
-            if !r.context.isEmpty { confirmRead(context: r.context, from: m.from) }
+            if r.round != 0 { confirmReads(round: r.round, from: m.from) }
         default:
             break
         }
@@ -231,11 +231,11 @@ extension RaftCore {
         }
     }
 
-    mutating func bcastHeartbeat(context: [UInt8]) {
+    mutating func bcastHeartbeat(round: UInt64) {
         for (i, peer) in tracker.voters.enumerated() where peer != id {
             // Never tell a follower to commit past what it is known to hold.
             let commit = min(tracker.progress[i].match, log.committed)
-            send(to: peer, .heartbeat(Heartbeat(commit: commit, context: context)))
+            send(to: peer, .heartbeat(Heartbeat(commit: commit, round: round)))
         }
     }
 

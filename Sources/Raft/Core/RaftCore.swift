@@ -282,9 +282,9 @@ public struct RaftCore {
         }
         if heartbeatElapsed >= config.heartbeatTicks {
             heartbeatElapsed = 0
-            // Carry the newest pending read: if the heartbeats of its own round were lost, this
-            // round confirms it (and every read before it).
-            bcastHeartbeat(context: readOnly.requests.last?.context ?? [])
+            // With reads pending, a new round: if the heartbeats of their own rounds were lost,
+            // this one confirms them all.
+            bcastHeartbeat(round: readOnly.requests.isEmpty ? 0 : readOnly.nextRound())
         }
     }
 

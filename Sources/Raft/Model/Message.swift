@@ -137,23 +137,25 @@ public struct Heartbeat: Sendable, Hashable {
     /// `min(leader's commit, follower's known match index)`: never more than the follower is
     /// known to hold. The follower further limits it to what it verified in this term.
     public var commit: LogIndex
-    /// A read-index request context being confirmed, if any; echoed in the response.
-    public var context: [UInt8]
+    /// Nonzero when the heartbeat confirms read-index requests: the leader's heartbeat round,
+    /// increasing within its term, echoed in the response. An answer to round `r` confirms the
+    /// leadership for every read registered before round `r` was sent, and only those.
+    public var round: UInt64
 
     /// Creates the payload.
-    public init(commit: LogIndex, context: [UInt8] = []) {
+    public init(commit: LogIndex, round: UInt64 = 0) {
         self.commit = commit
-        self.context = context
+        self.round = round
     }
 }
 
 /// Payload of ``Message/Kind/heartbeatResponse``.
 public struct HeartbeatResponse: Sendable, Hashable {
-    /// The context of the heartbeat being answered.
-    public var context: [UInt8]
+    /// The ``Heartbeat/round`` of the heartbeat answered.
+    public var round: UInt64
 
     /// Creates the payload.
-    public init(context: [UInt8] = []) { self.context = context }
+    public init(round: UInt64 = 0) { self.round = round }
 }
 
 /// Payload of ``Message/Kind/installSnapshot``.
