@@ -328,7 +328,17 @@ struct MalformedMessageTests {
         ("entry term past the sender's term", append(0, [(1, 7)])),
         ("entry terms going backwards", append(0, [(1, 2), (2, 1)])),
         ("indexes overflowing", append(UInt64.max - 1, [(UInt64.max, 1), (0, 1)])),
+        ("sender is nobody", from(.none, append(0, [(1, 2)]))),
+        ("sender is the receiver itself", from(2, append(0, [(1, 2)]))),
+        ("vote request from nobody", Message(from: .none, to: 2, term: 5, kind: .requestVote(RequestVote(lastLogIndex: 9, lastLogTerm: 4)))),
+        ("vote request from itself", Message(from: 2, to: 2, term: 5, kind: .requestVote(RequestVote(lastLogIndex: 9, lastLogTerm: 4)))),
     ]
+
+    static func from(_ sender: NodeID, _ m: Message) -> Message {
+        var m = m
+        m.from = sender
+        return m
+    }
 
     @Test(arguments: badAppends)
     func malformedAppendIsRefusedAndChangesNothing(_ c: (String, Message)) throws {

@@ -166,9 +166,9 @@ extension RaftCore {
         }
     }
 
-    /// Refuses messages no correct peer sends, before they touch any state: entries that do not
-    /// follow `prevLogIndex` one by one, terms going backwards or past the sender's term, a
-    /// snapshot with an invalid membership.
+    /// Refuses messages no correct peer sends, before they touch any state: no sender or this
+    /// node as the sender, entries that do not follow `prevLogIndex` one by one, terms going
+    /// backwards or past the sender's term, a snapshot with an invalid membership.
     func validate(_ m: Message) throws(RaftError) {
         func bad(_ why: String) -> RaftError {
             RaftError(.invalidMessage, "message from node \(m.from) in term \(m.term): \(why)")
@@ -178,6 +178,10 @@ extension RaftCore {
         func check(_ values: UInt64...) throws(RaftError) {
             for v in values where v > Message.maxTermOrIndex { throw bad("term or index \(v) is out of range") }
         }
+        // A message from nobody, or from this node to itself, comes from a broken transport or
+        // a hostile peer: it could vote or lead in someone's name.
+        if m.from.isNone { throw bad("the sender id is none") }
+        if m.from == id { throw bad("the sender is the receiver itself") }
         try check(m.term.rawValue)
         switch m.kind {
         case .preVote(let r), .requestVote(let r):
