@@ -8,6 +8,7 @@ public struct RaftError: Error, Sendable, Hashable, CustomStringConvertible {
             case invalidConfiguration, notLeader, proposalDropped, uncommittedLimitExceeded
             case compacted, unavailable, snapshotTemporarilyUnavailable, snapshotOutOfDate
             case unknownPeer, storage, io, corruption, unsupportedFormat, invalidMessage, timeout, stopped, stateMachine
+            case invalidArgument
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -28,6 +29,9 @@ public struct RaftError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let snapshotTemporarilyUnavailable = Code(.snapshotTemporarilyUnavailable)
         /// Storage: the snapshot offered is older than the one already held.
         public static let snapshotOutOfDate = Code(.snapshotOutOfDate)
+        /// A call's argument cannot be acted on (an empty proposal, an empty read context); the
+        /// message says which. Nothing changed.
+        public static let invalidArgument = Code(.invalidArgument)
         /// A command named a node that is not a member.
         public static let unknownPeer = Code(.unknownPeer)
         /// A peer's message is malformed (entries out of order, indexes past what the protocol

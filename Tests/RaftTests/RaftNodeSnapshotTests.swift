@@ -119,13 +119,13 @@ struct RaftNodeSnapshotTests {
         try h.start(lagging)
         await h.tick(3)
         let streaming = try await h.nodes[leader]!.status()
-        #expect(streaming.raft.members.first { $0.id == lagging }?.state == "snapshot", "a transfer is in progress")
+        #expect(streaming.raft.members.first { $0.id == lagging }?.state == .snapshot, "a transfer is in progress")
         #expect(chunksSent.load(ordering: .relaxed) > 0)
         // The leader keeps serving meanwhile.
         for k in 30..<50 { _ = try await h.propose("key\(k)=value\(k)", at: leader) }
         let during = try await h.nodes[leader]!.status()
         #expect(during.applied >= streaming.applied + 20)
-        #expect(during.raft.members.first { $0.id == lagging }?.state == "snapshot", "still streaming")
+        #expect(during.raft.members.first { $0.id == lagging }?.state == .snapshot, "still streaming")
         #expect(try await h.nodes[lagging]!.status().applied < streaming.snapshotIndex, "the follower has not got it yet")
         ackFilter.store(false, ordering: .relaxed)
         for _ in 0..<60 {

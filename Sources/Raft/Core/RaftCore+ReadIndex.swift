@@ -48,13 +48,13 @@ extension RaftCore {
     ///   ``ReadState``. Safety does not depend on it being unique (heartbeat rounds are matched,
     ///   not contexts), but a caller that reuses one cannot tell its answers apart.
     /// - Throws: ``RaftError/Code/notLeader`` on a non-leader (with the leader hint);
-    ///   ``RaftError/Code/invalidConfiguration`` for an empty context.
+    ///   ``RaftError/Code/invalidArgument`` for an empty context.
     ///
     /// Pending requests are dropped without an answer if the node loses leadership; callers
     /// time them out and retry.
     public mutating func readIndex(context: [UInt8]) throws(RaftError) {
         guard !context.isEmpty else {
-            throw RaftError(.invalidConfiguration, "a read-index context must not be empty")
+            throw RaftError(.invalidArgument, "a read-index context must not be empty")
         }
         guard role == .leader else {
             throw RaftError(.notLeader, "node \(id) is not the leader; read from the leader", leaderHint: leader.isNone ? nil : leader)

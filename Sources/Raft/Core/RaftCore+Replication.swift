@@ -12,13 +12,16 @@ extension RaftCore {
     /// - Returns: on the leader, where the entries went; on a follower that forwards proposals,
     ///   `nil` (the commands were sent to the leader and will be appended there if it is still
     ///   leader when they arrive).
-    /// - Throws: ``RaftError/Code/notLeader`` (with ``RaftError/leaderHint``) on a follower
+    /// - Throws: ``RaftError/Code/invalidArgument`` for an empty batch (nothing to append);
+    ///   ``RaftError/Code/notLeader`` (with ``RaftError/leaderHint``) on a follower
     ///   that refuses proposals or knows no leader, and on candidates;
     ///   ``RaftError/Code/uncommittedLimitExceeded`` when the leader holds too many uncommitted
     ///   bytes.
     @discardableResult
     public mutating func propose(commands: [[UInt8]]) throws(RaftError) -> ProposalReceipt? {
-        guard !commands.isEmpty else { return nil }
+        guard !commands.isEmpty else {
+            throw RaftError(.invalidArgument, "node \(id): a proposal needs at least one command")
+        }
         if let storageFailure { throw storageFailure }
         switch role {
         case .leader:

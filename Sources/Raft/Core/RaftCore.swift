@@ -145,7 +145,7 @@ public struct RaftCore {
         if role == .leader {
             for (i, id) in tracker.voters.enumerated() {
                 let p = tracker.progress[i]
-                members.append(RaftStatus.Member(id: id, match: p.match, next: p.next, state: "\(p.state)", inflight: p.inflights.count))
+                members.append(RaftStatus.Member(id: id, match: p.match, next: p.next, state: p.state, inflight: p.inflights.count))
             }
         }
         return RaftStatus(

@@ -73,6 +73,25 @@ public struct ProposalReceipt: Sendable, Hashable {
     public var lastIndex: LogIndex
 }
 
+/// How a leader sends to one follower.
+public enum ReplicationState: Sendable, Hashable, CustomStringConvertible {
+    /// One append at a time until the leader finds where the logs agree (after an election, a
+    /// rejection, or the follower being reported unreachable).
+    case probe
+    /// Optimistic pipelining of appends, bounded by the in-flight window.
+    case replicate
+    /// A snapshot is on its way; nothing else is sent until it is acknowledged or fails.
+    case snapshot
+
+    public var description: String {
+        switch self {
+        case .probe: "probe"
+        case .replicate: "replicate"
+        case .snapshot: "snapshot"
+        }
+    }
+}
+
 /// A snapshot of a node's state for operators and tests.
 public struct RaftStatus: Sendable, Hashable {
     /// What a leader knows of one member.
@@ -83,8 +102,8 @@ public struct RaftStatus: Sendable, Hashable {
         public var match: LogIndex
         /// Next index to send.
         public var next: LogIndex
-        /// `probe`, `replicate` or `snapshot`.
-        public var state: String
+        /// How the leader sends to it.
+        public var state: ReplicationState
         /// Messages in flight.
         public var inflight: Int
     }

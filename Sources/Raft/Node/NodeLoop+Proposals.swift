@@ -1,33 +1,43 @@
 // Proposals: registering them, their deadlines, and answering them as entries apply.
 extension NodeLoop {
-    /// Appends all proposals of one batch as one batch.
-    func propose(_ batch: [(command: [UInt8], token: UInt64, continuation: CheckedContinuation<SM.Result, any Error>)]) {
+    /// Appends all proposals of one loop batch as one append (each caller's commands stay
+    /// together, in order).
+    func propose(_ batch: [RaftNode<SM>.Proposal]) {
         guard !batch.isEmpty else { return }
+        var commands: [[UInt8]] = []
+        if batch.count == 1 {
+            commands = batch[0].commands
+        } else {
+            commands.reserveCapacity(batch.count)
+            for p in batch { commands += p.commands }
+        }
         do {
-            guard let receipt = try core.propose(commands: batch.map(\.command)) else {
+            guard let receipt = try core.propose(commands: commands) else {
                 var refusal = RaftError(.notLeader, "node \(node.id) is not the leader", leaderHint: core.leader)
                 refusal.leaderAddress = node.configuration.clientAddresses[core.leader]
-                for p in batch { p.continuation.resume(throwing: refusal) }
+                for p in batch { p.reply.fail(refusal) }
                 return
             }
             var index = receipt.firstIndex
             let now = ContinuousClock.now
             for p in batch {
-                if let replaced = pending.removeValue(forKey: index) {
-                    // An older proposal at this index was lost when another leader overwrote it.
-                    replaced.continuation.resume(throwing: RaftError(.proposalDropped, "proposal at index \(index) was replaced after a leader change"))
+                for answer in p.reply.answers(count: p.commands.count) {
+                    if let replaced = pending.removeValue(forKey: index) {
+                        // An older proposal at this index was lost when another leader overwrote it.
+                        replaced.continuation.resume(throwing: RaftError(.proposalDropped, "proposal at index \(index) was replaced after a leader change"))
+                    }
+                    pending[index] = Pending(
+                        term: receipt.term, token: p.token, continuation: answer,
+                        deadline: ticks + node.configuration.proposalTimeoutTicks, started: now)
+                    index = index + 1
                 }
-                pending[index] = Pending(
-                    term: receipt.term, token: p.token, continuation: p.continuation,
-                    deadline: ticks + node.configuration.proposalTimeoutTicks, started: now)
-                index = index + 1
             }
         } catch {
             var refusal = error
             if refusal.code == .notLeader, let leader = refusal.leaderHint {
                 refusal.leaderAddress = node.configuration.clientAddresses[leader]
             }
-            for p in batch { p.continuation.resume(throwing: refusal) }
+            for p in batch { p.reply.fail(refusal) }
         }
     }
 

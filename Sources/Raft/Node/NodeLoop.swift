@@ -15,7 +15,7 @@ final class NodeLoop<SM: StateMachine> {
     struct Pending {
         var term: Term
         var token: UInt64
-        var continuation: CheckedContinuation<SM.Result, any Error>
+        var continuation: ProposalAnswer<SM.Result>
         var deadline: Int
         var started: ContinuousClock.Instant
     }
@@ -38,9 +38,6 @@ final class NodeLoop<SM: StateMachine> {
     var snapshotWaiters: [CheckedContinuation<LogIndex?, any Error>] = []
     /// Events taken from the inbox that the loop stopped before handling.
     var unhandled: [Event] = []
-    /// The highest proposal token seen, and cancellations that arrived before their proposal.
-    var highestToken: UInt64 = 0
-    var cancelledEarly: Set<UInt64> = []
     let offloadIO: Bool
     let metrics: NodeMetrics
     var logger: Logger { node.logger }
@@ -102,19 +99,16 @@ final class NodeLoop<SM: StateMachine> {
         do {
             running: while true {
                 let events = await node.inbox.next()
-                var proposals: [(command: [UInt8], token: UInt64, continuation: CheckedContinuation<SM.Result, any Error>)] = []
+                var proposals: [RaftNode<SM>.Proposal] = []
                 // Cancellations are handled once the batch's proposals are registered, so one
-                // that arrives with its proposal is not lost.
+                // that arrives with its proposal is not lost. (A cancellation never arrives
+                // before its proposal: ``RaftNode/propose(_:)`` posts it only once the proposal
+                // is posted.)
                 var cancels: [Event] = []
                 for (k, e) in events.enumerated() {
                     switch e {
-                    case .propose(let command, let token, let c):
-                        highestToken = max(highestToken, token)
-                        if !cancelledEarly.isEmpty, cancelledEarly.remove(token) != nil {
-                            c.resume(throwing: CancellationError())
-                        } else {
-                            proposals.append((command, token, c))
-                        }
+                    case .propose(let p):
+                        proposals.append(p)
                     case .cancel:
                         cancels.append(e)
                     case .stop:
@@ -124,7 +118,7 @@ final class NodeLoop<SM: StateMachine> {
                     default:
                         do { try handle(e) } catch {
                             // Nothing of this batch may be left waiting: the shutdown answers it.
-                            for p in proposals { p.continuation.resume(throwing: error) }
+                            for p in proposals { p.reply.fail(error) }
                             unhandled = Array(events[(k + 1)...])
                             throw error
                         }
@@ -186,17 +180,19 @@ final class NodeLoop<SM: StateMachine> {
             node.transport.send(messages)
             for o in outcomes { snapshotTransferEnded(o) }
         case .cancel(let token):
-            if let (index, p) = pending.first(where: { $0.value.token == token }) {
+            // Every entry of the proposal (a batch has several); one that was answered already
+            // is not pending any more, and its cancellation changes nothing.
+            for (index, p) in pending where p.token == token {
                 pending[index] = nil
                 p.continuation.resume(throwing: CancellationError())
-            } else if token > highestToken && cancelledEarly.count < 4096 {
-                // The cancellation overtook its proposal.
-                cancelledEarly.insert(token)
             }
         case .status(let c):
             c.resume(returning: NodeStatus(raft: core.status(), applied: applied.applied, snapshotIndex: lastSnapshot, pendingProposals: pending.count))
-        case .campaign:
-            try core.campaign()
+        case .campaign(let c):
+            do { c.resume(returning: try core.campaign()) } catch {
+                c.resume(throwing: error)
+                throw error
+            }
         case .snapshotNow(let c):
             do {
                 if savingSnapshot != nil {

@@ -68,10 +68,10 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
     enum Event: Sendable {
         case message(Message)
         case tick
-        case propose([UInt8], UInt64, CheckedContinuation<SM.Result, any Error>)
+        case propose(Proposal)
         case cancel(UInt64)
         case status(CheckedContinuation<NodeStatus?, Never>)
-        case campaign
+        case campaign(CheckedContinuation<Bool, any Error>)
         case snapshotNow(CheckedContinuation<LogIndex?, any Error>)
         case snapshotSaved(Confined<SnapshotOutput>, RaftError?)
         case stop
@@ -195,13 +195,59 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
     /// committed).
     public func propose(_ command: [UInt8]) async throws -> SM.Result {
         try Task.checkCancellation()
-        let token = nextProposal.add(1, ordering: .relaxed).newValue
-        return try await withTaskCancellationHandler {
+        return try await withProposal { (token, ticket) in
             try await withCheckedThrowingContinuation { (c: CheckedContinuation<SM.Result, any Error>) in
-                if !inbox.post(.propose(command, token, c)) { c.resume(throwing: nodeStoppedError(id)) }
+                post(Proposal(commands: [command], token: token, reply: .one(c)), ticket: ticket)
             }
-        } onCancel: {
-            inbox.post(.cancel(token))
+        }
+    }
+
+    /// Proposes several commands as one batch: they are appended together, in order, in one
+    /// append (and one disk sync) with whatever else the node is proposing at the moment.
+    /// Returns one result per command, in order, once all are committed and applied.
+    ///
+    /// Throws as ``propose(_:)`` does, and ``RaftError/Code/invalidArgument`` for an empty
+    /// batch. On an error the outcome of each command is unknown: some may have been committed
+    /// (a leader change can lose the rest; a timeout or cancellation stops the wait only).
+    public func propose(batch commands: [[UInt8]]) async throws -> [SM.Result] {
+        try Task.checkCancellation()
+        guard !commands.isEmpty else {
+            throw RaftError(.invalidArgument, "node \(id): a batch proposal needs at least one command")
+        }
+        return try await withProposal { (token, ticket) in
+            try await withCheckedThrowingContinuation { (c: CheckedContinuation<[SM.Result], any Error>) in
+                post(Proposal(commands: commands, token: token, reply: .batch(c)), ticket: ticket)
+            }
+        }
+    }
+
+    /// Runs `body` with a new proposal token, posting a cancellation for it if the task is
+    /// cancelled once the proposal is posted.
+    func withProposal<R>(_ body: (UInt64, ProposalTicket) async throws -> R) async throws -> R {
+        let token = nextProposal.add(1, ordering: .relaxed).newValue
+        let ticket = ProposalTicket()
+        return try await withTaskCancellationHandler {
+            try await body(token, ticket)
+        } onCancel: { [inbox] in
+            ticket.state.withLock { s in
+                s.cancelled = true
+                // Posted under the ticket's lock, so it cannot overtake its proposal.
+                if s.posted { inbox.post(.cancel(token)) }
+            }
+        }
+    }
+
+    /// Posts a proposal unless its task was cancelled first (then it is answered at once).
+    func post(_ p: Proposal, ticket: ProposalTicket) {
+        let accepted = ticket.state.withLock { s -> Bool? in
+            if s.cancelled { return nil }
+            s.posted = true
+            return inbox.post(.propose(p))
+        }
+        switch accepted {
+        case nil: p.reply.fail(CancellationError())
+        case false?: p.reply.fail(nodeStoppedError(id))
+        case true?: break
         }
     }
 
@@ -221,7 +267,8 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
     func fail(_ events: [Event], with error: any Error) {
         for e in events {
             switch e {
-            case .propose(_, _, let c): c.resume(throwing: error)
+            case .propose(let p): p.reply.fail(error)
+            case .campaign(let c): c.resume(throwing: error)
             case .status(let c): c.resume(returning: nil)
             case .snapshotNow(let c): c.resume(throwing: error)
             case .snapshotSaved(let output, _): output.value.abort()
@@ -230,8 +277,18 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
         }
     }
 
-    /// Starts an election now.
-    public func campaign() { inbox.post(.campaign) }
+    /// Starts an election now (a pre-vote first when configured).
+    ///
+    /// - Returns: whether an election started: `false` on a leader, on a node that is not a
+    ///   voter, and on one installing a snapshot.
+    /// - Throws: ``RaftError/Code/stopped`` if the node is not running, or the storage failure
+    ///   that stopped it.
+    @discardableResult
+    public func campaign() async throws -> Bool {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Bool, any Error>) in
+            if !inbox.post(.campaign(c)) { c.resume(throwing: nodeStoppedError(id)) }
+        }
+    }
 
     /// Hands a message from a peer to the node (called by the transport).
     public func receive(_ message: Message) { inbox.post(.message(message)) }

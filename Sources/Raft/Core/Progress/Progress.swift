@@ -4,14 +4,7 @@
 /// entries it had acknowledged (see ``maybeDecrTo(rejected:hint:)``).
 struct Progress {
     /// How the leader sends to this follower.
-    enum State: Sendable, Hashable {
-        /// One append at a time until the leader finds where the logs agree.
-        case probe
-        /// Optimistic pipelining of appends, bounded by the in-flight window.
-        case replicate
-        /// A snapshot is on its way; nothing else is sent until it is acknowledged or fails.
-        case snapshot
-    }
+    typealias State = ReplicationState
 
     /// Highest index known to be replicated on the follower.
     var match: LogIndex = .zero
