@@ -515,7 +515,7 @@ struct RaftNodeBench: AsyncParsableCommand {
 
         let cluster = try Cluster(root: root, options: options)
         cluster.start()
-        cluster.nodes[1]!.campaign()
+        try await cluster.nodes[1]!.campaign()
         guard var leader = await cluster.leader() else {
             _ = await cluster.stop()
             throw RaftError(.timeout, "no leader was elected within 15 s")
