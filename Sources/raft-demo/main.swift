@@ -13,8 +13,7 @@ final class Store: StateMachine {
     var values: [String: String] = [:]
 
     func apply(_ entries: ArraySlice<LogEntry>) throws -> [String] {
-        entries.map { e in
-            guard e.kind == .command else { return "" }
+        entries.filter { $0.kind == .command }.map { e in
             let parts = String(decoding: e.data, as: UTF8.self).split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2 else { return "" }
             defer { values[parts[0]] = parts[1] }

@@ -3,6 +3,25 @@ import RaftTestKit
 import Synchronization
 import Testing
 
+/// Sees every entry, and answers only commands (its result is the command's index).
+final class IndexRecorder: StateMachine {
+    var seen: [(LogIndex, LogEntry.Kind)] = []
+    let resultForNoops: Bool
+    init(resultForNoops: Bool = false) { self.resultForNoops = resultForNoops }
+
+    func apply(_ entries: ArraySlice<LogEntry>) throws -> [String] {
+        var out: [String] = []
+        for e in entries {
+            seen.append((e.index, e.kind))
+            if e.kind == .command || resultForNoops { out.append("\(e.index)") }
+        }
+        return out
+    }
+    func prepareSnapshot() throws -> Int { seen.count }
+    func saveSnapshot(_ context: Int, to output: SnapshotOutput) throws { try output.write(Int64(context)) }
+    func recoverSnapshot(from input: SnapshotInput, metadata: SnapshotMetadata) throws {}
+}
+
 /// The API polish of issue 12: what a new user driving the core and the node ran into.
 @Suite("API")
 struct APITests {
@@ -73,6 +92,28 @@ struct APITests {
         #expect(try await node.status().raft.lastIndex == before + 4)
         let empty = await #expect(throws: RaftError.self) { try await node.propose(batch: []) }
         #expect(empty?.code == .invalidArgument)
+        await h.stopAll()
+    }
+
+    /// No-op entries reach the state machine (it learns every index) but need no result: one
+    /// result per command. Before, a state machine had to invent a result for every no-op.
+    @Test func noOpsAreSeenButHaveNoResult() async throws {
+        let h = NodeHarness<IndexRecorder>(make: { _ in IndexRecorder() })
+        try h.startAll()
+        let leader = try await h.electLeader()
+        #expect(try await h.propose("x", at: leader) == "2")
+        let seen = h.machines[leader]!.seen
+        #expect(seen.first?.0 == 1 && seen.first?.1 == .noop, "the leader's no-op reached the state machine")
+        await h.stopAll()
+    }
+
+    /// A state machine that still answers no-ops breaks the contract: the node stops with an
+    /// error that says what to return.
+    @Test func aResultForANoOpIsACountMismatch() async throws {
+        let h = NodeHarness<IndexRecorder>(make: { _ in IndexRecorder(resultForNoops: true) })
+        try h.startAll()
+        for _ in 0..<30 where h.failures.isEmpty { await h.tick() }
+        #expect(h.failures.contains { $0.contains("one result per command entry") }, "\(h.failures)")
         await h.stopAll()
     }
 

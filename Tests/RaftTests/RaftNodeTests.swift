@@ -13,8 +13,7 @@ final class KVMachine: StateMachine {
     var restores = 0
 
     func apply(_ entries: ArraySlice<LogEntry>) throws -> [String] {
-        entries.map { e in
-            guard e.kind == .command else { return "" }
+        entries.filter { $0.kind == .command }.map { e in
             appliedCommands += 1
             let text = String(decoding: e.data, as: UTF8.self)
             let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
@@ -293,15 +292,14 @@ final class DiskKV: OnDiskStateMachine {
         var out: [String] = []
         for e in entries {
             if e.index <= appliedIndex { throw RaftError(.stateMachine, "entry \(e.index) applied twice (holding \(appliedIndex))") }
-            var result = ""
-            if e.kind == .command {
-                let parts = String(decoding: e.data, as: UTF8.self).split(separator: "=", maxSplits: 1).map(String.init)
-                if parts.count == 2 {
-                    result = values[parts[0]] ?? ""
-                    values[parts[0]] = parts[1]
-                }
-            }
             appliedIndex = e.index
+            guard e.kind == .command else { continue }
+            var result = ""
+            let parts = String(decoding: e.data, as: UTF8.self).split(separator: "=", maxSplits: 1).map(String.init)
+            if parts.count == 2 {
+                result = values[parts[0]] ?? ""
+                values[parts[0]] = parts[1]
+            }
             out.append(result)
         }
         try syncState()

@@ -9,8 +9,9 @@ enum ReadmeExample {
     final class Counter: StateMachine {
         var total = 0
         func apply(_ entries: ArraySlice<LogEntry>) throws -> [Int] {
-            entries.map { e in
-                if e.kind == .command { total += Int(e.data.first ?? 0) }
+            // One result per command; no-op entries (a new leader's first) have none.
+            entries.filter { $0.kind == .command }.map { e in
+                total += Int(e.data.first ?? 0)
                 return total
             }
         }

@@ -90,8 +90,8 @@ final class CountingStateMachine: StateMachine {
     func apply(_ entries: ArraySlice<LogEntry>) throws -> [UInt64] {
         var results: [UInt64] = []
         results.reserveCapacity(entries.count)
-        for e in entries {
-            if e.kind == .command { commands += 1 }
+        for e in entries where e.kind == .command {
+            commands += 1
             results.append(e.index.rawValue)
         }
         return results

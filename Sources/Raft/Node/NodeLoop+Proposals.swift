@@ -59,8 +59,12 @@ extension NodeLoop {
         } catch {
             throw RaftError(.stateMachine, "node \(node.id): applying entries \(fresh.first!.index)...\(last.index) failed: \(error)")
         }
-        guard results.count == fresh.count else {
-            throw RaftError(.stateMachine, "node \(node.id): the state machine returned \(results.count) results for \(fresh.count) entries")
+        var commands = 0
+        for e in fresh where e.kind == .command { commands += 1 }
+        guard results.count == commands else {
+            throw RaftError(
+                .stateMachine,
+                "node \(node.id): the state machine returned \(results.count) results for entries \(fresh.first!.index)...\(last.index), which hold \(commands) commands: return one result per command entry (none for no-ops)")
         }
         applied.applied(through: last)
         if let reported = stateMachine.reportedAppliedIndex {
@@ -68,10 +72,15 @@ extension NodeLoop {
         }
         var k = results.startIndex
         for e in fresh {
-            let r = results[k]
-            k += 1
+            let r: SM.Result?
+            if e.kind == .command {
+                r = results[k]
+                k += 1
+            } else {
+                r = nil
+            }
             guard !pending.isEmpty, let p = pending.removeValue(forKey: e.index) else { continue }
-            if e.term == p.term {
+            if e.term == p.term, let r {
                 metrics.proposalLatency.recordNanoseconds(Int64((ContinuousClock.now - p.started) / .nanoseconds(1)))
                 p.continuation.resume(returning: r)
             } else {

@@ -5,7 +5,14 @@
 /// - **Determinism.** ``apply(_:)`` must produce the same state and results on every replica for
 ///   the same entries: no clocks, no randomness, no I/O whose outcome can differ.
 /// - **Order.** The runtime calls ``apply(_:)`` with committed entries in index order, with no
-///   gap and never twice (see ``AppliedIndexGuard``); no-op entries are included (skip them).
+///   gap and never twice (see ``AppliedIndexGuard``).
+/// - **No-ops.** A new leader's first entry is a no-op (``LogEntry/Kind/noop``). It is passed
+///   to ``apply(_:)`` like any entry, so the state machine learns every index (an on-disk one
+///   records the exact index it holds), but it has no result: ``apply(_:)`` returns one result
+///   per *command* entry, and none for a no-op. Why not skip no-ops altogether: then an on-disk
+///   state machine's durable index would lag the log by the no-ops after its last command, and
+///   the runtime could no longer check that the index it reports is exactly the last entry it
+///   was given, nor adopt a snapshot at exactly that index without reloading it.
 /// - **Concurrency.** Every method runs on the node's run loop, one at a time, except
 ///   ``saveSnapshot(_:to:)``: it runs on the node's snapshot thread, *beside* ``apply(_:)``. It
 ///   must read only the context that ``prepareSnapshot()`` returned, never the live state.
@@ -20,7 +27,8 @@ public protocol StateMachine: AnyObject, SendableMetatype {
     /// ``saveSnapshot(_:to:)`` on another thread (it is used by one thread at a time).
     associatedtype SnapshotContext
 
-    /// Applies committed entries in order; returns one result per entry (no-ops included).
+    /// Applies committed entries in order; returns one result per command entry, in order
+    /// (no-op entries change nothing and have no result).
     func apply(_ entries: ArraySlice<LogEntry>) throws -> [Result]
     /// Captures the state after the last applied entry, cheaply; called under exclusion with
     /// ``apply(_:)``.
