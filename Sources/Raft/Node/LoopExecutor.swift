@@ -8,7 +8,15 @@ final class LoopExecutor: TaskExecutor, @unchecked Sendable {
     // The queue is thread-safe; the class holds nothing else.
     let queue: DispatchQueue
 
-    init(label: String) { queue = DispatchQueue(label: label) }
+    init(label: String) {
+        queue = DispatchQueue(label: label)
+        queue.setSpecific(key: Self.key, value: ())
+    }
+
+    static let key = DispatchSpecificKey<Void>()
+
+    /// Whether the caller runs on some node's run loop (tests check work stays off it).
+    static var isCurrent: Bool { DispatchQueue.getSpecific(key: key) != nil }
 
     func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)

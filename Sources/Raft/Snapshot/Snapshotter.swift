@@ -47,11 +47,12 @@ public final class Snapshotter {
         if removeTemporaryFiles { try self.removeTemporaryFiles() }
     }
 
-    /// Removes this library's temporary snapshot files (`<index>-<term>.snap.tmp`), left by a
+    /// Removes this library's temporary snapshot files (`<index>-<term>.snap.tmp`, and
+    /// `<index>-<term>.snap.<sequence>.recv.tmp` for one received from a leader), left by a
     /// crash while writing; other files are never touched.
     public func removeTemporaryFiles() throws(RaftError) {
         var removed = false
-        for name in try fs.contentsOfDirectory(directory) where name.hasSuffix(".snap.tmp") && Self.parse(String(name.dropLast(4))) != nil {
+        for name in try fs.contentsOfDirectory(directory) where Self.isTemporary(name) {
             try fs.remove(joinPath(directory, name))
             removedTemporaryFiles.append(name)
             removed = true
@@ -62,9 +63,30 @@ public final class Snapshotter {
     /// Files in the directory that are neither snapshots nor temporary snapshot files.
     public var unknownFiles: [String] {
         let names = (try? fs.contentsOfDirectory(directory)) ?? []
-        return names.filter { n in
-            Self.parse(n) == nil && !(n.hasSuffix(".snap.tmp") && Self.parse(String(n.dropLast(4))) != nil)
-        }
+        return names.filter { n in Self.parse(n) == nil && !Self.isTemporary(n) }
+    }
+
+    /// The suffix of a snapshot file being written by this node (a state machine's snapshot).
+    static let temporarySuffix = ".tmp"
+    /// Received snapshots started since this snapshotter opened, naming their files.
+    var receivedFiles: UInt64 = 0
+
+    /// The suffix of the next snapshot file received from a leader: `.<sequence>.recv.tmp`,
+    /// unique, so a received file never shares a name with one this node saves at the same
+    /// index, nor with another received file of the same snapshot (a transfer started over
+    /// while the old file's removal is still queued).
+    func nextReceivedSuffix() -> String {
+        receivedFiles += 1
+        return "." + hex16(receivedFiles) + ".recv.tmp"
+    }
+
+    /// Whether `name` is one of this library's temporary snapshot files.
+    static func isTemporary(_ name: String) -> Bool {
+        if name.hasSuffix(".snap" + temporarySuffix) { return parse(String(name.dropLast(temporarySuffix.count))) != nil }
+        // <38-character snapshot name>.<16 hexadecimal digits>.recv.tmp
+        let u = Array(name.utf8)
+        guard u.count == 38 + 17 + 9, name.hasSuffix(".recv.tmp"), u[38] == UInt8(ascii: "."), isLowerHex(u[39..<55]) else { return false }
+        return parse(String(decoding: u[0..<38], as: UTF8.self)) != nil
     }
 
     static func fileName(_ m: SnapshotMetadata) -> String { "\(hex16(m.index.rawValue))-\(hex16(m.term.rawValue)).snap" }
@@ -87,8 +109,13 @@ public final class Snapshotter {
     /// Starts writing a snapshot. Write the data with ``SnapshotWriter/write(_:)`` and finish with
     /// ``SnapshotWriter/commit()``; until then nothing is visible.
     public func create(_ metadata: SnapshotFileMetadata) throws(RaftError) -> SnapshotWriter {
+        try create(metadata, temporarySuffix: Self.temporarySuffix)
+    }
+
+    /// Starts writing a snapshot under `<name><temporarySuffix>`.
+    func create(_ metadata: SnapshotFileMetadata, temporarySuffix: String) throws(RaftError) -> SnapshotWriter {
         let final = joinPath(directory, Self.fileName(metadata.raft))
-        let tmp = final + ".tmp"
+        let tmp = final + temporarySuffix
         let file = try fs.open(tmp, create: true)
         try file.truncate(to: 0)
         var w = ByteWriter()
@@ -126,11 +153,23 @@ public final class Snapshotter {
     /// Opens snapshot file `name` after verifying its checksum (one streaming pass), so that a
     /// reader never hands out data from a damaged file.
     public func open(_ name: String) throws(RaftError) -> SnapshotReader {
+        try open(name, verification: .beforeReading)
+    }
+
+    /// Opens snapshot file `name`, checking its checksum as `verification` says: before
+    /// reading (one pass, then the reads), while reading (the ``SnapshotReader/next()`` that
+    /// reaches the end throws if it does not match), or not at all.
+    public func open(_ name: String, verification: SnapshotVerification) throws(RaftError) -> SnapshotReader {
         let path = joinPath(directory, name)
         let file = try fs.open(path, create: false)
-        let reader = try SnapshotReader(file: file, path: path)
-        try reader.verify()
-        return reader
+        do {
+            let reader = try SnapshotReader(file: file, path: path, verifyWhileReading: verification == .whileReading)
+            if verification == .beforeReading { try reader.verify() }
+            return reader
+        } catch {
+            file.close()
+            throw error
+        }
     }
 
     /// The newest snapshot that opens cleanly and has an index of at least `minIndex` (the
@@ -167,6 +206,9 @@ public final class Snapshotter {
 }
 
 /// Streams a snapshot into a temporary file; ``commit()`` makes it durable and visible.
+///
+/// Creating one only creates the (empty) temporary file: the header goes out with the first
+/// data, on whichever thread writes it.
 public final class SnapshotWriter {
     let snapshotter: Snapshotter
     let file: any StorageFile
@@ -178,6 +220,8 @@ public final class SnapshotWriter {
     var done = false
     var sealed = false
     var published = false
+    /// The header, until it is written with the first data.
+    var header: [UInt8]?
 
     init(snapshotter: Snapshotter, file: any StorageFile, tmpPath: String, finalPath: String, index: LogIndex, header: [UInt8]) throws(RaftError) {
         self.snapshotter = snapshotter
@@ -185,10 +229,14 @@ public final class SnapshotWriter {
         self.file = file
         self.tmpPath = tmpPath
         self.finalPath = finalPath
-        try append(header)
+        self.header = header
     }
 
     func append(_ bytes: [UInt8]) throws(RaftError) {
+        if let h = header {
+            header = nil
+            try append(h)
+        }
         try file.write(bytes, at: offset)
         offset += bytes.count
         crc = bytes.withUnsafeBytes { CRC32C.update(crc, $0) }
@@ -251,6 +299,9 @@ public final class SnapshotWriter {
 }
 
 /// Reads a snapshot file as a stream of data chunks.
+///
+/// Opened with ``SnapshotVerification/whileReading`` it checksums what it reads as it goes and
+/// reports the end only once the file's checksum matched, so one pass both verifies and reads.
 public final class SnapshotReader {
     /// The file's metadata.
     public let metadata: SnapshotFileMetadata
@@ -260,8 +311,10 @@ public final class SnapshotReader {
     let dataStart: Int
     var offset: Int
     var finished = false
+    /// The checksum of everything read so far, when verifying while reading.
+    var runningChecksum: UInt32?
 
-    init(file: any StorageFile, path: String) throws(RaftError) {
+    init(file: any StorageFile, path: String, verifyWhileReading: Bool = false) throws(RaftError) {
         self.file = file
         self.path = path
         func bad(_ why: String, _ at: Int) -> RaftError {
@@ -287,6 +340,10 @@ public final class SnapshotReader {
             appliedIndex: LogIndex(rawValue: applied))
         dataStart = 16 + Int(metaLen)
         offset = dataStart
+        if verifyWhileReading {
+            let header = head + metaBytes
+            runningChecksum = header.withUnsafeBytes { CRC32C.update(0, $0) }
+        }
     }
 
     /// Checks the whole file's framing and checksum in one streaming pass.
@@ -320,20 +377,41 @@ public final class SnapshotReader {
         }
     }
 
-    /// The next chunk of state-machine data, or `nil` at the end.
+    /// The next chunk of state-machine data, or `nil` at the end (when verifying while
+    /// reading: only once the file's checksum matched).
     public func next() throws(RaftError) -> [UInt8]? {
         if finished { return nil }
-        var r = ByteReader(try file.read(at: offset, count: 4))
+        let lenBytes = try file.read(at: offset, count: 4)
+        var r = ByteReader(lenBytes)
         guard let len = r.u32() else { throw RaftError(.corruption, "snapshot file \(path) at offset \(offset): truncated") }
+        guard Int(len) <= Snapshotter.chunkSize else {
+            throw RaftError(.corruption, "snapshot file \(path) at offset \(offset): chunk of \(len) bytes is larger than any this library writes")
+        }
         offset += 4
+        if let crc = runningChecksum { runningChecksum = lenBytes.withUnsafeBytes { CRC32C.update(crc, $0) } }
         if len == 0 {
+            try checkTrailer()
             finished = true
             return nil
         }
         let chunk = try file.read(at: offset, count: Int(len))
         guard chunk.count == Int(len) else { throw RaftError(.corruption, "snapshot file \(path) at offset \(offset): truncated") }
         offset += Int(len)
+        if let crc = runningChecksum { runningChecksum = chunk.withUnsafeBytes { CRC32C.update(crc, $0) } }
         return chunk
+    }
+
+    /// When verifying while reading: the stored checksum after the terminator must match what
+    /// was read, and nothing may follow it.
+    func checkTrailer() throws(RaftError) {
+        guard let crc = runningChecksum else { return }
+        var t = ByteReader(try file.read(at: offset, count: 4))
+        guard let stored = t.u32(), offset + 4 == (try file.size()) else {
+            throw RaftError(.corruption, "snapshot file \(path) at offset \(offset): missing checksum or trailing garbage")
+        }
+        guard stored == crc else {
+            throw RaftError(.corruption, "snapshot file \(path): checksum mismatch (stored \(stored), computed \(crc))")
+        }
     }
 
     /// All remaining data in one array (small states, tests).

@@ -256,8 +256,16 @@ public final class FileLogStorage: WritableLogStorage {
     /// The latest snapshot's data, streamed from its file after one pass that verifies the
     /// file's checksum.
     public func openSnapshot() throws(RaftError) -> SnapshotInput {
+        try openSnapshot(verification: .beforeReading)
+    }
+
+    /// The latest snapshot's data, streamed from its file (its own descriptor: the stream may be
+    /// read on another thread, and survives the file being pruned meanwhile), checked as
+    /// `verification` says. Opening reads only the file's header, except with
+    /// ``SnapshotVerification/beforeReading``.
+    public func openSnapshot(verification: SnapshotVerification) throws(RaftError) -> SnapshotInput {
         if latestSnapshot.index == .zero { return SnapshotInput([]) }
-        return SnapshotInput(reader: try snapshotter.open(Snapshotter.fileName(latestSnapshot)))
+        return SnapshotInput(reader: try snapshotter.open(Snapshotter.fileName(latestSnapshot), verification: verification))
     }
 
     /// The metadata of the latest snapshot.
@@ -487,6 +495,43 @@ public final class FileLogStorage: WritableLogStorage {
             throw RaftError(.snapshotOutOfDate, "snapshot \(meta.index) is not newer than the held snapshot \(latestSnapshot.index)")
         }
         try snapshotter.save(SnapshotFileMetadata(raft: meta, appliedIndex: meta.index), data: snapshot.data)
+        try resetLog(to: meta)
+    }
+
+    /// Starts a snapshot received from the leader: a temporary file of its own
+    /// (`<index>-<term>.snap.<sequence>.recv.tmp`) the output streams into, from any one
+    /// thread. Creating it writes nothing yet.
+    public func beginReceivedSnapshot(_ metadata: SnapshotMetadata) throws(RaftError) -> SnapshotOutput {
+        try check()
+        let writer = try snapshotter.create(
+            SnapshotFileMetadata(raft: metadata, appliedIndex: metadata.index), temporarySuffix: snapshotter.nextReceivedSuffix())
+        return SnapshotOutput(metadata: metadata, target: .file(writer))
+    }
+
+    /// Installs a snapshot received into an output from ``beginReceivedSnapshot(_:)``: the
+    /// file is sealed if needed and renamed into place, then the log reset is recorded durably,
+    /// as ``applySnapshot(_:)-(Snapshot)`` does. The data is not copied or read again.
+    public func applySnapshot(_ received: SnapshotOutput) throws(RaftError) {
+        do { try check() } catch {
+            received.abort()
+            throw error
+        }
+        let meta = received.metadata
+        guard case .file(let writer) = received.target else {
+            try applySnapshot(Snapshot(metadata: meta, data: received.data))
+            return
+        }
+        if meta.index <= latestSnapshot.index {
+            received.abort()
+            throw RaftError(.snapshotOutOfDate, "snapshot \(meta.index) is not newer than the held snapshot \(latestSnapshot.index)")
+        }
+        do {
+            try received.seal()
+            try writer.publish()
+        } catch {
+            received.abort()
+            throw error
+        }
         try resetLog(to: meta)
     }
 

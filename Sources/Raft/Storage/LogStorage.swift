@@ -25,13 +25,40 @@ public protocol LogStorage: AnyObject {
     func snapshot() throws(RaftError) -> Snapshot
     /// The latest snapshot's metadata, without its data (cheap: no file is read).
     func snapshotMetadata() -> SnapshotMetadata
-    /// The latest snapshot's data as a stream, for restoring a state machine. The default
-    /// reads ``snapshot()`` into memory.
+    /// The latest snapshot's data as a stream, verified before the first byte is handed out,
+    /// for restoring a state machine at startup. The default reads ``snapshot()`` into memory.
     func openSnapshot() throws(RaftError) -> SnapshotInput
+    /// The latest snapshot's data as a stream, checked as `verification` says.
+    ///
+    /// A ``RaftNode`` opens the stream on its run loop and reads it on another thread (to send
+    /// the snapshot to a follower in chunks, or to restore its state machine from a snapshot it
+    /// just installed), so opening must be cheap: it may read a header, never the data; and the
+    /// stream must not depend on the storage's state after it is open. The default is
+    /// ``openSnapshot()``, whatever `verification` asks.
+    func openSnapshot(verification: SnapshotVerification) throws(RaftError) -> SnapshotInput
 }
 
 extension LogStorage {
     public func openSnapshot() throws(RaftError) -> SnapshotInput { SnapshotInput(try snapshot().data) }
+    public func openSnapshot(verification: SnapshotVerification) throws(RaftError) -> SnapshotInput { try openSnapshot() }
+}
+
+/// When a snapshot stream checks the bytes it hands out against the checksum stored with them
+/// (``LogStorage/openSnapshot(verification:)``). Each suits one use, so that no checksum is
+/// computed twice over the same bytes.
+public enum SnapshotVerification: Sendable, Hashable {
+    /// A whole pass over the stored snapshot before the first byte: for restoring a state
+    /// machine from data at rest (at startup), which must never see a damaged byte.
+    case beforeReading
+    /// In the same pass as the reads: the read that reaches the end throws
+    /// ``RaftError/Code/corruption`` if the checksum does not match. For sending, where the
+    /// chunk that ends the snapshot leaves only after that read.
+    case whileReading
+    /// Not at all: the snapshot was just written by this storage from bytes verified on their
+    /// way in (one a follower received and installed; see
+    /// ``WritableLogStorage/beginReceivedSnapshot(_:)``). Its checksum guards it at rest, from
+    /// the next start on.
+    case skip
 }
 
 /// Storage the shell writes to when it carries out a ``Ready``: the write side of
@@ -43,8 +70,20 @@ public protocol WritableLogStorage: LogStorage {
     func append(_ entries: [LogEntry]) throws(RaftError)
     /// Records the hard state.
     func setHardState(_ state: HardState) throws(RaftError)
-    /// Replaces the log with a snapshot received from the leader.
+    /// Replaces the log with a snapshot received from the leader, held in memory.
     func applySnapshot(_ snapshot: Snapshot) throws(RaftError)
+    /// Starts a snapshot received from the leader: a ``RaftNode`` writes the chunks into the
+    /// returned output as they arrive, from another thread, and verifies them against the
+    /// leader's checksum as it goes; nothing is visible until ``applySnapshot(_:)-(SnapshotOutput)``.
+    /// Like ``beginSnapshot(at:confState:)`` it is called on the node's loop, so it must be
+    /// cheap. The default collects the data in memory for ``applySnapshot(_:)-(Snapshot)``.
+    func beginReceivedSnapshot(_ metadata: SnapshotMetadata) throws(RaftError) -> SnapshotOutput
+    /// Replaces the log with a snapshot received into an output from
+    /// ``beginReceivedSnapshot(_:)`` and fully written: the snapshot is durable and the latest
+    /// once this returns (a file is renamed into place, not copied). Throws
+    /// ``RaftError/Code/snapshotOutOfDate`` (and abandons the output) if it is not newer than
+    /// the latest snapshot. The default hands the data to ``applySnapshot(_:)-(Snapshot)``.
+    func applySnapshot(_ received: SnapshotOutput) throws(RaftError)
     /// Records a snapshot of the state machine at `index`.
     @discardableResult
     func createSnapshot(at index: LogIndex, confState: ConfState?, data: [UInt8]) throws(RaftError) -> Snapshot
@@ -82,6 +121,15 @@ extension WritableLogStorage {
     public func finishSnapshot(_ output: SnapshotOutput) throws(RaftError) -> SnapshotMetadata {
         try output.seal()
         return try createSnapshot(at: output.metadata.index, confState: output.metadata.confState, data: output.data).metadata
+    }
+
+    public func beginReceivedSnapshot(_ metadata: SnapshotMetadata) throws(RaftError) -> SnapshotOutput {
+        SnapshotOutput(inMemory: metadata)
+    }
+
+    public func applySnapshot(_ received: SnapshotOutput) throws(RaftError) {
+        try received.seal()
+        try applySnapshot(Snapshot(metadata: received.metadata, data: received.data))
     }
 }
 
