@@ -29,6 +29,9 @@ public struct RaftConfiguration: Sendable, Hashable {
     /// When `true` a follower refuses proposals with ``RaftError/Code/notLeader`` and the
     /// leader's id; when `false` it forwards them to the leader it knows.
     public var refuseProposalsOnFollower: Bool = false
+    /// What a leader puts in an ``InstallSnapshot`` for a follower behind its compacted log.
+    /// ``RaftNode`` always uses ``SnapshotSending/streamedByShell``.
+    public var snapshotSending: SnapshotSending = .inMessage
     /// Seed of the generator that randomizes election timeouts. Mixed with `id`, so nodes of a
     /// cluster may share one seed and still draw different timeouts.
     public var randomSeed: UInt64 = 0x5EED
@@ -65,6 +68,17 @@ public struct RaftConfiguration: Sendable, Hashable {
             throw RaftError(.invalidConfiguration, "voter \(conf.voters[i]) is listed more than once")
         }
     }
+}
+
+/// What a leader's ``InstallSnapshot`` messages carry (``RaftConfiguration/snapshotSending``).
+public enum SnapshotSending: Sendable, Hashable {
+    /// The snapshot's bytes (``SnapshotData/bytes(_:)``), read with ``LogStorage/snapshot()``:
+    /// for shells that move snapshots whole, such as simulations.
+    case inMessage
+    /// Only the metadata (``SnapshotData/inSenderStorage``): the core reads no snapshot data,
+    /// and the shell streams the storage's latest snapshot to the follower itself, off its run
+    /// loop (``LogStorage/openSnapshot(verification:)``).
+    case streamedByShell
 }
 
 /// A small, fast, seedable generator (SplitMix64), so that every run of a core replays exactly.

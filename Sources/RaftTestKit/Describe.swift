@@ -47,12 +47,12 @@ public enum Describe {
         case .heartbeatResponse(let h):
             return head + "heartbeatResponse term=\(m.term)" + (h.round == 0 ? "" : " round=\(h.round)")
         case .installSnapshot(let s):
-            let md = s.snapshot.metadata
+            let md = s.metadata
             return head + "installSnapshot term=\(m.term) snapshot=\(md.index)/\(md.term) voters=\(md.confState.voters.map(\.description).joined(separator: ","))"
         case .forwardProposal(let p):
             return head + "forwardProposal commands=[" + p.commands.map(data).joined(separator: ", ") + "]"
         case .snapshotChunk(let c):
-            return head + "snapshotChunk term=\(m.term) transfer=\(c.transfer) snapshot=\(c.metadata.index) bytes=\(c.offset)+\(c.data.count)/\(c.totalBytes)"
+            return head + "snapshotChunk term=\(m.term) transfer=\(c.transfer) snapshot=\(c.metadata.index) bytes=\(c.offset)+\(c.data.count)" + (c.last ? " last" : "")
         case .snapshotChunkAck(let a):
             return head + "snapshotChunkAck term=\(m.term) transfer=\(a.transfer) next=\(a.next)" + (a.rejected ? " rejected" : "")
         }

@@ -270,13 +270,14 @@ public final class SimCluster {
 
     func persist(_ i: Int, _ rd: Ready) {
         let s = storages[i]
-        if let snap = rd.snapshot {
+        if let install = rd.snapshot {
             do {
+                let snap = try install.inMemorySnapshot()
                 try s.applySnapshot(snap)
                 let sm = SimStateMachine(snapshotData: snap.data) ?? SimStateMachine()
                 checker.snapshotInstalled(i, index: snap.metadata.index, term: snap.metadata.term, hash: sm.hash)
             } catch {
-                checker.fail("storage: node \(ids[i]) could not install snapshot \(snap.metadata.index): \(error)")
+                checker.fail("storage: node \(ids[i]) could not install snapshot \(install.metadata.index): \(error)")
             }
         }
         if !rd.entries.isEmpty {
@@ -306,7 +307,7 @@ public final class SimCluster {
 
     func apply(_ i: Int, _ rd: Ready) {
         if let snap = rd.snapshot {
-            guard let sm = SimStateMachine(snapshotData: snap.data) else {
+            guard let bytes = try? snap.inMemorySnapshot().data, let sm = SimStateMachine(snapshotData: bytes) else {
                 checker.fail("state machine: node \(ids[i]) received malformed snapshot data")
                 return
             }

@@ -79,7 +79,7 @@ final class TestNode {
         while core.hasReady {
             let rd = try core.ready()
             d.immediate += rd.messages
-            if let s = rd.snapshot { try storage.applySnapshot(s) }
+            if let s = rd.snapshot { try storage.applySnapshot(s.inMemorySnapshot()) }
             if !rd.entries.isEmpty {
                 try storage.append(rd.entries)
                 d.persisted.append(rd.entries)

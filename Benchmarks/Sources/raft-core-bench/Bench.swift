@@ -140,7 +140,7 @@ struct Cluster {
                 enqueue(rd.messages)
                 // 2. Persist: snapshot, entries, hard state.
                 let storage = storages[i]
-                if let s = rd.snapshot { try storage.applySnapshot(s) }
+                if let s = rd.snapshot { try storage.applySnapshot(s.inMemorySnapshot()) }
                 if !rd.entries.isEmpty { try storage.append(rd.entries) }
                 if let hs = rd.hardState { storage.setHardState(hs) }
                 // 3. Messages that needed the batch durable.

@@ -207,9 +207,10 @@ extension RaftCore {
                 expected = expected + 1
             }
         case .installSnapshot(let s):
-            try check(s.snapshot.metadata.index.rawValue, s.snapshot.metadata.term.rawValue)
-            if s.snapshot.metadata.term > m.term { throw bad("snapshot term \(s.snapshot.metadata.term) is past the sender's term") }
-            do { try RaftConfiguration.validate(s.snapshot.metadata.confState) } catch { throw bad("snapshot membership: \(error.message)") }
+            try check(s.metadata.index.rawValue, s.metadata.term.rawValue)
+            if s.metadata.term > m.term { throw bad("snapshot term \(s.metadata.term) is past the sender's term") }
+            do { try RaftConfiguration.validate(s.metadata.confState) } catch { throw bad("snapshot membership: \(error.message)") }
+            if s.data == .inSenderStorage { throw bad("the snapshot's bytes were left in the sender's storage: its shell must stream them") }
         case .snapshotChunk, .snapshotChunkAck:
             throw bad("snapshot chunks are reassembled by the node runtime; the core takes whole snapshots")
         default:

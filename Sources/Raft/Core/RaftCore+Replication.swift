@@ -122,8 +122,7 @@ extension RaftCore {
         send(to: from, .heartbeatResponse(HeartbeatResponse(round: hb.round)))
     }
 
-    mutating func handleInstallSnapshot(from: NodeID, _ msg: InstallSnapshot) throws(RaftError) {
-        let s = msg.snapshot
+    mutating func handleInstallSnapshot(from: NodeID, _ s: InstallSnapshot) throws(RaftError) {
         if try restore(s) {
             send(to: from, .appendEntriesResponse(AppendEntriesResponse(index: log.lastIndex())))
         } else {
@@ -132,7 +131,7 @@ extension RaftCore {
     }
 
     /// Installs `s` unless it is already covered. Returns whether the log was replaced.
-    mutating func restore(_ s: Snapshot) throws(RaftError) -> Bool {
+    mutating func restore(_ s: InstallSnapshot) throws(RaftError) -> Bool {
         let meta = s.metadata
         // §7: a snapshot at or below what we committed carries nothing new.
         if meta.index <= log.committed { return false }
@@ -265,13 +264,21 @@ extension RaftCore {
         return true
     }
 
-    /// The follower needs entries we compacted: send the latest snapshot (§7).
+    /// The follower needs entries we compacted: send the latest snapshot (§7), with its bytes
+    /// or, when the shell streams them (``RaftConfiguration/snapshotSending``), without reading
+    /// them.
     mutating func maybeSendSnapshot(to peer: NodeID, slot i: Int) throws(RaftError) -> Bool {
         guard tracker.progress[i].recentActive else { return false }
-        let snapshot = try log.snapshot()
-        guard !snapshot.isEmpty else { return false }
-        send(to: peer, .installSnapshot(InstallSnapshot(snapshot: snapshot)))
-        tracker.progress[i].becomeSnapshot(snapshot.metadata.index)
+        let install: InstallSnapshot
+        switch config.snapshotSending {
+        case .streamedByShell:
+            install = InstallSnapshot(metadata: log.snapshotMetadata(), data: .inSenderStorage)
+        case .inMessage:
+            install = InstallSnapshot(snapshot: try log.snapshot())
+        }
+        guard install.metadata.index > .zero else { return false }
+        send(to: peer, .installSnapshot(install))
+        tracker.progress[i].becomeSnapshot(install.metadata.index)
         return true
     }
 }

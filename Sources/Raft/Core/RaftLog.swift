@@ -184,15 +184,19 @@ struct RaftLog {
     }
 
     /// Installs a snapshot from the leader: everything up to its index is committed.
-    mutating func restore(_ s: Snapshot) {
+    mutating func restore(_ s: InstallSnapshot) {
         committed = s.metadata.index
         unstable.restore(s)
     }
 
+    /// The latest snapshot with its bytes. (A snapshot not yet persisted is never sent on: only
+    /// a follower holds one, and it cannot lead until it persisted it.)
     func snapshot() throws(RaftError) -> Snapshot {
-        if let s = unstable.snapshot { return s }
         do { return try storage.snapshot() } catch {
             throw RaftLog.storageFailure(error, reading: "the latest snapshot")
         }
     }
+
+    /// The latest snapshot's metadata, without reading its data.
+    func snapshotMetadata() -> SnapshotMetadata { unstable.snapshot?.metadata ?? storage.snapshotMetadata() }
 }

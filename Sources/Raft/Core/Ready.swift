@@ -17,7 +17,11 @@ public struct Ready: Sendable {
     public var hardState: HardState?
     /// A snapshot received from the leader. Persist it (replacing the log up to its index)
     /// BEFORE ``entries``, and restore the state machine from it BEFORE ``committedEntries``.
-    public var snapshot: Snapshot?
+    /// Its bytes are in memory (``SnapshotData/bytes(_:)``), or, in a ``RaftNode``, in a file
+    /// the node received (``SnapshotData/received(id:)``). A shell may restore the state
+    /// machine off its loop and go on persisting and sending later batches meanwhile, as long
+    /// as it applies no committed entry before the restore is done.
+    public var snapshot: InstallSnapshot?
     /// Entries to append to stable storage. An entry whose index is already stored replaces it
     /// and everything after it (a conflicting suffix). Persist BEFORE ``messagesAfterPersist``.
     public var entries: [LogEntry]

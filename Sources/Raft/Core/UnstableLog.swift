@@ -3,7 +3,7 @@
 /// Invariant: `entries[i].index == offset + i`; if `snapshot` is set, `offset == snapshot.index + 1`.
 struct UnstableLog {
     /// A snapshot received from the leader, not yet persisted.
-    var snapshot: Snapshot?
+    var snapshot: InstallSnapshot?
     /// Entries not yet persisted, starting at `offset`.
     var entries: [LogEntry] = []
     /// Index of `entries[0]` (or of the next entry if there are none).
@@ -47,7 +47,7 @@ struct UnstableLog {
     }
 
     /// Replaces everything with a snapshot received from the leader.
-    mutating func restore(_ s: Snapshot) {
+    mutating func restore(_ s: InstallSnapshot) {
         offset = s.metadata.index + 1
         entries.removeAll()
         snapshot = s

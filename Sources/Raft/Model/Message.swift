@@ -48,9 +48,9 @@ public struct Message: Sendable, Hashable {
         case installSnapshot(InstallSnapshot)
         /// A follower hands client commands to the leader.
         case forwardProposal(ForwardProposal)
-        /// A piece of a snapshot streamed by a node runtime (``RaftNode``), which reassembles
-        /// the pieces into one ``installSnapshot`` before the core sees it. The core refuses
-        /// these kinds.
+        /// A piece of a snapshot streamed by a node runtime (``RaftNode``), which writes the
+        /// pieces into a file and steps one ``installSnapshot`` naming it into its core once the
+        /// file is complete. The core refuses these kinds.
         case snapshotChunk(SnapshotChunk)
         /// The receiver's answer to ``snapshotChunk``: where the transfer stands.
         case snapshotChunkAck(SnapshotChunkAck)
@@ -158,16 +158,64 @@ public struct HeartbeatResponse: Sendable, Hashable {
     public init(round: UInt64 = 0) { self.round = round }
 }
 
-/// Payload of ``Message/Kind/installSnapshot``.
+/// Payload of ``Message/Kind/installSnapshot``: which snapshot, and its bytes or where they are.
+///
+/// The core reads only ``metadata``; it passes ``data`` on untouched, from the leader's storage
+/// to the message and from the message to a follower's ``Ready/snapshot``.
 public struct InstallSnapshot: Sendable, Hashable {
-    /// The snapshot to install.
-    public var snapshot: Snapshot
+    /// The entries the snapshot replaces, and the membership at its index.
+    public var metadata: SnapshotMetadata
+    /// The bytes, or where they are.
+    public var data: SnapshotData
 
     /// Creates the payload.
-    public init(snapshot: Snapshot) { self.snapshot = snapshot }
+    public init(metadata: SnapshotMetadata, data: SnapshotData) {
+        self.metadata = metadata
+        self.data = data
+    }
+
+    /// Creates the payload of a snapshot held in memory (``SnapshotData/bytes(_:)``).
+    public init(snapshot: Snapshot) { self.init(metadata: snapshot.metadata, data: .bytes(snapshot.data)) }
+
+    /// The snapshot with its bytes, when they travel in memory; throws
+    /// ``RaftError/Code/invalidConfiguration`` when a node runtime holds them instead (only that
+    /// runtime can read them).
+    public func inMemorySnapshot() throws(RaftError) -> Snapshot {
+        guard case .bytes(let bytes) = data else {
+            throw RaftError(
+                .invalidConfiguration,
+                "snapshot \(metadata.index) is held by a node runtime (\(data)), not in memory: only that runtime can install it")
+        }
+        return Snapshot(metadata: metadata, data: bytes)
+    }
+}
+
+/// Where the bytes of a snapshot that passes through the core are. The core never reads them.
+///
+/// Shells that move snapshots whole (simulations, `RaftTestKit`) use ``bytes(_:)`` everywhere. A
+/// ``RaftNode`` never holds a snapshot whole: its leader's core sends ``inSenderStorage``
+/// (``RaftConfiguration/snapshotSending``) and the node streams the bytes from its storage in
+/// ``SnapshotChunk``s; a follower's node writes the chunks into a file and steps
+/// ``received(id:)`` into its core, and installs that file when the ``Ready`` says to.
+public enum SnapshotData: Sendable, Hashable {
+    /// The bytes themselves, in memory.
+    case bytes([UInt8])
+    /// Not read: the sender's storage holds them as its latest snapshot (the one
+    /// ``InstallSnapshot/metadata`` names). Only a leader's core produces this, for its shell to
+    /// stream; it never crosses the network as it is, and a core refuses it in a message.
+    case inSenderStorage
+    /// Received by a node runtime into a temporary snapshot file, which `id` names among the
+    /// runtime's own; only that runtime steps it into its core, and installs the file when the
+    /// ``Ready`` carrying it is persisted.
+    case received(id: UInt64)
 }
 
 /// Payload of ``Message/Kind/snapshotChunk``: `data` is the snapshot's bytes from `offset` on.
+///
+/// A sender reads the snapshot as a stream and does not know its size in advance: the chunk
+/// that ends it says so (``last``), and is sent only once the sender's copy passed its own
+/// checksum. Each chunk carries the running checksum of everything up to its end, so a receiver
+/// verifies the snapshot chunk by chunk as it writes it, computing its checksum once.
 public struct SnapshotChunk: Sendable, Hashable {
     /// Identifies one transfer; a sender that starts over uses a new id.
     public var transfer: UInt64
@@ -175,21 +223,21 @@ public struct SnapshotChunk: Sendable, Hashable {
     public var metadata: SnapshotMetadata
     /// Where `data` starts in the snapshot.
     public var offset: UInt64
-    /// The snapshot's total size in bytes.
-    public var totalBytes: UInt64
-    /// CRC-32C of the whole snapshot, checked once it is reassembled.
-    public var checksum: UInt32
     /// The bytes.
     public var data: [UInt8]
+    /// CRC-32C of the snapshot's bytes from the start through this chunk's last byte.
+    public var checksum: UInt32
+    /// Whether this chunk ends the snapshot.
+    public var last: Bool
 
     /// Creates the payload.
-    public init(transfer: UInt64, metadata: SnapshotMetadata, offset: UInt64, totalBytes: UInt64, checksum: UInt32, data: [UInt8]) {
+    public init(transfer: UInt64, metadata: SnapshotMetadata, offset: UInt64, data: [UInt8], checksum: UInt32, last: Bool) {
         self.transfer = transfer
         self.metadata = metadata
         self.offset = offset
-        self.totalBytes = totalBytes
-        self.checksum = checksum
         self.data = data
+        self.checksum = checksum
+        self.last = last
     }
 }
 
@@ -197,12 +245,12 @@ public struct SnapshotChunk: Sendable, Hashable {
 public struct SnapshotChunkAck: Sendable, Hashable {
     /// The transfer answered.
     public var transfer: UInt64
-    /// The offset the receiver expects next; the total size once it has everything. Lower than
-    /// what the sender sent when chunks were lost, zero when the receiver lost the transfer
-    /// (it restarted): the sender resumes from here.
+    /// The offset the receiver expects next; the total size once it has everything (written
+    /// and verified). Lower than what the sender sent when chunks were lost, zero when the
+    /// receiver lost the transfer (it restarted): the sender resumes from here.
     public var next: UInt64
-    /// The receiver refuses the transfer (its checksum did not match, or it is malformed): the
-    /// sender starts over.
+    /// The receiver refuses the transfer (a checksum did not match, it is too large, or it is
+    /// malformed): the sender starts over.
     public var rejected: Bool
 
     /// Creates the payload.

@@ -12,6 +12,11 @@ extension NodeLoop {
     /// loop writes and syncs inline (it runs on its own thread). Committed entries of the batch
     /// itself are applied after the sync, so an on-disk state machine never gets ahead of the
     /// log.
+    ///
+    /// A batch with a snapshot installs it first (a file already received, renamed into place)
+    /// and starts restoring the state machine from it on the snapshot thread. Until that is
+    /// done, later batches are persisted and their messages sent as usual, but their committed
+    /// entries are held (``hold(_:)``) and applied from the log afterwards.
     func drain() async throws {
         while core.hasReady {
             let rd = try core.ready()
@@ -20,19 +25,39 @@ extension NodeLoop {
                 metrics.leaderChanges.increment()
                 logger.info("leader changed", metadata: ["raft.leader": "\(ss.leader)", "raft.role": "\(ss.role)", "raft.term": "\(core.term)"])
             }
-            if let ss = rd.softState, ss.role != .leader { senders.cancelAll() }
-            send(rd.messages)
-            let split = Self.durableCommitted(rd, storageLastIndex: storage.lastIndex())
-            if rd.snapshot != nil { try crashPoint(.snapshotReceived) }
-            try await persist(rd, overlap: split > 0) { () throws(RaftError) in
+            if let ss = rd.softState {
+                if ss.role == .leader {
+                    // A leader installs no snapshot: drop any half received.
+                    receiver.assembly = nil
+                    abortStaleReceiving()
+                } else {
+                    senders.cancelAll()
+                    closeStaleStreams()
+                }
+            }
+            try send(rd.messages)
+            let split = snapshotIO.restoring.isEmpty ? Self.durableCommitted(rd, storageLastIndex: storage.lastIndex()) : 0
+            var rest = rd
+            if let snapshot = rd.snapshot {
+                try installSnapshot(snapshot)
+                rest.snapshot = nil
+            }
+            try await persist(rest, overlap: split > 0) { () throws(RaftError) in
                 try self.apply(rd.committedEntries[..<split])
             }
-            if rd.snapshot != nil { try crashPoint(.snapshotPersisted) }
-            try applySnapshot(rd)
-            try apply(rd.committedEntries[split...])
+            if let snapshot = rd.snapshot {
+                try crashPoint(.snapshotPersisted)
+                try restoreSnapshot(snapshot)
+            }
+            if snapshotIO.restoring.isEmpty {
+                try apply(rd.committedEntries[split...])
+            } else {
+                hold(rd.committedEntries)
+            }
             try core.advance(rd)
             try maybeSnapshot()
         }
+        dropUnclaimedSnapshots()
         metrics.term.record(Int64(clamping: core.term.rawValue))
         metrics.commit.record(Int64(clamping: core.commitIndex.rawValue))
         metrics.applied.record(Int64(clamping: applied.applied.rawValue))
@@ -52,9 +77,9 @@ extension NodeLoop {
         return split
     }
 
-    /// Sends messages that need nothing durable first. A snapshot is streamed in chunks
-    /// instead of sent whole.
-    func send(_ messages: [Message]) {
+    /// Sends messages that need nothing durable first. A snapshot is streamed in chunks from
+    /// the storage instead of sent whole.
+    func send(_ messages: [Message]) throws(RaftError) {
         guard !messages.isEmpty else { return }
         var plain: [Message] = []
         plain.reserveCapacity(messages.count)
@@ -63,9 +88,7 @@ extension NodeLoop {
                 plain.append(m)
                 continue
             }
-            metrics.snapshotsSent.increment()
-            logger.info("streaming snapshot", metadata: ["to": "\(m.to)", "raft.snapshot": "\(s.snapshot.metadata.index)", "bytes": "\(s.snapshot.data.count)"])
-            plain += senders.start(s.snapshot, to: m.to, term: m.term)
+            try startSending(s, to: m.to, term: m.term)
         }
         node.transport.send(plain)
     }

@@ -1,43 +1,110 @@
 import Logging
 
-// Snapshots: taking them beside apply, installing the leader's, streaming them in chunks, and
-// the crash points tests inject around them.
+// Snapshots: taking them beside apply, installing the leader's and restoring the state machine
+// from it off the loop, and the crash points tests inject around them. Streaming them in
+// chunks is in NodeLoop+SnapshotTransfer.
 extension NodeLoop {
-    /// Restores the state machine from a snapshot the leader sent, if it moves it forward.
-    func applySnapshot(_ rd: Ready) throws(RaftError) {
-        if let snap = rd.snapshot {
-            switch applied.decide(snapshotAt: snap.metadata.index) {
-            case .load:
-                do {
-                    try stateMachine.recoverSnapshot(from: SnapshotInput(snap.data), metadata: snap.metadata)
-                } catch {
-                    throw RaftError(.stateMachine, "node \(node.id): restoring snapshot \(snap.metadata.index) failed: \(error)")
-                }
-                try crashPoint(.stateMachineRecovered)
-                applied.snapshotInstalled(snap.metadata)
-                metrics.snapshotsInstalled.increment()
-                logger.info("installed snapshot", metadata: ["raft.snapshot": "\(snap.metadata.index)"])
-                if let reported = stateMachine.reportedAppliedIndex {
-                    try verified(reported, after: "restoring snapshot \(snap.metadata.index)")
-                }
-            case .adoptMetadataOnly:
-                applied.snapshotInstalled(snap.metadata)
-            case .ignore:
-                break
+    /// Installs the snapshot a ``Ready`` carries in the storage, before its entries: a file
+    /// the node received is renamed into place (never read or copied), then the log is reset.
+    func installSnapshot(_ s: InstallSnapshot) throws(RaftError) {
+        switch s.data {
+        case .received(let id):
+            guard let output = snapshotIO.received.removeValue(forKey: id) else {
+                throw RaftError(.storage, "node \(node.id): snapshot \(s.metadata.index) to install (received as \(id)) is not held here")
             }
-            lastSnapshot = max(lastSnapshot, snap.metadata.index)
-            // Proposals at or below the snapshot will never be applied here.
-            for (index, p) in pending where index <= snap.metadata.index {
-                pending[index] = nil
-                p.continuation.resume(throwing: RaftError(.proposalDropped, "proposal at index \(index) was superseded by a snapshot; its outcome is unknown"))
+            // A crash here leaves the received file behind, as a real one would.
+            try crashPoint(.snapshotReceived)
+            try storage.applySnapshot(output.value)
+        case .bytes(let data):
+            try crashPoint(.snapshotReceived)
+            try storage.applySnapshot(Snapshot(metadata: s.metadata, data: data))
+        case .inSenderStorage:
+            // The core refuses these in messages, so none reaches a follower's Ready.
+            throw RaftError(.invalidMessage, "node \(node.id): snapshot \(s.metadata.index) arrived without its data")
+        }
+    }
+
+    /// Restores the state machine from the snapshot just installed, if it moves it forward,
+    /// on the snapshot thread: the loop goes on handling messages and ticks, persisting and
+    /// acknowledging entries, and holds committed entries until the restore is done
+    /// (``snapshotRestored(_:failure:)``). Only the stream is opened here, reading no data.
+    func restoreSnapshot(_ snap: InstallSnapshot) throws(RaftError) {
+        let meta = snap.metadata
+        // A snapshot the core accepts is past its commit index, so past any still restoring.
+        let decision = snapshotIO.restoring.isEmpty ? applied.decide(snapshotAt: meta.index) : .load
+        switch decision {
+        case .load:
+            // Written by this node moments ago from bytes verified as they arrived.
+            let input = try storage.openSnapshot(verification: .skip)
+            snapshotIO.restoring.append(meta)
+            let job = Confined(value: (stateMachine, input))
+            let inbox = node.inbox
+            let id = node.id
+            // After any snapshot being saved: the two never overlap.
+            snapshotQueue.async {
+                let (machine, input) = job.value
+                var failure: RaftError?
+                do { try machine.recoverSnapshot(from: input, metadata: meta) } catch {
+                    failure = RaftError(.stateMachine, "node \(id): restoring snapshot \(meta.index) failed: \(error)")
+                }
+                input.close()
+                inbox.post(.snapshotWork(.restored(meta, failure)))
             }
+            logger.info("restoring snapshot", metadata: ["raft.snapshot": "\(meta.index)"])
+        case .adoptMetadataOnly:
+            applied.snapshotInstalled(meta)
+        case .ignore:
+            break
+        }
+        lastSnapshot = max(lastSnapshot, meta.index)
+        // Proposals at or below the snapshot will never be applied here.
+        for (index, p) in pending where index <= meta.index {
+            pending[index] = nil
+            p.continuation.resume(throwing: RaftError(.proposalDropped, "proposal at index \(index) was superseded by a snapshot; its outcome is unknown"))
+        }
+    }
+
+    /// Records a snapshot the state machine restored on the snapshot thread; once none is left
+    /// restoring, applies the committed entries held meanwhile, from the log.
+    func snapshotRestored(_ meta: SnapshotMetadata, failure: RaftError?) throws(RaftError) {
+        guard snapshotIO.restoring.first == meta else { return }
+        snapshotIO.restoring.removeFirst()
+        if let failure { throw failure }
+        try crashPoint(.stateMachineRecovered)
+        applied.snapshotInstalled(meta)
+        metrics.snapshotsInstalled.increment()
+        logger.info("installed snapshot", metadata: ["raft.snapshot": "\(meta.index)"])
+        // Another restore under way still owns the state machine.
+        guard snapshotIO.restoring.isEmpty else { return }
+        if let reported = stateMachine.reportedAppliedIndex {
+            try verified(reported, after: "restoring snapshot \(meta.index)")
+        }
+        try applyHeld()
+        try maybeSnapshot()
+    }
+
+    /// Holds committed entries while a snapshot is restoring (``Ready``: the snapshot is
+    /// restored BEFORE committed entries are applied). Only their last index is kept: they are
+    /// durable in the log, and read back from it once the restore is done.
+    func hold(_ entries: [LogEntry]) {
+        if let last = entries.last?.index { snapshotIO.heldThrough = max(snapshotIO.heldThrough, last) }
+    }
+
+    /// Applies the committed entries held while restoring, from the log, in batches.
+    func applyHeld() throws(RaftError) {
+        let through = snapshotIO.heldThrough
+        let budget = node.configuration.raft.maxCommittedBytesPerReady
+        while applied.applied < through {
+            let batch = try storage.entries(in: (applied.applied + 1)..<(through + 1), maxBytes: budget > 0 ? budget : Int.max)
+            guard !batch.isEmpty else { break }
+            try apply(batch[...])
         }
     }
 
     /// Every ``RaftNodeConfiguration/snapshotEvery`` applied entries: start a snapshot.
     func maybeSnapshot() throws(RaftError) {
         let every = node.configuration.snapshotEvery
-        guard every > 0, savingSnapshot == nil, applied.applied > lastSnapshot,
+        guard every > 0, savingSnapshot == nil, snapshotIO.restoring.isEmpty, applied.applied > lastSnapshot,
             lastSnapshot.distance(to: applied.applied) >= Int(every)
         else { return }
         try startSnapshot()
@@ -53,7 +120,8 @@ extension NodeLoop {
     @discardableResult
     func startSnapshot() throws(RaftError) -> Bool {
         let at = applied.applied
-        guard savingSnapshot == nil, at > lastSnapshot else { return false }
+        // While a snapshot restores, the state machine is busy and nothing new is applied.
+        guard savingSnapshot == nil, snapshotIO.restoring.isEmpty, at > lastSnapshot else { return false }
         let context: SM.SnapshotContext
         do {
             try stateMachine.sync()
@@ -119,37 +187,6 @@ extension NodeLoop {
         logger.info("took snapshot", metadata: ["raft.snapshot": "\(at)", "raft.first_index": "\(storage.firstIndex())"])
     }
 
-    /// A follower's snapshot chunk: reassembled, and stepped into the core once complete.
-    func receiveChunk(_ chunk: SnapshotChunk, in m: Message) throws(RaftError) {
-        // Chunks of a deposed leader are not answered; its term reaches it another way.
-        guard m.to == node.id, m.term >= core.term else { return }
-        switch receiver.receive(chunk, from: m.from, term: m.term) {
-        case .reply(let r):
-            node.transport.send([r])
-        case .complete(let install, let reply):
-            do { try core.step(install) } catch {
-                if core.storageFailure != nil { throw error }
-                metrics.droppedMessages.increment()
-                logger.info("refused a snapshot", metadata: ["from": "\(m.from)", "error": "\(error.message)"])
-            }
-            node.transport.send([reply])
-        case .invalid(let why):
-            metrics.droppedMessages.increment()
-            logger.debug("dropped a snapshot chunk", metadata: ["from": "\(m.from)", "error": "\(why)"])
-        }
-    }
-
-    /// Tells the core how a snapshot transfer ended.
-    func snapshotTransferEnded(_ outcome: SnapshotSenders.Outcome) {
-        switch outcome {
-        case .finished(let peer):
-            core.reportSnapshot(to: peer, failed: false)
-        case .failed(let peer):
-            logger.info("snapshot transfer failed; the leader will retry", metadata: ["to": "\(peer)"])
-            core.reportSnapshot(to: peer, failed: true)
-        }
-    }
-
     /// Stops the loop with an injected crash when a test asks for one at `point`.
     func crashPoint(_ point: NodeCrashPoint) throws(RaftError) {
         guard let hook = node.configuration.crashHook, hook(node.id, point) else { return }
@@ -166,10 +203,13 @@ enum NodeCrashPoint: String, Sendable, CaseIterable {
     case snapshotSaved
     /// The snapshot is recorded; the log is not compacted yet.
     case snapshotRecorded
-    /// A follower received a snapshot from the leader and has not persisted it.
+    /// A follower received a whole snapshot from the leader into a temporary file (verified,
+    /// written and synced) and the core accepted it; it is not installed yet.
     case snapshotReceived
-    /// The received snapshot is persisted; the state machine has not recovered from it.
+    /// The received snapshot is installed (renamed into place, the log reset); the state
+    /// machine has not started restoring from it.
     case snapshotPersisted
-    /// The state machine recovered from the snapshot; the node has not recorded it as applied.
+    /// The state machine restored the snapshot (on the snapshot thread); the node has not
+    /// recorded it as applied, nor applied the entries held meanwhile.
     case stateMachineRecovered
 }

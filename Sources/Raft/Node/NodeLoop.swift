@@ -45,6 +45,8 @@ final class NodeLoop<SM: StateMachine> {
     /// Snapshots this node streams to followers, and the one it receives.
     var senders: SnapshotSenders
     var receiver: SnapshotReceiver
+    /// The snapshot work handed to other threads (NodeLoop+SnapshotTransfer).
+    var snapshotIO = SnapshotIO()
 
     init(node: RaftNode<SM>, storage: any WritableLogStorage, stateMachine: SM) throws {
         self.node = node
@@ -145,10 +147,12 @@ final class NodeLoop<SM: StateMachine> {
         node.fail(unhandled, with: error)
         unhandled = []
         node.failQueued(with: error)
-        let queue = snapshotQueue
-        await withCheckedContinuation { c in queue.async { c.resume() } }
+        for queue in [snapshotQueue, snapshotIO.transferQueue] {
+            await withCheckedContinuation { c in queue.async { c.resume() } }
+        }
         // A save that finished after the inbox closed found it closed and removed its file.
         node.failQueued(with: error)
+        releaseSnapshotTransfers()
         storage.close()
     }
 
@@ -160,9 +164,11 @@ final class NodeLoop<SM: StateMachine> {
                 try receiveChunk(chunk, in: m)
             case .snapshotChunkAck(let ack):
                 guard m.to == node.id, m.term == core.term else { return }
-                let (messages, outcome) = senders.ack(ack, from: m.from)
-                node.transport.send(messages)
-                if let outcome { snapshotTransferEnded(outcome) }
+                try carryOut(senders.ack(ack, from: m.from))
+            case .installSnapshot(let s) where s.data.namesReceivedFile:
+                // Only this node's receiver names its own files: one from a peer is bogus.
+                metrics.droppedMessages.increment()
+                logger.debug("dropped a snapshot naming a received file", metadata: ["from": "\(m.from)"])
             default:
                 // A malformed or misaddressed message changes nothing; it is dropped. A storage
                 // failure stops the node.
@@ -176,9 +182,7 @@ final class NodeLoop<SM: StateMachine> {
             try core.tick()
             ticks += 1
             expireProposals()
-            let (messages, outcomes) = senders.tick()
-            node.transport.send(messages)
-            for o in outcomes { snapshotTransferEnded(o) }
+            try carryOut(senders.tick())
         case .cancel(let token):
             // Every entry of the proposal (a batch has several); one that was answered already
             // is not pending any more, and its cancellation changes nothing.
@@ -187,7 +191,10 @@ final class NodeLoop<SM: StateMachine> {
                 p.continuation.resume(throwing: CancellationError())
             }
         case .status(let c):
-            c.resume(returning: NodeStatus(raft: core.status(), applied: applied.applied, snapshotIndex: lastSnapshot, pendingProposals: pending.count))
+            c.resume(
+                returning: NodeStatus(
+                    raft: core.status(), applied: applied.applied, snapshotIndex: lastSnapshot, pendingProposals: pending.count,
+                    restoringSnapshot: snapshotIO.restoring.last?.index))
         case .campaign(let c):
             do { c.resume(returning: try core.campaign()) } catch {
                 c.resume(throwing: error)
@@ -209,6 +216,8 @@ final class NodeLoop<SM: StateMachine> {
             }
         case .snapshotSaved(let output, let failure):
             try snapshotSaved(output.value, failure: failure)
+        case .snapshotWork(let work):
+            try handle(work)
         case .propose, .stop:
             break
         }

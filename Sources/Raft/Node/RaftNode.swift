@@ -27,7 +27,9 @@ public struct RaftNodeConfiguration: Sendable {
     public var clientAddresses: [NodeID: String] = [:]
     /// Snapshots are streamed to followers in chunks of this many bytes.
     public var snapshotChunkBytes: Int = 512 << 10
-    /// Chunks sent ahead of the receiver's acknowledgement.
+    /// Chunks sent ahead of the receiver's acknowledgement. It also bounds the memory a
+    /// transfer holds: `snapshotChunkBytes * snapshotChunksInFlight` bytes of the snapshot, read
+    /// ahead of the acknowledgement and kept for resending.
     public var snapshotChunksInFlight: Int = 4
     /// Ticks without progress after which a snapshot transfer resends from the last
     /// acknowledged byte.
@@ -63,7 +65,11 @@ public struct RaftNodeConfiguration: Sendable {
 /// cooperative pool, so it may block on the disk. A leader's appends leave before its own disk
 /// write (``Ready/messages``). When a batch has committed entries to apply, an I/O thread writes
 /// and syncs it while the loop applies them; otherwise the loop syncs inline, saving two thread
-/// hops. State machine snapshots are saved on a third thread, beside apply.
+/// hops. State machine snapshots are saved on a third thread, beside apply, and a snapshot from
+/// the leader is restored there too while the loop goes on answering. Snapshot transfers read
+/// and write their chunks on a fourth thread: a snapshot is never whole in memory and never
+/// read, checksummed or written on the loop (see "Snapshots are streams, off the loop" in the
+/// documentation's overview).
 public final class RaftNode<SM: StateMachine>: Service, Sendable {
     enum Event: Sendable {
         case message(Message)
@@ -74,6 +80,7 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
         case campaign(CheckedContinuation<Bool, any Error>)
         case snapshotNow(CheckedContinuation<LogIndex?, any Error>)
         case snapshotSaved(Confined<SnapshotOutput>, RaftError?)
+        case snapshotWork(SnapshotWork)
         case stop
     }
 
@@ -109,6 +116,8 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
     ) throws(RaftError) where C.Duration == Duration {
         var c = configuration
         c.raft.refuseProposalsOnFollower = true
+        // The node streams snapshots from its storage; the core never reads their data.
+        c.raft.snapshotSending = .streamedByShell
         try c.raft.validate()
         if c.tickInterval <= .zero { throw RaftError(.invalidConfiguration, "tickInterval must be positive") }
         if c.proposalTimeoutTicks < 1 { throw RaftError(.invalidConfiguration, "proposalTimeoutTicks must be at least 1") }
@@ -322,4 +331,7 @@ public struct NodeStatus: Sendable, Hashable {
     public var snapshotIndex: LogIndex
     /// Proposals waiting for their result.
     public var pendingProposals: Int
+    /// The snapshot the state machine is restoring from, off the run loop, if any. Until it is
+    /// done, `applied` stays behind the snapshot and committed entries wait.
+    public var restoringSnapshot: LogIndex?
 }

@@ -8,24 +8,77 @@ struct SnapshotStreamOptions: Sendable {
     var maxRetries: Int
 }
 
-/// The leader side: one transfer per follower. A value type driven by the loop (`start`, `ack`,
-/// `tick`); it returns the messages to send and the transfers that ended. Sending chunks never
-/// blocks the loop, so the leader keeps applying and serving proposals meanwhile.
+/// A piece of a snapshot read from the sender's stream: where it starts, its bytes, the running
+/// CRC-32C of the snapshot through its last byte, and whether it ends the snapshot (a reader
+/// says so only once the stream passed its own checksum).
+struct SnapshotPiece: Sendable, Hashable {
+    var offset: Int
+    var data: [UInt8]
+    var checksum: UInt32
+    var last: Bool
+
+    var end: Int { offset + data.count }
+}
+
+/// The leader side: one transfer per follower. A value type driven by the loop (`start`, `read`,
+/// `ack`, `tick`); it performs no I/O. It returns ``Effects``: the chunks to send, the pieces
+/// to read next from a transfer's stream (the loop reads them on its transfer thread and hands
+/// them back with ``read(_:peer:transfer:)``), and the transfers that ended.
+///
+/// Invariant: a transfer holds only the pieces between the receiver's acknowledgement and the
+/// end of its window, at most `chunkBytes * chunksInFlight` bytes: the snapshot itself is never
+/// in memory. Resending after a loss comes from those pieces; starting over reopens the stream.
 struct SnapshotSenders {
     struct Transfer {
         var id: UInt64
         var term: Term
-        var snapshot: Snapshot
-        var checksum: UInt32
+        var metadata: SnapshotMetadata
+        /// Pieces read and not yet acknowledged, in order; the first one ends past `acked`.
+        var window: [SnapshotPiece] = []
+        /// How many of `window` were sent since the last (re)send from `acked`.
+        var sentPieces = 0
         /// Bytes the receiver confirmed.
         var acked = 0
-        /// Bytes sent (the window runs from `acked` to `sent`).
-        var sent = 0
+        /// The end of the last piece read: where the next read starts.
+        var readEnd = 0
+        /// The stream was opened (its first read was asked for).
+        var opened = false
+        /// A read is outstanding.
+        var reading = false
+        /// The last piece was read: the snapshot is `readEnd` bytes.
+        var ended = false
         var idleTicks = 0
         /// Stalls in a row (reset by progress).
         var stalls = 0
-        /// Restarts from zero (never reset): a receiver that keeps refusing is given up on.
+        /// Restarts from zero after a refusal (never reset): a receiver that keeps refusing is
+        /// given up on.
         var restarts = 0
+
+        /// The end of the last piece sent.
+        var sentEnd: Int { sentPieces > 0 ? window[sentPieces - 1].end : acked }
+    }
+
+    /// A piece the loop must read from `peer`'s transfer stream.
+    struct Read: Hashable {
+        var peer: NodeID
+        var transfer: UInt64
+        /// The transfer's first read: the loop opens its stream first.
+        var opensStream: Bool
+    }
+
+    /// What the loop must do after a call.
+    struct Effects {
+        var messages: [Message] = []
+        var reads: [Read] = []
+        var outcomes: [Outcome] = []
+
+        var isEmpty: Bool { messages.isEmpty && reads.isEmpty && outcomes.isEmpty }
+
+        mutating func merge(_ other: Effects) {
+            messages += other.messages
+            reads += other.reads
+            outcomes += other.outcomes
+        }
     }
 
     enum Outcome: Equatable {
@@ -49,84 +102,108 @@ struct SnapshotSenders {
         return nextID
     }
 
-    /// Starts streaming `snapshot` to `peer` (replacing a transfer of an older one).
-    mutating func start(_ snapshot: Snapshot, to peer: NodeID, term: Term) -> [Message] {
-        if let t = transfers[peer], t.snapshot.metadata == snapshot.metadata, t.term == term { return [] }
-        let checksum = snapshot.data.withUnsafeBytes { CRC32C.update(0, $0) }
-        transfers[peer] = Transfer(id: newID(), term: term, snapshot: snapshot, checksum: checksum)
+    /// The bytes a transfer may hold past its acknowledgement.
+    var windowBytes: Int { options.chunkBytes * options.chunksInFlight }
+
+    /// Bytes of snapshot data held in memory by all transfers.
+    var bufferedBytes: Int { transfers.values.reduce(0) { $0 + $1.window.reduce(0) { $0 + $1.data.count } } }
+
+    /// Starts streaming the snapshot `metadata` names to `peer` (replacing a transfer of an
+    /// older one, or of an older term).
+    mutating func start(_ metadata: SnapshotMetadata, to peer: NodeID, term: Term) -> Effects {
+        if let t = transfers[peer], t.metadata == metadata, t.term == term { return Effects() }
+        transfers[peer] = Transfer(id: newID(), term: term, metadata: metadata)
         return fill(peer)
     }
 
-    /// Sends chunks until the window is full.
-    mutating func fill(_ peer: NodeID) -> [Message] {
-        guard var t = transfers[peer] else { return [] }
-        var out: [Message] = []
-        let total = t.snapshot.data.count
-        let windowEnd = t.acked + options.chunkBytes * options.chunksInFlight
-        // An empty snapshot still goes out as one (empty) chunk.
-        while t.sent < min(total, windowEnd) || (total == 0 && t.sent == 0 && out.isEmpty) {
-            let end = min(total, t.sent + options.chunkBytes)
+    /// A piece read for `transfer`; a stale one (of a transfer since replaced) is dropped.
+    mutating func read(_ piece: SnapshotPiece, peer: NodeID, transfer: UInt64) -> Effects {
+        guard var t = transfers[peer], t.id == transfer, t.reading, piece.offset == t.readEnd else { return Effects() }
+        t.reading = false
+        t.window.append(piece)
+        t.readEnd = piece.end
+        t.ended = piece.last
+        transfers[peer] = t
+        return fill(peer)
+    }
+
+    /// `transfer` cannot go on (its stream is not the storage's latest snapshot any more): it
+    /// fails, so the core sends the current one.
+    mutating func abandon(_ peer: NodeID, transfer: UInt64) -> Effects {
+        guard transfers[peer]?.id == transfer else { return Effects() }
+        transfers[peer] = nil
+        return Effects(outcomes: [.failed(peer)])
+    }
+
+    /// Sends the pieces read that fit the window, and asks for the next one if there is room.
+    mutating func fill(_ peer: NodeID) -> Effects {
+        guard var t = transfers[peer] else { return Effects() }
+        var e = Effects()
+        let windowEnd = t.acked + windowBytes
+        while t.sentPieces < t.window.count, t.window[t.sentPieces].offset < windowEnd {
+            let p = t.window[t.sentPieces]
             let chunk = SnapshotChunk(
-                transfer: t.id, metadata: t.snapshot.metadata, offset: UInt64(t.sent), totalBytes: UInt64(total), checksum: t.checksum,
-                data: Array(t.snapshot.data[t.sent..<end]))
-            out.append(Message(from: me, to: peer, term: t.term, kind: .snapshotChunk(chunk)))
-            t.sent = end
-            if total == 0 { break }
+                transfer: t.id, metadata: t.metadata, offset: UInt64(p.offset), data: p.data, checksum: p.checksum, last: p.last)
+            e.messages.append(Message(from: me, to: peer, term: t.term, kind: .snapshotChunk(chunk)))
+            t.sentPieces += 1
+        }
+        if !t.reading && !t.ended && t.readEnd < windowEnd {
+            e.reads.append(Read(peer: peer, transfer: t.id, opensStream: !t.opened))
+            t.opened = true
+            t.reading = true
         }
         transfers[peer] = t
-        return out
+        return e
     }
 
     /// Handles a receiver's answer.
-    mutating func ack(_ a: SnapshotChunkAck, from peer: NodeID) -> (messages: [Message], outcome: Outcome?) {
-        guard var t = transfers[peer], t.id == a.transfer else { return ([], nil) }
-        let total = t.snapshot.data.count
+    mutating func ack(_ a: SnapshotChunkAck, from peer: NodeID) -> Effects {
+        guard var t = transfers[peer], t.id == a.transfer else { return Effects() }
         if a.rejected {
-            return restart(peer)
+            return restart(peer, counting: true)
         }
-        if a.next >= UInt64(total) {
+        if t.ended && a.next == UInt64(t.readEnd) {
             transfers[peer] = nil
-            return ([], .finished(peer))
+            return Effects(outcomes: [.finished(peer)])
         }
-        let next = Int(a.next)
+        let next = Int(clamping: a.next)
         if next > t.acked {
-            // Progress.
-            t.acked = min(next, t.sent)
+            // Progress: forget what the receiver holds.
+            t.acked = min(next, t.sentEnd)
+            var dropped = 0
+            while dropped < t.window.count && t.window[dropped].end <= t.acked { dropped += 1 }
+            t.window.removeFirst(dropped)
+            t.sentPieces = max(0, t.sentPieces - dropped)
             t.idleTicks = 0
             t.stalls = 0
         } else if next == 0 && t.acked > 0 {
             // The receiver lost the transfer (it restarted): start from the beginning.
-            t.acked = 0
-            t.sent = 0
-            t.idleTicks = 0
+            return restart(peer, counting: false)
         }
         // Anything else is an answer at `acked` again (a chunk after a lost one arrived; the
         // retry timer resends from `acked`) or a stale, reordered answer: nothing to do.
         transfers[peer] = t
-        return (fill(peer), nil)
+        return fill(peer)
     }
 
-    /// Starts a transfer over under a new id, or gives up after too many attempts.
-    mutating func restart(_ peer: NodeID) -> (messages: [Message], outcome: Outcome?) {
-        guard var t = transfers[peer] else { return ([], nil) }
-        t.restarts += 1
-        if t.restarts > options.maxRetries {
+    /// Starts a transfer over under a new id, from a new stream; after too many refusals
+    /// (`counting`), gives up.
+    mutating func restart(_ peer: NodeID, counting: Bool) -> Effects {
+        guard let t = transfers[peer] else { return Effects() }
+        var fresh = Transfer(id: newID(), term: t.term, metadata: t.metadata)
+        fresh.restarts = t.restarts + (counting ? 1 : 0)
+        if fresh.restarts > options.maxRetries {
             transfers[peer] = nil
-            return ([], .failed(peer))
+            return Effects(outcomes: [.failed(peer)])
         }
-        t.id = newID()
-        t.acked = 0
-        t.sent = 0
-        t.idleTicks = 0
-        transfers[peer] = t
-        return (fill(peer), nil)
+        transfers[peer] = fresh
+        return fill(peer)
     }
 
     /// Advances time: a transfer with no progress for `retryTicks` resends from the last
     /// acknowledged offset; after `maxRetries` such attempts it fails.
-    mutating func tick() -> (messages: [Message], outcomes: [Outcome]) {
-        var out: [Message] = []
-        var outcomes: [Outcome] = []
+    mutating func tick() -> Effects {
+        var e = Effects()
         for peer in transfers.keys.sorted() {
             guard var t = transfers[peer] else { continue }
             t.idleTicks += 1
@@ -137,34 +214,49 @@ struct SnapshotSenders {
             t.stalls += 1
             if t.stalls > options.maxRetries {
                 transfers[peer] = nil
-                outcomes.append(.failed(peer))
+                e.outcomes.append(.failed(peer))
                 continue
             }
             t.idleTicks = 0
-            t.sent = t.acked
+            t.sentPieces = 0
             transfers[peer] = t
-            out += fill(peer)
+            e.merge(fill(peer))
         }
-        return (out, outcomes)
+        return e
     }
 
     /// Drops every transfer (this node is no longer the leader).
     mutating func cancelAll() { transfers = [:] }
 }
 
-/// The follower side: reassembles one transfer at a time and answers every chunk with where it
-/// stands. A chunk that does not continue the transfer is answered with the offset expected, so
-/// the sender resumes; a chunk of an unknown transfer past offset zero (the receiver restarted)
-/// is answered with zero, so the sender starts over.
+/// The follower side: one transfer at a time, answered with where it stands. A value type
+/// driven by the loop; it performs no I/O. A chunk that continues the transfer is handed out to
+/// be written (``Write``; the loop writes it into a file on its transfer thread, where its
+/// checksum is verified, and reports back with ``stored(transfer:from:end:last:damaged:)``,
+/// which answers the sender). A chunk that does not continue it is answered with the offset
+/// expected, so the sender resumes; a chunk of an unknown transfer past offset zero (the
+/// receiver restarted) is answered with zero, so the sender starts over.
 struct SnapshotReceiver {
     struct Assembly {
         var from: NodeID
         var term: Term
         var transfer: UInt64
         var metadata: SnapshotMetadata
-        var total: Int
-        var checksum: UInt32
-        var data: [UInt8] = []
+        /// Bytes accepted in order (handed out to be written).
+        var received = 0
+        /// The chunk that ends the snapshot was accepted: the assembly completes when it is
+        /// written.
+        var lastAccepted = false
+    }
+
+    /// A chunk to write into the assembly's file.
+    struct Write {
+        var from: NodeID
+        var transfer: UInt64
+        var metadata: SnapshotMetadata
+        /// The first chunk of a new assembly: begin its file first (dropping any older one).
+        var begins: Bool
+        var piece: SnapshotPiece
     }
 
     let me: NodeID
@@ -178,53 +270,79 @@ struct SnapshotReceiver {
     enum Result {
         /// Answer the sender.
         case reply(Message)
-        /// The snapshot is complete: step the message into the core, and answer the sender.
-        case complete(Message, reply: Message)
+        /// Write the chunk; its write answers the sender.
+        case write(Write)
+        /// Nothing to answer yet: the chunk that ends the snapshot is being written.
+        case pending
         /// A malformed chunk: dropped.
         case invalid(String)
     }
 
+    enum Stored {
+        /// Answer the sender.
+        case reply(Message)
+        /// The snapshot is complete, written and verified: step an install into the core, then
+        /// answer the sender.
+        case complete(from: NodeID, term: Term, metadata: SnapshotMetadata, reply: Message)
+        /// The write belongs to a transfer replaced meanwhile.
+        case stale
+    }
+
+    func ack(_ transfer: UInt64, to: NodeID, term: Term, next: Int, rejected: Bool = false) -> Message {
+        Message(from: me, to: to, term: term, kind: .snapshotChunkAck(SnapshotChunkAck(transfer: transfer, next: UInt64(next), rejected: rejected)))
+    }
+
     mutating func receive(_ c: SnapshotChunk, from: NodeID, term: Term) -> Result {
-        func reply(_ next: Int, rejected: Bool = false) -> Message {
-            Message(from: me, to: from, term: term, kind: .snapshotChunkAck(SnapshotChunkAck(transfer: c.transfer, next: UInt64(next), rejected: rejected)))
-        }
-        guard c.totalBytes <= maxBytes else {
-            return .reply(reply(0, rejected: true))
-        }
-        guard c.offset <= c.totalBytes, UInt64(c.data.count) <= c.totalBytes - c.offset else {
-            return .invalid("snapshot chunk at \(c.offset)+\(c.data.count) overruns the snapshot's \(c.totalBytes) bytes")
-        }
+        func reply(_ next: Int, rejected: Bool = false) -> Message { ack(c.transfer, to: from, term: term, next: next, rejected: rejected) }
         guard c.metadata.index.rawValue <= Message.maxTermOrIndex, c.metadata.term.rawValue <= Message.maxTermOrIndex else {
             return .invalid("snapshot chunk with index \(c.metadata.index) and term \(c.metadata.term) out of range")
+        }
+        guard c.offset <= maxBytes, UInt64(c.data.count) <= maxBytes - c.offset else {
+            // Larger than this node accepts: refused before it is written.
+            if assembly?.from == from && assembly?.transfer == c.transfer { assembly = nil }
+            return .reply(reply(0, rejected: true))
         }
         if let done = completed, done.from == from, done.transfer == c.transfer {
             return .reply(reply(Int(done.total)))
         }
+        var begins = false
         if assembly?.from != from || assembly?.transfer != c.transfer {
             // A transfer of an older term never replaces a newer one.
             if let a = assembly, a.term > term { return .invalid("snapshot chunk of term \(term) while receiving one of term \(a.term)") }
             guard c.offset == 0 else { return .reply(reply(0)) }
-            assembly = Assembly(from: from, term: term, transfer: c.transfer, metadata: c.metadata, total: Int(c.totalBytes), checksum: c.checksum)
+            assembly = Assembly(from: from, term: term, transfer: c.transfer, metadata: c.metadata)
+            begins = true
         }
         guard var a = assembly else { return .reply(reply(0)) }
-        guard a.metadata == c.metadata, a.total == Int(c.totalBytes), a.checksum == c.checksum else {
+        guard a.metadata == c.metadata else {
             assembly = nil
             return .reply(reply(0, rejected: true))
         }
-        guard Int(c.offset) == a.data.count else {
+        if a.lastAccepted { return .pending }
+        guard Int(c.offset) == a.received else {
             // A duplicate or a gap: say where we stand.
-            return .reply(reply(a.data.count))
+            return .reply(reply(a.received))
         }
-        a.data.append(contentsOf: c.data)
-        guard a.data.count == a.total else {
-            assembly = a
-            return .reply(reply(a.data.count))
+        a.received += c.data.count
+        a.lastAccepted = c.last
+        assembly = a
+        let piece = SnapshotPiece(offset: Int(c.offset), data: c.data, checksum: c.checksum, last: c.last)
+        return .write(Write(from: from, transfer: c.transfer, metadata: a.metadata, begins: begins, piece: piece))
+    }
+
+    /// The piece of `transfer` ending at `end` was written (its running checksum matched), or
+    /// was found `damaged` (it did not): answers the sender, completing the snapshot with its
+    /// last piece.
+    mutating func stored(transfer: UInt64, from: NodeID, end: Int, last: Bool, damaged: Bool) -> Stored {
+        guard let a = assembly, a.from == from, a.transfer == transfer else { return .stale }
+        if damaged {
+            assembly = nil
+            return .reply(ack(transfer, to: from, term: a.term, next: 0, rejected: true))
         }
+        let reply = ack(transfer, to: from, term: a.term, next: end)
+        guard last else { return .reply(reply) }
         assembly = nil
-        let sum = a.data.withUnsafeBytes { CRC32C.update(0, $0) }
-        guard sum == a.checksum else { return .reply(reply(0, rejected: true)) }
-        completed = (from, c.transfer, c.totalBytes)
-        let install = Message(from: from, to: me, term: term, kind: .installSnapshot(InstallSnapshot(snapshot: Snapshot(metadata: a.metadata, data: a.data))))
-        return .complete(install, reply: reply(a.total))
+        completed = (from, transfer, UInt64(end))
+        return .complete(from: from, term: a.term, metadata: a.metadata, reply: reply)
     }
 }

@@ -3,7 +3,9 @@
 /// one array first.
 ///
 /// An output is handed to ``StateMachine/saveSnapshot(_:to:)`` on the runtime's snapshot thread
-/// and used from that thread only.
+/// and used from that thread only. The runtime also writes a snapshot received from the leader
+/// into one (``WritableLogStorage/beginReceivedSnapshot(_:)``), chunk by chunk on its transfer
+/// thread.
 public final class SnapshotOutput {
     enum Target {
         case memory
@@ -65,9 +67,10 @@ public final class SnapshotOutput {
 }
 
 /// Where a state machine reads a snapshot from: a stream of the bytes its
-/// ``StateMachine/saveSnapshot(_:to:)`` wrote, in order. At startup it reads the snapshot file
-/// chunk by chunk (the file's checksum was verified first), so a large state need not fit in
-/// memory twice.
+/// ``StateMachine/saveSnapshot(_:to:)`` wrote, in order, read from the snapshot file chunk by
+/// chunk, so a large state need not fit in memory. At startup the file's checksum was verified
+/// first; a snapshot received from the leader was verified chunk by chunk as it arrived, before
+/// it was written and installed.
 public final class SnapshotInput {
     enum Source {
         case memory

@@ -13,9 +13,14 @@
 ///   state machine's durable index would lag the log by the no-ops after its last command, and
 ///   the runtime could no longer check that the index it reports is exactly the last entry it
 ///   was given, nor adopt a snapshot at exactly that index without reloading it.
-/// - **Concurrency.** Every method runs on the node's run loop, one at a time, except
-///   ``saveSnapshot(_:to:)``: it runs on the node's snapshot thread, *beside* ``apply(_:)``. It
-///   must read only the context that ``prepareSnapshot()`` returned, never the live state.
+/// - **Concurrency.** Every method runs on the node's run loop, one at a time, except two that
+///   run on the node's snapshot thread (one after the other, never together):
+///   ``saveSnapshot(_:to:)`` runs *beside* ``apply(_:)`` and must read only the context that
+///   ``prepareSnapshot()`` returned, never the live state; ``recoverSnapshot(from:metadata:)``
+///   of a snapshot received from the leader runs while the node calls no other method (it
+///   holds committed entries until the restore returns, and applies them afterwards), so it may
+///   take as long as the data needs: the node keeps answering its leader meanwhile. At startup
+///   the restore runs on the loop, before the node takes part in the cluster.
 /// - **Snapshots in two steps.** ``prepareSnapshot()`` runs between two applies and captures a
 ///   point-in-time view cheaply (a copy-on-write copy of a Swift collection, a database read
 ///   transaction); ``saveSnapshot(_:to:)`` then streams that view out while new entries are
@@ -35,7 +40,9 @@ public protocol StateMachine: AnyObject, SendableMetatype {
     func prepareSnapshot() throws -> SnapshotContext
     /// Writes the state captured in `context` to `output`; runs beside ``apply(_:)``.
     func saveSnapshot(_ context: SnapshotContext, to output: SnapshotOutput) throws
-    /// Replaces the state with a snapshot's, read from `input`.
+    /// Replaces the state with a snapshot's, read from `input` as a stream (the data is never
+    /// in memory whole unless you read it so). For a snapshot received from the leader this
+    /// runs on the snapshot thread; see the concurrency rule above.
     func recoverSnapshot(from input: SnapshotInput, metadata: SnapshotMetadata) throws
 
     /// For state machines that are themselves durable (``OnDiskStateMachine``): opens the

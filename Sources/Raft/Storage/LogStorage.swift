@@ -21,7 +21,9 @@ public protocol LogStorage: AnyObject {
     func firstIndex() -> LogIndex
     /// The index of the last durable entry (the snapshot index if there are none).
     func lastIndex() -> LogIndex
-    /// The latest snapshot, to send to a follower behind the compacted log.
+    /// The latest snapshot with its data in memory, for shells that send snapshots whole
+    /// (``SnapshotSending/inMessage``). A ``RaftNode`` never calls it: it streams the data with
+    /// ``openSnapshot(verification:)``.
     func snapshot() throws(RaftError) -> Snapshot
     /// The latest snapshot's metadata, without its data (cheap: no file is read).
     func snapshotMetadata() -> SnapshotMetadata
@@ -136,9 +138,10 @@ extension WritableLogStorage {
 extension WritableLogStorage {
     /// Persists what a ``Ready`` asks for, in the contract's order (snapshot, entries, hard
     /// state), and syncs once if ``Ready/mustSync`` says so. A commit-only hard state is
-    /// buffered and made durable by the next sync.
+    /// buffered and made durable by the next sync. A snapshot must be held in memory
+    /// (``SnapshotData/bytes(_:)``); a ``RaftNode`` installs the ones it received itself.
     public func persist(_ rd: Ready) throws(RaftError) {
-        if let s = rd.snapshot { try applySnapshot(s) }
+        if let s = rd.snapshot { try applySnapshot(s.inMemorySnapshot()) }
         if !rd.entries.isEmpty { try append(rd.entries) }
         if let hs = rd.hardState { try setHardState(hs) }
         if rd.mustSync { try sync() }
