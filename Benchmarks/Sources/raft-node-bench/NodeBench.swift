@@ -160,6 +160,20 @@ final class SyncCountingStorage: WritableLogStorage {
     func lastIndex() -> LogIndex { base.lastIndex() }
     func snapshot() throws(RaftError) -> Snapshot { try base.snapshot() }
     func snapshotMetadata() -> SnapshotMetadata { base.snapshotMetadata() }
+    // The streaming snapshot paths, so the node streams from the files as it would unwrapped.
+    func openSnapshot() throws(RaftError) -> SnapshotInput { try base.openSnapshot() }
+    func openSnapshot(verification: SnapshotVerification) throws(RaftError) -> SnapshotInput {
+        try base.openSnapshot(verification: verification)
+    }
+    func beginSnapshot(at index: LogIndex, confState: ConfState?) throws(RaftError) -> SnapshotOutput {
+        try base.beginSnapshot(at: index, confState: confState)
+    }
+    @discardableResult
+    func finishSnapshot(_ output: SnapshotOutput) throws(RaftError) -> SnapshotMetadata { try base.finishSnapshot(output) }
+    func beginReceivedSnapshot(_ metadata: SnapshotMetadata) throws(RaftError) -> SnapshotOutput {
+        try base.beginReceivedSnapshot(metadata)
+    }
+    func applySnapshot(_ received: SnapshotOutput) throws(RaftError) { try base.applySnapshot(received) }
     var currentHardState: HardState { base.currentHardState }
 
     func append(_ entries: [LogEntry]) throws(RaftError) {
