@@ -17,7 +17,9 @@ public struct RaftError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let invalidConfiguration = Code(.invalidConfiguration)
         /// This node is not the leader; ``RaftError/leaderHint`` names the leader when known.
         public static let notLeader = Code(.notLeader)
-        /// The proposal could not be accepted right now (no leader known, or leadership in flux).
+        /// The proposal was lost or its outcome is unknown: a leader change replaced its entry, or
+        /// a snapshot superseded it before it was applied here (then it may have been
+        /// committed). Retry only if the command is idempotent or the state says it is missing.
         public static let proposalDropped = Code(.proposalDropped)
         /// Backpressure: the leader holds more uncommitted bytes than configured.
         public static let uncommittedLimitExceeded = Code(.uncommittedLimitExceeded)

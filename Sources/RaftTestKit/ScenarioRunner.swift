@@ -15,8 +15,9 @@ import Raft
 /// - `campaign N`, `tick N [count=1]`, `tick-all [count=1]`, `propose N text [count=1] [size=bytes]`,
 ///   `read-index N context`: inputs to one node; they print what the node decided.
 /// - `stabilize`: deliver every message (and what follows) until quiet, printing each one.
-/// - `deliver [from=N] [to=N] [type=kind] [count=N]`, `drop ...`, `duplicate ...`: deliver (the
-///   first `count`), lose or duplicate only the messages queued now that match.
+/// - `deliver [from=N] [to=N] [type=kind] [reject=true|false] [count=N]`, `drop ...`,
+///   `duplicate ...`: deliver (the first `count`), lose or duplicate only the messages queued now
+///   that match.
 /// - `report-unreachable N peer`: the shell of `N` reports `peer` unreachable (a leader then
 ///   probes it).
 /// - `partition 1 2 / 3`, `heal`, `crash N [phase=0...3]`, `restart N`, `wipe N`, `compact N`,
@@ -116,6 +117,7 @@ public final class ScenarioRunner {
             let name = Describe.message(m).split(separator: " ")[1]
             if name != k { return false }
         }
+        if let r = a.named["reject"], (r == "true") != Describe.message(m).contains(" reject ") { return false }
         return true
     }
 

@@ -73,6 +73,37 @@ struct APITests {
         #expect("\(member.state)" == "probe")
     }
 
+    /// Reads registered before the heartbeats leave share one round (batching): two reads, one
+    /// heartbeat per follower, and one quorum of answers confirms both (review of issue 12:
+    /// before, every read started a round and a broadcast of its own).
+    @Test func readsRegisteredTogetherShareOneRound() throws {
+        var config = RaftConfiguration(id: 1)
+        config.preVote = false
+        let storage = MemoryLogStorage(voters: [1, 2, 3])
+        var core = try RaftCore(configuration: config, storage: storage)
+        try core.campaign()
+        try core.step(Message(from: 2, to: 1, term: 1, kind: .requestVoteResponse(RequestVoteResponse(granted: true))))
+        // Commit the leader's no-op so reads are served.
+        var rd = try core.ready()
+        try storage.persist(rd)
+        try core.advance(rd)
+        try core.step(Message(from: 2, to: 1, term: 1, kind: .appendEntriesResponse(AppendEntriesResponse(index: 1))))
+        rd = try core.ready()
+        try storage.persist(rd)
+        try core.advance(rd)
+        #expect(core.commitIndex == 1)
+        try core.readIndex(context: [1])
+        try core.readIndex(context: [2])
+        rd = try core.ready()
+        let heartbeats = (rd.messages + rd.messagesAfterPersist).compactMap { m -> UInt64? in
+            if case .heartbeat(let h) = m.kind { h.round } else { nil }
+        }
+        #expect(heartbeats == [1, 1], "one round for both reads, one heartbeat per follower")
+        try core.advance(rd)
+        try core.step(Message(from: 3, to: 1, term: 1, kind: .heartbeatResponse(HeartbeatResponse(round: 1))))
+        #expect(try core.ready().readStates.map(\.context) == [[1], [2]])
+    }
+
     /// A batch proposal: one result per command, in order, appended together.
     @Test func batchProposalReturnsOneResultPerCommandInOrder() async throws {
         let h = NodeHarness<KVMachine>()

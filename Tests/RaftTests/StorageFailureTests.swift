@@ -26,6 +26,7 @@ final class FailingReads: WritableLogStorage, @unchecked Sendable {
     func entries(in range: Range<LogIndex>, maxBytes: Int) throws(RaftError) -> [LogEntry] {
         let f = LogIndex(rawValue: failing.load(ordering: .relaxed))
         if f != .zero && range.contains(f) { throw ioError(f) }
+        if returnsNothing.load(ordering: .relaxed) { return [] }
         return try base.entries(in: range, maxBytes: maxBytes)
     }
     func term(at index: LogIndex) throws(RaftError) -> Term {
@@ -34,7 +35,14 @@ final class FailingReads: WritableLogStorage, @unchecked Sendable {
     }
     func firstIndex() -> LogIndex { base.firstIndex() }
     func lastIndex() -> LogIndex { base.lastIndex() }
-    func snapshot() throws(RaftError) -> Snapshot { try base.snapshot() }
+    /// While set, `snapshot()` answers "being prepared, ask again later".
+    let snapshotBusy = Atomic<Bool>(false)
+    /// While set, `entries(in:)` returns nothing (a storage breaking its contract).
+    let returnsNothing = Atomic<Bool>(false)
+    func snapshot() throws(RaftError) -> Snapshot {
+        if snapshotBusy.load(ordering: .relaxed) { throw RaftError(.snapshotTemporarilyUnavailable, "a snapshot is being prepared") }
+        return try base.snapshot()
+    }
     func snapshotMetadata() -> SnapshotMetadata { base.snapshotMetadata() }
     var currentHardState: HardState { base.currentHardState }
     func append(_ entries: [LogEntry]) throws(RaftError) { try base.append(entries) }
@@ -109,6 +117,46 @@ struct StorageFailureTests {
             try core.step(Message(from: 2, to: 1, term: 2, kind: .appendEntriesResponse(reject)))
         }
         #expect(error?.code == .io)
+    }
+
+    /// A storage that returns no entries for a range it holds breaks its contract; the core
+    /// stops with an error instead of handing out empty batches forever (review of issue 12).
+    @Test func storageReturningNothingStopsTheCore() throws {
+        var (core, storage) = try Self.restartedFollower()
+        storage.failReads(at: 0)
+        storage.returnsNothing.store(true, ordering: .relaxed)
+        let error = #expect(throws: RaftError.self) { _ = try core.ready() }
+        #expect(error?.code == .storage)
+        #expect(core.storageFailure != nil)
+    }
+
+    /// "Snapshot temporarily unavailable" is what its name says: the leader tries again later
+    /// instead of stopping (review of issue 12).
+    @Test func snapshotTemporarilyUnavailableIsRetriedNotFatal() throws {
+        let memory = MemoryLogStorage(voters: [1, 2])
+        try memory.append((1...5).map { LogEntry(term: 1, index: LogIndex(rawValue: UInt64($0)), kind: .command) })
+        memory.setHardState(HardState(term: 1, vote: 1, commit: 5))
+        try memory.createSnapshot(at: 4, confState: nil, data: [7])
+        try memory.compact(upTo: 4)
+        let storage = FailingReads(memory)
+        var config = RaftConfiguration(id: 1)
+        config.preVote = false
+        var core = try RaftCore(configuration: config, storage: storage)
+        try core.campaign()
+        try core.step(Message(from: 2, to: 1, term: 2, kind: .requestVoteResponse(RequestVoteResponse(granted: true))))
+        #expect(core.role == .leader)
+        _ = try core.ready()
+        storage.snapshotBusy.store(true, ordering: .relaxed)
+        // The follower holds nothing: it needs the snapshot, which is being prepared.
+        let reject = AppendEntriesResponse(index: 5, reject: true, rejectHint: 0, rejectHintTerm: 0)
+        try core.step(Message(from: 2, to: 1, term: 2, kind: .appendEntriesResponse(reject)))
+        #expect(core.storageFailure == nil)
+        #expect(core.status().members.first { $0.id == 2 }?.state == .probe)
+        storage.snapshotBusy.store(false, ordering: .relaxed)
+        try core.step(Message(from: 2, to: 1, term: 2, kind: .heartbeatResponse(HeartbeatResponse())))
+        let rd = try core.ready()
+        let sent = (rd.messages + rd.messagesAfterPersist).contains { if case .installSnapshot = $0.kind { true } else { false } }
+        #expect(sent, "the snapshot goes out once the storage has it")
     }
 
     /// Through a real node: restarting with an unreadable committed entry stops the node with

@@ -107,6 +107,8 @@ extension RaftCore {
     /// Stale, duplicated and reordered messages are expected and handled; a message addressed
     /// to another node throws ``RaftError/Code/invalidConfiguration`` (a transport wiring error),
     /// and a malformed one throws ``RaftError/Code/invalidMessage`` without changing anything.
+    /// A storage read that fails throws that error and stops the core (``storageFailure``): a
+    /// caller tells the two apart by checking ``storageFailure``.
     public mutating func step(_ m: Message) throws(RaftError) {
         guard m.to == id else {
             throw RaftError(.invalidConfiguration, "message for node \(m.to) delivered to node \(id): check the transport's address book")

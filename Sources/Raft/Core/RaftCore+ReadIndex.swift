@@ -23,10 +23,15 @@ struct ReadOnlyQueue {
     var round: UInt64 = 0
     /// The highest round each follower answered in this term.
     var answered: [NodeID: UInt64] = [:]
+    /// Whether the heartbeats of `round` are still queued, not yet handed out in a ``Ready``: a
+    /// read registered now may share that round (its heartbeats leave after it), so reads that
+    /// arrive together cost one round (batching).
+    var roundUnsent = false
 
-    /// Numbers a new round.
+    /// Numbers a new round, whose heartbeats the caller queues.
     mutating func nextRound() -> UInt64 {
         round += 1
+        roundUnsent = true
         return round
     }
 
@@ -35,6 +40,7 @@ struct ReadOnlyQueue {
         requests.removeAll()
         awaitingCommit.removeAll()
         round = 0
+        roundUnsent = false
         answered.removeAll()
     }
 }
@@ -47,12 +53,14 @@ extension RaftCore {
     /// - Parameter context: a non-empty value identifying the request, echoed back in its
     ///   ``ReadState``. Safety does not depend on it being unique (heartbeat rounds are matched,
     ///   not contexts), but a caller that reuses one cannot tell its answers apart.
-    /// - Throws: ``RaftError/Code/notLeader`` on a non-leader (with the leader hint);
+    /// - Throws: ``storageFailure`` once the core stopped (or a new storage failure, which stops
+    ///   it); ``RaftError/Code/notLeader`` on a non-leader (with the leader hint);
     ///   ``RaftError/Code/invalidArgument`` for an empty context.
     ///
     /// Pending requests are dropped without an answer if the node loses leadership; callers
     /// time them out and retry.
     public mutating func readIndex(context: [UInt8]) throws(RaftError) {
+        if let storageFailure { throw storageFailure }
         guard !context.isEmpty else {
             throw RaftError(.invalidArgument, "a read-index context must not be empty")
         }
@@ -72,6 +80,10 @@ extension RaftCore {
     mutating func startRead(context: [UInt8]) {
         if tracker.voters.count == 1 {
             readStates.append(ReadState(index: log.committed, context: context))
+            return
+        }
+        if readOnly.roundUnsent {
+            readOnly.requests.append(ReadOnlyQueue.Request(context: context, index: log.committed, round: readOnly.round))
             return
         }
         let round = readOnly.nextRound()

@@ -12,17 +12,18 @@ extension RaftCore {
     /// - Returns: on the leader, where the entries went; on a follower that forwards proposals,
     ///   `nil` (the commands were sent to the leader and will be appended there if it is still
     ///   leader when they arrive).
-    /// - Throws: ``RaftError/Code/invalidArgument`` for an empty batch (nothing to append);
+    /// - Throws: ``storageFailure`` (or a new storage failure while replicating, which stops the
+    ///   core); ``RaftError/Code/invalidArgument`` for an empty batch (nothing to append);
     ///   ``RaftError/Code/notLeader`` (with ``RaftError/leaderHint``) on a follower
     ///   that refuses proposals or knows no leader, and on candidates;
     ///   ``RaftError/Code/uncommittedLimitExceeded`` when the leader holds too many uncommitted
     ///   bytes.
     @discardableResult
     public mutating func propose(commands: [[UInt8]]) throws(RaftError) -> ProposalReceipt? {
+        if let storageFailure { throw storageFailure }
         guard !commands.isEmpty else {
             throw RaftError(.invalidArgument, "node \(id): a proposal needs at least one command")
         }
-        if let storageFailure { throw storageFailure }
         switch role {
         case .leader:
             if let refusal = uncommittedLimitRefusal(commands) { throw refusal }
@@ -97,7 +98,7 @@ extension RaftCore {
     mutating func handleAppendEntries(from: NodeID, _ ae: AppendEntries) throws(RaftError) {
         if ae.prevLogIndex < log.committed {
             // Everything up to our commit index matches any leader (leader completeness).
-            send(to: from, .appendEntriesResponse(AppendEntriesResponse(index: log.committed)))
+            send(to: from, .appendEntriesResponse(AppendEntriesResponse(index: log.committed, probe: ae.probe)))
             return
         }
         switch try log.maybeAppend(prevIndex: ae.prevLogIndex, prevTerm: ae.prevLogTerm, entries: ae.entries) {
@@ -177,8 +178,9 @@ extension RaftCore {
 
     mutating func handleAppendResponse(slot i: Int, from: NodeID, _ r: AppendEntriesResponse) throws(RaftError) {
         let last = log.lastIndex()
-        // An answer about entries this leader never had is not from a correct peer: ignore it.
-        if r.index > last { return }
+        // An answer about entries this leader never had, or to a probe it never sent, is not from
+        // a correct peer: ignore it.
+        if r.index > last || r.probe > tracker.progress[i].probesSent { return }
         if r.reject {
             var hint = min(r.rejectHint, r.index, last)
             if r.rejectHintTerm > .zero { hint = try log.findConflictByTerm(hint, r.rejectHintTerm).index }
@@ -188,6 +190,7 @@ extension RaftCore {
             }
             return
         }
+        guard tracker.progress[i].acceptsAcknowledgement(probe: r.probe) else { return }
         let wasPaused = tracker.progress[i].isPaused
         let grew = tracker.progress[i].maybeUpdate(r.index)
         // A follower in probe state that answers at exactly `match` is caught up as far as the
@@ -209,9 +212,9 @@ extension RaftCore {
         }
         if try maybeCommit() {
             try bcastAppend()
-        } else if wasPaused && grew {
-            // (A caught-up probe's answer needs no empty append: it answered one that carried
-            // the commit index already.)
+        } else if wasPaused {
+            // The follower may not know the commit index yet (it may have moved since the append
+            // it answered): an empty append tells it.
             try maybeSendAppend(to: from, slot: i, sendIfEmpty: true)
         }
         while try maybeSendAppend(to: from, slot: i, sendIfEmpty: false) {}
@@ -274,7 +277,11 @@ extension RaftCore {
         case .streamedByShell:
             install = InstallSnapshot(metadata: log.snapshotMetadata(), data: .inSenderStorage)
         case .inMessage:
-            install = InstallSnapshot(snapshot: try log.snapshot())
+            do { install = InstallSnapshot(snapshot: try log.snapshot()) } catch {
+                // A storage still preparing its snapshot says so; the next heartbeat asks again.
+                if error.code == .snapshotTemporarilyUnavailable { return false }
+                throw error
+            }
         }
         guard install.metadata.index > .zero else { return false }
         send(to: peer, .installSnapshot(install))

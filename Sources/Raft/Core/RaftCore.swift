@@ -115,8 +115,12 @@ public struct RaftCore {
     public var uncommittedBytesInFlight: Int { uncommittedBytes }
 
     /// The term of the entry at `index`, or `nil` if it is not held (compacted or past the
-    /// end). Throws if the storage fails to read it.
-    public func term(at index: LogIndex) throws(RaftError) -> Term? { try log.termIfHeld(index) }
+    /// end). Throws ``storageFailure`` once the core stopped, or the storage's error if reading it
+    /// fails (an inspection does not stop the core; the next input that reads it will).
+    public func term(at index: LogIndex) throws(RaftError) -> Term? {
+        if let storageFailure { throw storageFailure }
+        return try log.termIfHeld(index)
+    }
 
     // MARK: Storage failures
 
@@ -192,6 +196,8 @@ public struct RaftCore {
                 || hs.vote != lastHardState.vote)
         lastSoftState = ss
         lastHardState = hs
+        // Heartbeats queued for a read round leave with this batch: a later read needs its own.
+        readOnly.roundUnsent = false
         // Fresh arrays, not removeAll(keepingCapacity:): `rd` shares these buffers.
         outboxImmediate = []
         outboxAfterPersist = []
@@ -296,7 +302,7 @@ public struct RaftCore {
     /// Tells the leader a message to `peer` could not be delivered; it stops pipelining to it
     /// and probes instead.
     public mutating func reportUnreachable(_ peer: NodeID) {
-        guard role == .leader, let i = tracker.slot(of: peer) else { return }
+        guard storageFailure == nil, role == .leader, let i = tracker.slot(of: peer) else { return }
         if tracker.progress[i].state == .replicate { tracker.progress[i].becomeProbe() }
     }
 
@@ -305,7 +311,7 @@ public struct RaftCore {
     /// follower's acknowledgement. A transport must report every snapshot it was given, whether
     /// it arrived or not: until it does, the leader sends that follower nothing else.
     public mutating func reportSnapshot(to peer: NodeID, failed: Bool) {
-        guard role == .leader, let i = tracker.slot(of: peer), tracker.progress[i].state == .snapshot else { return }
+        guard storageFailure == nil, role == .leader, let i = tracker.slot(of: peer), tracker.progress[i].state == .snapshot else { return }
         if failed { tracker.progress[i].pendingSnapshot = .zero }
         tracker.progress[i].becomeProbe()
         // Wait for the follower's answer (or a heartbeat) before probing.

@@ -145,6 +145,13 @@ struct RaftLog {
             do { result = try storage.entries(in: lo..<stableHi, maxBytes: maxBytes) } catch {
                 throw RaftLog.storageFailure(error, reading: "entries \(lo)...\(stableHi - 1)")
             }
+            // The protocol promises at least one entry, starting at `lo`: anything else would hand
+            // out an empty or misplaced batch while the log still has work (a loop that spins).
+            guard let first = result.first, first.index == lo, result.count <= lo.distance(to: stableHi) else {
+                throw RaftError(
+                    .storage,
+                    "storage returned \(result.count) entries starting at \(result.first.map { "\($0.index)" } ?? "none") for entries \(lo)...\(stableHi - 1): it must return at least one, from \(lo)")
+            }
             if result.count < lo.distance(to: stableHi) { return result }
             for e in result { budget -= e.byteSize }
         }

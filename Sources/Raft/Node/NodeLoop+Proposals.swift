@@ -1,8 +1,9 @@
 // Proposals: registering them, their deadlines, and answering them as entries apply.
 extension NodeLoop {
     /// Appends all proposals of one loop batch as one append (each caller's commands stay
-    /// together, in order).
-    func propose(_ batch: [RaftNode<SM>.Proposal]) {
+    /// together, in order). Throws only a storage failure, which stops the node; refusals
+    /// answer the proposals.
+    func propose(_ batch: [RaftNode<SM>.Proposal]) throws(RaftError) {
         guard !batch.isEmpty else { return }
         var commands: [[UInt8]] = []
         if batch.count == 1 {
@@ -18,26 +19,41 @@ extension NodeLoop {
                 for p in batch { p.reply.fail(refusal) }
                 return
             }
-            var index = receipt.firstIndex
-            let now = ContinuousClock.now
-            for p in batch {
-                for answer in p.reply.answers(count: p.commands.count) {
-                    if let replaced = pending.removeValue(forKey: index) {
-                        // An older proposal at this index was lost when another leader overwrote it.
-                        replaced.continuation.resume(throwing: RaftError(.proposalDropped, "proposal at index \(index) was replaced after a leader change"))
-                    }
-                    pending[index] = Pending(
-                        term: receipt.term, token: p.token, continuation: answer,
-                        deadline: ticks + node.configuration.proposalTimeoutTicks, started: now)
-                    index = index + 1
-                }
-            }
+            register(batch, from: receipt)
         } catch {
+            if core.storageFailure != nil {
+                for p in batch { p.reply.fail(error) }
+                throw error
+            }
+            if error.code == .uncommittedLimitExceeded && batch.count > 1 {
+                // The limit is judged per caller: admit proposals in order while they fit, so
+                // one large batch does not refuse the small ones beside it.
+                for p in batch { try propose([p]) }
+                return
+            }
             var refusal = error
             if refusal.code == .notLeader, let leader = refusal.leaderHint {
                 refusal.leaderAddress = node.configuration.clientAddresses[leader]
             }
             for p in batch { p.reply.fail(refusal) }
+        }
+    }
+
+    /// Records where the entries of `batch` went, one pending answer per entry.
+    func register(_ batch: [RaftNode<SM>.Proposal], from receipt: ProposalReceipt) {
+        var index = receipt.firstIndex
+        let now = ContinuousClock.now
+        for p in batch {
+            for answer in p.reply.answers(count: p.commands.count) {
+                if let replaced = pending.removeValue(forKey: index) {
+                    // An older proposal at this index was lost when another leader overwrote it.
+                    replaced.continuation.resume(throwing: RaftError(.proposalDropped, "proposal at index \(index) was replaced after a leader change; its outcome is unknown"))
+                }
+                pending[index] = Pending(
+                    term: receipt.term, token: p.token, continuation: answer,
+                    deadline: ticks + node.configuration.proposalTimeoutTicks, started: now)
+                index = index + 1
+            }
         }
     }
 

@@ -114,8 +114,8 @@ final class NodeLoop<SM: StateMachine> {
                     case .cancel:
                         cancels.append(e)
                     case .stop:
-                        propose(proposals)
                         unhandled = Array(events[(k + 1)...])
+                        try propose(proposals)
                         break running
                     default:
                         do { try handle(e) } catch {
@@ -126,7 +126,7 @@ final class NodeLoop<SM: StateMachine> {
                         }
                     }
                 }
-                propose(proposals)
+                try propose(proposals)
                 for c in cancels { try handle(c) }
                 try await drain()
             }
@@ -159,6 +159,13 @@ final class NodeLoop<SM: StateMachine> {
     func handle(_ e: Event) throws(RaftError) {
         switch e {
         case .message(let m):
+            // From nobody or from itself: a broken transport or a hostile peer. The core refuses
+            // such messages too; chunks and their acknowledgements never reach it.
+            if m.from.isNone || m.from == node.id {
+                metrics.droppedMessages.increment()
+                logger.debug("dropped a message with an invalid sender", metadata: ["from": "\(m.from)"])
+                return
+            }
             switch m.kind {
             case .snapshotChunk(let chunk):
                 try receiveChunk(chunk, in: m)

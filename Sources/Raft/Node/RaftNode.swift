@@ -290,8 +290,8 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
     ///
     /// - Returns: whether an election started: `false` on a leader, on a node that is not a
     ///   voter, and on one installing a snapshot.
-    /// - Throws: ``RaftError/Code/stopped`` if the node is not running, or the storage failure
-    ///   that stopped it.
+    /// - Throws: ``RaftError/Code/stopped`` if the node is not running, or a storage failure if
+    ///   the election could not start because of it (the node then stops with that error).
     @discardableResult
     public func campaign() async throws -> Bool {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<Bool, any Error>) in
@@ -329,7 +329,7 @@ public struct NodeStatus: Sendable, Hashable {
     public var applied: LogIndex
     /// The index of the latest snapshot.
     public var snapshotIndex: LogIndex
-    /// Proposals waiting for their result.
+    /// Entries waiting for their proposer's answer (a batch proposal counts once per command).
     public var pendingProposals: Int
     /// The snapshot the state machine is restoring from, off the run loop, if any. Until it is
     /// done, `applied` stays behind the snapshot and committed entries wait.

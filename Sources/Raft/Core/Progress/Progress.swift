@@ -1,7 +1,7 @@
 /// What a leader knows about one follower's log.
 ///
 /// Invariant: `match < next`. `match` only grows, except when the follower proves it lost
-/// entries it had acknowledged (see ``maybeDecrTo(rejected:hint:)``).
+/// entries it had acknowledged (see ``maybeDecrTo(rejected:hint:probe:)``).
 struct Progress {
     /// How the leader sends to this follower.
     typealias State = ReplicationState
@@ -22,6 +22,10 @@ struct Progress {
     /// ``probesSent`` when `match` last grew: a probe numbered above it was sent after the
     /// follower acknowledged `match`, so only its answer can prove the follower lost entries.
     var probesSentAtMatch: UInt64 = 0
+    /// The probe whose rejection proved the follower lost entries (zero: none). Until a later
+    /// probe is answered, acknowledgements are from before the loss (duplicated or reordered
+    /// in the network) and must not restore the `match` the follower no longer holds.
+    var lossProbe: UInt64 = 0
     var inflights: Inflights
 
     init(next: LogIndex, maxInflight: Int, maxInflightBytes: Int) {
@@ -58,6 +62,8 @@ struct Progress {
     }
 
     mutating func becomeSnapshot(_ index: LogIndex) {
+        // The snapshot's acknowledgement carries no probe number; it is judged by its index.
+        lossProbe = 0
         state = .snapshot
         pendingSnapshot = index
         probeSent = false
@@ -98,6 +104,16 @@ struct Progress {
         return probesSent
     }
 
+    /// Whether an acknowledgement answering probe number `probe` (zero: not a probe) may be
+    /// trusted: not after a proven loss unless it answers a probe sent after it. The first such
+    /// answer ends the suspicion.
+    mutating func acceptsAcknowledgement(probe: UInt64) -> Bool {
+        guard lossProbe != 0 else { return true }
+        guard probe > lossProbe else { return false }
+        lossProbe = 0
+        return true
+    }
+
     /// Handles a rejected append of `rejected` (its `prevLogIndex`); `hint` is where the leader
     /// should probe next; `probe` is the number of the probe answered (zero if none). Returns
     /// whether the rejection was news (not a stale duplicate).
@@ -109,7 +125,10 @@ struct Progress {
     /// answering anything older is a duplicated or reordered answer from before the follower
     /// caught up: acting on it would throw `match` away and could force a snapshot for nothing.
     mutating func maybeDecrTo(rejected: LogIndex, hint: LogIndex, probe: UInt64) -> Bool {
-        if state == .probe && rejected == match && hint < match && match != .zero && probe > probesSentAtMatch {
+        // In any state but snapshot: a follower moved back to replicate by a stale duplicate
+        // acknowledgement must still be found out by its answer to the probe.
+        if state != .snapshot && rejected == match && hint < match && match != .zero && probe > probesSentAtMatch {
+            lossProbe = probe
             match = .zero
             state = .probe
             next = hint + 1
