@@ -386,6 +386,36 @@ struct StorageBadInputTests {
         #expect(throws: RaftError.self) { try FileLogStorage(directory: dir.path, voters: [1, 2, 3]) }
     }
 
+    /// A record of the unsynced batch that reaches only a few bytes into a sector that never
+    /// arrived (later sectors did) is a torn tail too: its part of the lost sector is tiny,
+    /// but the whole sector from there on is zeros. (Crash seeds 7878 and 8940 found this:
+    /// a record ending 7 and 2 bytes into a lost sector stopped the open.)
+    @Test(arguments: 0...9)
+    func recordReachingAFewBytesIntoALostSectorIsATornTail(spill: Int) throws {
+        let dir = TempDirectory()
+        try makeLog(dir.path, count: 10)
+        let seg = try Disk.segments(dir.path)[0]
+        let synced = try Disk.read(seg)
+        let boundary = (synced.count / 512 + 1) * 512
+        // Entry 11 ends `spill` bytes into the sector at `boundary`; entries 12...21 follow.
+        let firstSize = boundary + spill - synced.count
+        var batch = Format.entryRecord(term: 1, index: 11, data: entry(11, term: 1, size: firstSize - Format.entryRecordSize(dataBytes: 0)).data)
+        #expect(batch.count == firstSize)
+        for i in UInt64(12)...21 {
+            batch += Format.entryRecord(term: 1, index: i, data: entry(i, term: 1, size: 100).data)
+        }
+        var onDisk = synced + batch
+        #expect(onDisk.count > boundary + 1024, "sectors after the lost one arrived")
+        for k in boundary..<(boundary + 512) { onDisk[k] = 0 }
+        try Disk.write(seg, onDisk)
+        let s = try FileLogStorage(directory: dir.path, voters: [1, 2, 3])
+        let tail = try #require(s.recovery.truncatedTail)
+        #expect(tail.offset == (spill == 0 ? boundary : synced.count))
+        #expect(s.lastIndex() == (spill == 0 ? 11 : 10))
+        try expectEntries(s, 1...10, dataBytes: 16)
+        s.close()
+    }
+
     /// A damaged final record cannot be told apart from one whose write never fully arrived: it
     /// is dropped and reported, like any torn tail (the documented rule).
     @Test func damagedFinalRecordOfTheLastSegmentIsReportedAsATornTail() throws {

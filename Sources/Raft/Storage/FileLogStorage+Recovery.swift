@@ -330,11 +330,19 @@ extension FileLogStorage {
         return true
     }
 
-    /// Whether the damaged record at `pos` covers part of a 512-byte disk sector that holds only
-    /// zeros there: a sector of the last, unsynced batch that never reached the disk while later
-    /// ones did (writes over preallocated zeros reach the disk in any order). The record's span
-    /// is its framed length when that is plausible, otherwise the rest of its sector and the
-    /// next one. Zero runs shorter than 8 bytes are not counted.
+    /// Whether the damaged record at `pos` reaches into a 512-byte disk sector that holds
+    /// nothing but zeros from the record on: a sector of the last, unsynced batch that never
+    /// reached the disk while later ones did (writes over preallocated zeros reach the disk in
+    /// any order).
+    ///
+    /// A sector that never arrived keeps what it held at the last sync, and everything at or
+    /// after the first damaged record lies past the last sync, where the segment held only
+    /// zeros. So the test is on the sector, not only on the record's part of it: zeros from
+    /// the record's start (or the sector's start, if later) to the sector's end (or the file's).
+    /// A record that reaches just a few bytes into a lost sector is caught as well as one
+    /// lying wholly inside it; a zero run inside a record's data that stops before the sector
+    /// ends is not mistaken for one. The record's span is its framed length when that is
+    /// plausible, otherwise the rest of its sector and the next one.
     func overlapsLostSector(_ bytes: [UInt8], at pos: Int) -> Bool {
         let sector = 512
         var r = ByteReader(bytes, at: pos)
@@ -344,9 +352,9 @@ extension FileLogStorage {
         }
         var start = pos
         while start < end {
-            let pieceEnd = min(end, (start / sector + 1) * sector)
-            if pieceEnd - start >= 8 && bytes[start..<pieceEnd].allSatisfy({ $0 == 0 }) { return true }
-            start = pieceEnd
+            let sectorEnd = min(bytes.count, (start / sector + 1) * sector)
+            if bytes[start..<sectorEnd].allSatisfy({ $0 == 0 }) { return true }
+            start = sectorEnd
         }
         return false
     }
