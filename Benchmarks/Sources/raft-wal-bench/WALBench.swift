@@ -2,7 +2,8 @@
 //
 // (a) raw: write(2) a small record at the end of a file, fdatasync, repeat;
 // (b) FileLogStorage, one writer, no batching: append 1 entry, sync(), repeat;
-// (c) FileLogStorage, batches: append 1,000 entries, sync(), repeat.
+// (c) FileLogStorage, batches: append 1,000 entries, sync(), repeat;
+// (d) with --recovery only: reopening a long log (Recovery.swift).
 //
 // The raw run and the unbatched runs are interleaved in short rounds, so that a disk whose
 // speed drifts (a shared VM, a cache filling) affects them alike and the percentage compares
@@ -42,6 +43,13 @@ struct Options: ParsableArguments {
     @Option(name: .customLong("dir"), help: ArgumentHelp("Where to create the temporary directory.", valueName: "path"))
     var parent = "/tmp"
 
+    @Option(
+        name: .customLong("recovery"),
+        help: ArgumentHelp(
+            "Only (d): write each count of 128 B entries (comma separated, e.g. 100000,1000000,4000000) in synced batches of --batch, close, reopen; print the open's time and resident memory.",
+            valueName: "list"))
+    var recovery: IntList?
+
     /// The entry sizes, in bytes.
     var sizes: [Int] { sizeList.values }
 
@@ -51,6 +59,7 @@ struct Options: ParsableArguments {
         try require(batch > 0, "--batch needs a positive integer, got '\(batch)'")
         try require(rawRecord > 0, "--raw-record needs a positive integer, got '\(rawRecord)'")
         try requireAll(sizeList, atLeast: 0, "--payload")
+        if let recovery { try requireAll(recovery, atLeast: 1, "--recovery") }
     }
 }
 
@@ -280,7 +289,7 @@ struct RaftWALBench: ParsableCommand {
         discussion: """
             (a) raw disk: write a small record at the end of a file + fdatasync; (b) FileLogStorage, one entry per \
             sync, interleaved with (a); (c) FileLogStorage, batches per sync. Exits with status 3 when a target is \
-            missed. See Benchmarks/README.md.
+            missed. With --recovery, only (d): reopening a long log (Recovery.swift). See Benchmarks/README.md.
             """)
 
     @OptionGroup var options: Options
@@ -303,6 +312,10 @@ struct RaftWALBench: ParsableCommand {
     /// struct of its own, and its target, if it has one, in `judgeTargets`.
     static func run(_ options: Options, root: String) throws(RaftError) -> Bool {
         print("raft-wal-bench: \(root) (\(fileSystemDescription(root)))")
+        if let recovery = options.recovery {
+            try runRecovery(counts: recovery.values, batch: options.batch, root: root)
+            return false
+        }
         print("FileLogStorage with default options (64 MiB segments); every figure counts only operations that returned durable")
         print("")
         let unbatched = try measureUnbatched(options, root: root)
