@@ -1,11 +1,9 @@
 extension FileLogStorage {
-    struct ParsedRecord {
-        var offset: Int
-        var length: Int
-        var record: WALFormat.Record
-    }
-
     /// Rebuilds the in-memory index from the segments and reconciles it with the snapshots.
+    ///
+    /// The segments are streamed, oldest first, record by record, through a window of a few
+    /// MiB; an entry's payload is checksummed but never decoded or kept, so what recovery
+    /// holds afterwards is the index alone (its ``LocationTable``), as after writing.
     func recover(voters: [NodeID]) throws(RaftError) {
         var found: [(seq: UInt64, name: String)] = []
         for name in try fs.contentsOfDirectory(walDirectory) {
@@ -21,59 +19,79 @@ extension FileLogStorage {
         // Repairs are collected first and carried out only once every check has passed, so
         // an open that fails leaves the files exactly as it found them.
         var repairs: [Repair] = []
-        var parsed: [(segment: Segment, records: [ParsedRecord])] = []
-        for (k, f) in found.enumerated() {
-            let isLast = k == found.count - 1
-            let path = joinPath(walDirectory, f.name)
-            let file = try fs.open(path, create: false)
-            let bytes = try file.read(at: 0, count: try file.size())
-            // A segment that never got past its header (or not even that): a crash while
-            // starting it. Nothing in it was ever reported durable.
-            if isLast && isUnfinishedSegment(bytes, seq: f.seq) {
-                file.close()
-                repairs.append(.removeSegment(path: path))
-                recovery.removedEmptySegment = f.name
-                continue
-            }
-            try checkHeader(bytes, seq: f.seq, path: path)
-            var records: [ParsedRecord] = []
-            var pos = WALFormat.headerSize
-            while pos < bytes.count {
-                switch parseRecord(bytes, at: pos) {
-                case .record(let length, let record):
-                    records.append(ParsedRecord(offset: pos, length: length, record: record))
-                    pos += length
+        var replay = Replay()
+        var opened: [Segment] = []
+        do throws(RaftError) {
+            for (k, f) in found.enumerated() {
+                let isLast = k == found.count - 1
+                let path = joinPath(walDirectory, f.name)
+                let file = try fs.open(path, create: false)
+                var scanner = SegmentScanner(file: file, size: try file.size())
+                // A segment that never got past its header (or not even that): a crash while
+                // starting it. Nothing in it was ever reported durable.
+                if isLast, try scanner.holdsNoRecord(seq: f.seq) {
+                    file.close()
+                    repairs.append(.removeSegment(path: path))
+                    recovery.removedEmptySegment = f.name
                     continue
-                case .unknownContent:
+                }
+                opened.append(Segment(seq: f.seq, path: path, file: file, size: 0, filled: scanner.size, maxIndex: .zero))
+                try scanner.load(0, min(scanner.size, WALFormat.headerSize))
+                try checkHeader(scanner.window, seq: f.seq, path: path)
+                var pos = WALFormat.headerSize
+                var maxIndex = LogIndex.zero
+                records: while pos < scanner.size {
+                    switch try scanner.parse(at: pos) {
+                    case .record(let length, let record):
+                        if case .entry(let index, _) = record, index > maxIndex { maxIndex = index }
+                        try replay.apply(record, path: path, offset: pos, length: length, seq: f.seq)
+                        pos += length
+                        continue records
+                    case .unknownContent:
+                        throw RaftError(
+                            .corruption,
+                            "log segment \(path) at offset \(pos): record has a valid checksum but content this library does not know; refusing to start")
+                    case .damaged:
+                        break
+                    }
+                    guard isLast else {
+                        throw RaftError(
+                            .corruption,
+                            "log segment \(path) at offset \(pos): record failed its checksum or framing; refusing to start rather than drop data after it")
+                    }
+                    if try scanner.holdsOnlyZeros(from: pos) {
+                        // Zeros written ahead of the records (preallocation), or an unsynced
+                        // extension: the log ends here, nothing was damaged.
+                        break records
+                    }
+                    // The damage analysis looks at the rest of the file, from the start of the
+                    // damaged record's 512-byte sector (so that sector offsets stay aligned).
+                    let origin = pos / 512 * 512
+                    let rest = try file.read(at: origin, count: scanner.size - origin)
+                    let at = pos - origin
+                    if isTornTail(rest, at: at) {
+                        repairs.append(.truncate(file: file, at: pos))
+                        recovery.tailFile = path
+                        recovery.tailOffset = pos
+                        recovery.tailBytes = scanner.size - pos
+                        opened[opened.count - 1].filled = pos
+                        break records
+                    }
                     throw RaftError(
                         .corruption,
-                        "log segment \(path) at offset \(pos): record has a valid checksum but content this library does not know; refusing to start")
-                case .damaged:
-                    break
+                        "log segment \(path) at offset \(pos): record failed its checksum or framing; refusing to start rather than drop data after it")
                 }
-                if isLast && bytes[pos...].allSatisfy({ $0 == 0 }) {
-                    // Zeros written ahead of the records (preallocation), or an unsynced
-                    // extension: the log ends here, nothing was damaged.
-                    break
-                }
-                if isLast && isTornTail(bytes, at: pos) {
-                    repairs.append(.truncate(file: file, at: pos))
-                    recovery.tailFile = path
-                    recovery.tailOffset = pos
-                    recovery.tailBytes = bytes.count - pos
-                    break
-                }
-                throw RaftError(
-                    .corruption,
-                    "log segment \(path) at offset \(pos): record failed its checksum or framing; refusing to start rather than drop data after it")
+                opened[opened.count - 1].size = min(pos, scanner.size)
+                opened[opened.count - 1].maxIndex = maxIndex
             }
-            let size = min(pos, bytes.count)
-            let cut = recovery.tailFile == path
-            parsed.append((Segment(seq: f.seq, path: path, file: file, size: size, filled: cut ? size : bytes.count, maxIndex: .zero), records))
+            try replay.finish()
+        } catch {
+            for s in opened { s.file.close() }
+            throw error
         }
         pendingRepairs = repairs
 
-        if parsed.isEmpty {
+        if opened.isEmpty {
             if !(try snapshotter.fileNames()).isEmpty {
                 throw RaftError(
                     .corruption,
@@ -86,66 +104,15 @@ extension FileLogStorage {
             try createFirstSegment(voters: voters)
             return
         }
-
-        // A snapshot install (a reset record) drops every entry written before it, so replay
-        // starts at the last one. From there the compaction point only moves forward and every
-        // segment starts with a copy of it: the highest base record is the current one, and
-        // every live entry lies above it, contiguous, in segments that still exist.
-        var lastReset: (segment: Int, record: Int)?
-        for (k, p) in parsed.enumerated() {
-            for (j, r) in p.records.enumerated() {
-                if case .base(_, _, true, _) = r.record { lastReset = (k, j) }
-            }
-        }
-        func live(_ k: Int, _ j: Int) -> Bool {
-            guard let lr = lastReset else { return true }
-            return k > lr.segment || (k == lr.segment && j >= lr.record)
-        }
-        var finalBase: (index: LogIndex, term: Term, conf: ConfState)?
-        for (k, p) in parsed.enumerated() {
-            for (j, r) in p.records.enumerated() where live(k, j) {
-                if case .base(let index, let term, _, let c) = r.record, finalBase == nil || index >= finalBase!.index {
-                    finalBase = (index, term, c)
-                }
-            }
-        }
-        guard let fb = finalBase else {
+        segments = opened
+        guard let b = replay.base else {
             throw RaftError(.corruption, "no compaction record found in \(walDirectory): the segments are not from this library")
         }
-        base = (fb.index, fb.term)
-        conf = fb.conf
-        locations = []
-        for (k, p) in parsed.enumerated() {
-            var seg = p.segment
-            for (j, r) in p.records.enumerated() {
-                switch r.record {
-                case .entry(let e):
-                    if e.index > seg.maxIndex { seg.maxIndex = e.index }
-                    if !live(k, j) { continue }
-                    if e.index <= base.index {
-                        // Compacted now; but when it was written it replaced every later entry,
-                        // so nothing loaded so far survives it.
-                        locations.removeAll()
-                        continue
-                    }
-                    let last = lastIndex()
-                    if e.index <= last {
-                        locations.removeSubrange((base.index.distance(to: e.index) - 1)...)
-                    } else if e.index != last + 1 {
-                        throw RaftError(
-                            .corruption,
-                            "log segment \(seg.path) at offset \(r.offset): entry \(e.index) follows entry \(last); entries are missing")
-                    }
-                    locations.append(Location(seq: seg.seq, offset: r.offset, length: r.length, term: e.term))
-                case .hardState(let h):
-                    hard = h
-                case .base:
-                    break
-                }
-            }
-            parsed[k].segment = seg
-        }
-        segments = parsed.map(\.segment)
+        base = (b.index, b.term)
+        conf = b.conf
+        hard = replay.hard
+        locations = replay.locations
+        replay = Replay()
 
         if !voters.isEmpty && conf.voters != ConfState(voters: voters).voters && !conf.voters.isEmpty {
             throw RaftError(
@@ -164,6 +131,180 @@ extension FileLogStorage {
         try adopt(snapshot)
         recovery.segments = segments.count
         recovery.entries = locations.count
+    }
+
+    /// The log as replayed so far, record by record in file order, as the writes built it.
+    ///
+    /// A reset record (a snapshot install) drops every entry written before it and sets the
+    /// compaction point. A compaction record moves the compaction point forward (never back)
+    /// and drops the entries at or below it. An entry at or below the compaction point is not
+    /// loaded, but when it was written it replaced every later entry, so nothing loaded so far
+    /// survives it; an entry at or below the last one loaded replaces the suffix from its
+    /// index. Hard states: the last one wins.
+    ///
+    /// Compaction records are written to the newest segment while older segments still start
+    /// with the compaction point of their day, so the first entry of the oldest segment kept
+    /// may lie well above the compaction point replay knows when it reads it. Such a gap (and
+    /// any other) stays open until a later compaction record covers it, and is corruption if
+    /// none does.
+    struct Replay {
+        var base: (index: LogIndex, term: Term, conf: ConfState)?
+        var locations = LocationTable()
+        /// The index of `locations[0]`: `base.index + 1` unless a gap is open.
+        var first: LogIndex = 1
+        var hard = HardState()
+        /// The first entry after missing ones, while no compaction record covers them.
+        var gap: (path: String, offset: Int, index: LogIndex, after: LogIndex)?
+
+        /// The last index loaded (`first - 1` when none is).
+        var last: LogIndex { first.advanced(by: locations.count - 1) }
+
+        mutating func apply(_ record: ReplayRecord, path: String, offset: Int, length: Int, seq: UInt64) throws(RaftError) {
+            switch record {
+            case .hardState(let h):
+                hard = h
+            case .base(let index, let term, true, let conf):
+                base = (index, term, conf)
+                locations.removeAll()
+                first = index + 1
+                gap = nil
+            case .base(let index, let term, false, let conf):
+                if let b = base, index < b.index { return }
+                base = (index, term, conf)
+                if first <= index {
+                    locations.removePrefix(first.distance(to: index + 1))
+                    first = index + 1
+                }
+                if first == index + 1 { gap = nil }
+            case .entry(let index, let term):
+                guard let b = base else {
+                    throw RaftError(
+                        .corruption,
+                        "log segment \(path) at offset \(offset): entry \(index) comes before any compaction record; the segment is not from this library")
+                }
+                if index <= b.index {
+                    // Compacted now; but when it was written it replaced every later entry.
+                    locations.removeAll()
+                    first = b.index + 1
+                    gap = nil
+                    return
+                }
+                if locations.isEmpty || index < first {
+                    // The first entry loaded, or one replacing everything loaded.
+                    if index > b.index + 1 && gap == nil { gap = (path, offset, index, b.index) }
+                    locations.removeAll()
+                    first = index
+                } else if index <= last {
+                    locations.removeSuffix(keeping: first.distance(to: index))
+                } else if index != last + 1 {
+                    gap = (path, offset, index, last)
+                    locations.removeAll()
+                    first = index
+                }
+                locations.append(Location(seq: seq, offset: offset, length: length, term: term))
+            }
+        }
+
+        /// Fails if entries are missing that no compaction record covers.
+        func finish() throws(RaftError) {
+            if let g = gap {
+                throw RaftError(
+                    .corruption,
+                    "log segment \(g.path) at offset \(g.offset): entry \(g.index) follows entry \(g.after); entries are missing")
+            }
+        }
+    }
+
+    /// What replay needs of a record: of an entry only its index and term (the payload is
+    /// checksummed, not decoded).
+    enum ReplayRecord {
+        case entry(index: LogIndex, term: Term)
+        case hardState(HardState)
+        case base(index: LogIndex, term: Term, reset: Bool, conf: ConfState)
+    }
+
+    enum ParseOutcome {
+        case record(Int, ReplayRecord)
+        /// Framing and checksum are fine but the content is unknown: not damage, refuse.
+        case unknownContent
+        case damaged
+    }
+
+    /// Reads one segment front to back through a window, so that a segment of any size is
+    /// never held whole.
+    struct SegmentScanner {
+        let file: any StorageFile
+        /// The file's size when recovery opened it.
+        let size: Int
+        /// Bytes `windowStart ..< windowStart + window.count` of the file.
+        var window: [UInt8] = []
+        var windowStart = 0
+        /// Large enough that reads cost little per record, small enough to stay out of the way.
+        static let windowBytes = 1 << 20
+
+        init(file: any StorageFile, size: Int) {
+            self.file = file
+            self.size = size
+        }
+
+        /// Makes bytes `pos ..< pos + count` (inside the file) available in `window`.
+        mutating func load(_ pos: Int, _ count: Int) throws(RaftError) {
+            if pos >= windowStart && pos + count <= windowStart + window.count { return }
+            window = try file.read(at: pos, count: min(size - pos, max(count, Self.windowBytes)))
+            windowStart = pos
+            if window.count < count {
+                throw RaftError(.io, "a log segment shrank while recovery read it: \(window.count) bytes at offset \(pos), expected \(count)")
+            }
+        }
+
+        /// Parses the record at `pos`.
+        mutating func parse(at pos: Int) throws(RaftError) -> ParseOutcome {
+            if size - pos < WALFormat.frameSize { return .damaged }
+            try load(pos, WALFormat.frameSize)
+            let len = Int(le32(window, pos - windowStart))
+            guard len > 0, len <= WALFormat.maxBody, len <= size - pos - WALFormat.frameSize else { return .damaged }
+            try load(pos, WALFormat.frameSize + len)
+            return parseRecord(window, at: pos - windowStart)
+        }
+
+        /// Whether every byte from `pos` to the end of the file is zero.
+        mutating func holdsOnlyZeros(from pos: Int) throws(RaftError) -> Bool {
+            var p = pos
+            while p < size {
+                try load(p, min(size - p, Self.windowBytes))
+                let w = p - windowStart
+                let allZero = window.withUnsafeBytes { b in
+                    var i = w
+                    while i < b.count {
+                        if b[i] != 0 { return false }
+                        i += 1
+                    }
+                    return true
+                }
+                if !allZero { return false }
+                p = windowStart + window.count
+            }
+            return true
+        }
+
+        /// Whether the file holds nothing but (part of) the header of segment `seq` and zeros:
+        /// a crash while creating it, before any record arrived.
+        mutating func holdsNoRecord(seq: UInt64) throws(RaftError) -> Bool {
+            let header = WALFormat.header(seq: seq)
+            var pos = 0
+            while pos < size {
+                try load(pos, min(size - pos, Self.windowBytes))
+                for i in (pos - windowStart)..<window.count {
+                    let b = window[i]
+                    if b == 0 { continue }
+                    let at = windowStart + i
+                    if at < header.count && b == header[at] { continue }
+                    return false
+                }
+                pos = windowStart + window.count
+            }
+            return true
+        }
     }
 
     /// A change recovery makes to the files, once every check has passed.
@@ -244,11 +385,6 @@ extension FileLogStorage {
         recovery.segments = 1
     }
 
-    func headerIsValid(_ bytes: [UInt8], seq: UInt64) -> Bool {
-        guard bytes.count >= WALFormat.headerSize else { return false }
-        return Array(bytes[0..<WALFormat.headerSize]) == WALFormat.header(seq: seq)
-    }
-
     func checkHeader(_ bytes: [UInt8], seq: UInt64, path: String) throws(RaftError) {
         guard bytes.count >= WALFormat.headerSize, Array(bytes[0..<8]) == WALFormat.magic else {
             throw RaftError(.corruption, "log segment \(path) at offset 0: not a segment of this library (bad magic)")
@@ -267,37 +403,6 @@ extension FileLogStorage {
         guard storedSeq == seq else {
             throw RaftError(.corruption, "log segment \(path) at offset 0: header says segment \(storedSeq), the name says \(seq)")
         }
-    }
-
-    enum ParseOutcome {
-        case record(Int, WALFormat.Record)
-        /// Framing and checksum are fine but the content is unknown: not damage, refuse.
-        case unknownContent
-        case damaged
-    }
-
-    /// Parses the record at `pos`.
-    func parseRecord(_ bytes: [UInt8], at pos: Int) -> ParseOutcome {
-        var r = ByteReader(bytes, at: pos)
-        guard let len = r.u32(), let crc = r.u32(), len > 0, Int(len) <= WALFormat.maxBody,
-            pos + WALFormat.frameSize + Int(len) <= bytes.count
-        else { return .damaged }
-        let body = (pos + WALFormat.frameSize)..<(pos + WALFormat.frameSize + Int(len))
-        guard CRC32C.checksum(bytes, body) == crc else { return .damaged }
-        guard let record = WALFormat.decode(bytes[body]) else { return .unknownContent }
-        return .record(WALFormat.frameSize + Int(len), record)
-    }
-
-    /// Whether a segment holds nothing but (part of) its header and zeros: a crash while
-    /// creating it, before any record arrived.
-    func isUnfinishedSegment(_ bytes: [UInt8], seq: UInt64) -> Bool {
-        let header = WALFormat.header(seq: seq)
-        for (i, b) in bytes.enumerated() {
-            if b == 0 { continue }
-            if i < header.count && b == header[i] { continue }
-            return false
-        }
-        return true
     }
 
     /// Whether the damage at `pos` is what an interrupted write leaves at the end of a file:
@@ -371,4 +476,49 @@ extension FileLogStorage {
         }
         return true
     }
+}
+
+/// Parses the record at `pos` of `bytes`: framing, checksum and what replay needs of the body.
+/// Accepts exactly what ``WALFormat/decode(_:)`` accepts.
+func parseRecord(_ bytes: [UInt8], at pos: Int) -> FileLogStorage.ParseOutcome {
+    guard pos >= 0, bytes.count - pos >= WALFormat.frameSize else { return .damaged }
+    let len = Int(le32(bytes, pos))
+    let start = pos + WALFormat.frameSize
+    guard len > 0, len <= WALFormat.maxBody, len <= bytes.count - start else { return .damaged }
+    guard CRC32C.checksum(bytes, start..<(start + len)) == le32(bytes, pos + 4) else { return .damaged }
+    switch bytes[start] {
+    case WALFormat.RecordType.entry.rawValue:
+        guard len >= 18, LogEntry.Kind(rawValue: bytes[start + 17]) != nil else { return .unknownContent }
+        return .record(
+            WALFormat.frameSize + len,
+            .entry(index: LogIndex(rawValue: le64(bytes, start + 9)), term: Term(rawValue: le64(bytes, start + 1))))
+    case WALFormat.RecordType.hardState.rawValue:
+        guard len == 25 else { return .unknownContent }
+        let h = HardState(
+            term: Term(rawValue: le64(bytes, start + 1)), vote: NodeID(rawValue: le64(bytes, start + 9)),
+            commit: LogIndex(rawValue: le64(bytes, start + 17)))
+        return .record(WALFormat.frameSize + len, .hardState(h))
+    case WALFormat.RecordType.base.rawValue:
+        guard len >= 22 else { return .unknownContent }
+        let n = Int(le32(bytes, start + 18))
+        guard len == 22 + 8 * n else { return .unknownContent }
+        let voters = (0..<n).map { NodeID(rawValue: le64(bytes, start + 22 + 8 * $0)) }
+        return .record(
+            WALFormat.frameSize + len,
+            .base(
+                index: LogIndex(rawValue: le64(bytes, start + 1)), term: Term(rawValue: le64(bytes, start + 9)),
+                reset: bytes[start + 17] != 0, conf: ConfState(voters: voters)))
+    default:
+        return .unknownContent
+    }
+}
+
+/// The little-endian `UInt32` at `at` (the caller checked the bounds).
+@inline(__always) func le32(_ bytes: [UInt8], _ at: Int) -> UInt32 {
+    bytes.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt32.self)) }
+}
+
+/// The little-endian `UInt64` at `at` (the caller checked the bounds).
+@inline(__always) func le64(_ bytes: [UInt8], _ at: Int) -> UInt64 {
+    bytes.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
 }

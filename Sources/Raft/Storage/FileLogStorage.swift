@@ -65,8 +65,8 @@ public struct StorageRecoveryReport: Sendable, Hashable {
 ///   made durable together by ``sync()``: one `fdatasync` for a whole batch (group commit).
 /// - `<directory>/snap/<index>-<term>.snap`: snapshot files, see ``Snapshotter``.
 ///
-/// Reads never scan files: an index in memory locates every entry, and the newest entries are
-/// cached. Opening recovers from a crash at any point: a torn record at the tail of the last
+/// Reads never scan files: an index in memory (32 bytes per entry) locates every entry, and the
+/// newest entries are cached. Opening recovers from a crash at any point: a torn record at the tail of the last
 /// segment is cut off (see ``recovery``); a bad checksum anywhere else, or a missing segment, is
 /// a ``RaftError/Code/corruption`` error naming the file and offset, and nothing is dropped.
 ///
@@ -86,14 +86,6 @@ public final class FileLogStorage: WritableLogStorage {
         var maxIndex: LogIndex
     }
 
-    /// Where one entry's record lives.
-    struct Location {
-        var seq: UInt64
-        var offset: Int
-        var length: Int
-        var term: Term
-    }
-
     /// The directory holding `wal/` and `snap/`.
     public let directory: String
     let walDirectory: String
@@ -109,7 +101,7 @@ public final class FileLogStorage: WritableLogStorage {
     var base: (index: LogIndex, term: Term) = (.zero, .zero)
     var conf: ConfState
     var hard = HardState()
-    var locations: [Location] = []
+    var locations = LocationTable()
     /// Cache of the newest entries: `cache[i].index == cacheStart + i`, ending at the last index.
     var cache: [LogEntry] = []
     var cacheStart: LogIndex = 1
@@ -302,7 +294,7 @@ public final class FileLogStorage: WritableLogStorage {
             expected = expected + 1
         }
         if first <= lastIndex() {
-            locations.removeSubrange((base.index.distance(to: first) - 1)...)
+            locations.removeSuffix(keeping: base.index.distance(to: first) - 1)
             if durableLastIndex >= first { durableLastIndex = first - 1 }
             if first < cacheStart {
                 cache.removeAll()
@@ -475,7 +467,7 @@ public final class FileLogStorage: WritableLogStorage {
         WALFormat.encodeBase(&pending, index: index, term: t, reset: false, conf: conf)
         // Update the in-memory view first: if the sync rolls to a new segment, its header must
         // carry the new compaction point.
-        locations.removeSubrange(0..<base.index.distance(to: index))
+        locations.removePrefix(base.index.distance(to: index))
         base = (index, t)
         if cacheStart <= index {
             let drop = min(cache.count, cacheStart.distance(to: index + 1))

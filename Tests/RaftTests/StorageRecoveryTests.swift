@@ -1,0 +1,123 @@
+import Foundation
+import Testing
+
+@testable import Raft
+
+/// A ``FileSystem`` over the real one that records the largest single read.
+final class ReadRecordingFileSystem: FileSystem {
+    let base = PosixFileSystem()
+    var largestRead = 0
+
+    final class File: StorageFile {
+        let inner: any StorageFile
+        let owner: ReadRecordingFileSystem
+        init(_ inner: any StorageFile, _ owner: ReadRecordingFileSystem) {
+            self.inner = inner
+            self.owner = owner
+        }
+        func size() throws(RaftError) -> Int { try inner.size() }
+        func read(at offset: Int, count: Int) throws(RaftError) -> [UInt8] {
+            owner.largestRead = max(owner.largestRead, count)
+            return try inner.read(at: offset, count: count)
+        }
+        func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws(RaftError) { try inner.write(bytes, at: offset) }
+        func sync() throws(RaftError) { try inner.sync() }
+        func truncate(to size: Int) throws(RaftError) { try inner.truncate(to: size) }
+        func close() { inner.close() }
+        func tryLock() -> Bool { inner.tryLock() }
+    }
+
+    func createDirectory(_ path: String) throws(RaftError) { try base.createDirectory(path) }
+    func contentsOfDirectory(_ path: String) throws(RaftError) -> [String] { try base.contentsOfDirectory(path) }
+    func open(_ path: String, create: Bool) throws(RaftError) -> any StorageFile { File(try base.open(path, create: create), self) }
+    func exists(_ path: String) -> Bool { base.exists(path) }
+    func remove(_ path: String) throws(RaftError) { try base.remove(path) }
+    func rename(_ from: String, to: String) throws(RaftError) { try base.rename(from, to: to) }
+    func syncDirectory(_ path: String) throws(RaftError) { try base.syncDirectory(path) }
+}
+
+@Suite("Storage recovery")
+struct StorageRecoveryTests {
+    /// Opening streams each segment through a window of at most 1 MiB instead of reading it
+    /// whole (which, with every record decoded, held several times the index after a reopen).
+    @Test func recoveryReadsSegmentsThroughABoundedWindow() throws {
+        let dir = TempDirectory()
+        var options = FileLogStorageOptions()
+        options.segmentBytes = 16 << 20
+        let payload = [UInt8](repeating: 0x5A, count: 128)
+        do {
+            let s = try FileLogStorage(directory: dir.path, voters: [1], options: options)
+            for batch in 0..<40 {
+                let first = UInt64(batch * 1000 + 1)
+                try s.append((first..<(first + 1000)).map { LogEntry(term: 1, index: LogIndex(rawValue: $0), data: payload) })
+                try s.sync()
+            }
+            s.close()
+        }
+        let segment = try FileManager.default.contentsOfDirectory(atPath: dir.path + "/wal").filter { $0.hasSuffix(".wal") }
+        #expect(segment.count == 1)
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: dir.path + "/wal/" + segment[0])[.size] as? Int)
+        #expect(size > 4 << 20, "one segment of several MiB")
+        let fs = ReadRecordingFileSystem()
+        let s = try FileLogStorage(directory: dir.path, voters: [1], options: options, fileSystem: fs)
+        #expect(s.lastIndex() == 40_000)
+        #expect(s.recovery.entries == 40_000)
+        #expect(fs.largestRead <= 1 << 20, "largest read \(fs.largestRead) bytes of a \(size)-byte segment")
+        for i: LogIndex in [1, 2_047, 2_048, 2_049, 39_999, 40_000] {
+            #expect(try s.entries(in: i..<(i + 1), maxBytes: .max) == [LogEntry(term: 1, index: i, data: payload)])
+        }
+        s.close()
+    }
+
+    /// The location table against a plain array: appends across chunk boundaries, suffixes
+    /// replaced, prefixes compacted, everything dropped.
+    @Test func locationTableMatchesAnArray() {
+        var seed: UInt64 = 0x5EED
+        func next(_ n: Int) -> Int {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            return Int((seed >> 33) % UInt64(max(n, 1)))
+        }
+        var table = FileLogStorage.LocationTable()
+        var model: [FileLogStorage.Location] = []
+        var counter = 0
+        for step in 0..<20_000 {
+            switch next(10) {
+            case 0...5:
+                for _ in 0..<(1 + next(3_000)) {
+                    counter += 1
+                    let l = FileLogStorage.Location(seq: UInt64(counter / 1000), offset: counter, length: counter % 77, term: Term(rawValue: UInt64(counter)))
+                    table.append(l)
+                    model.append(l)
+                }
+            case 6, 7:
+                let keep = next(model.count + 1)
+                table.removeSuffix(keeping: keep)
+                model.removeSubrange(keep...)
+            case 8:
+                let drop = next(model.count + 1)
+                table.removePrefix(drop)
+                model.removeFirst(drop)
+            default:
+                if next(20) == 0 {
+                    table.removeAll()
+                    model.removeAll()
+                }
+            }
+            guard table.count == model.count else {
+                Issue.record("step \(step): count \(table.count), expected \(model.count)")
+                return
+            }
+            for k in [0, model.count / 3, model.count / 2, model.count - 1] where k >= 0 && k < model.count {
+                let (a, b) = (table[k], model[k])
+                if a.offset != b.offset || a.term != b.term || a.seq != b.seq || a.length != b.length {
+                    Issue.record("step \(step): position \(k) holds offset \(a.offset), expected \(b.offset)")
+                    return
+                }
+            }
+        }
+        for k in model.indices where table[k].offset != model[k].offset {
+            Issue.record("position \(k) differs at the end")
+            return
+        }
+    }
+}
