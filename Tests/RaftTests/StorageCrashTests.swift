@@ -100,6 +100,8 @@ struct StorageCrashTests {
         var pending: [Op] = []
         var term: UInt64 = 1
         var snapshotIndex: LogIndex = .zero
+        // Snapshot files on disk, oldest first (pruned to keepSnapshots, as the snapshotter does).
+        var snapshots: [LogIndex] = []
         let s = try FileLogStorage(directory: dir, voters: [1, 2, 3], options: options(), fileSystem: fs)
         // Crash somewhere in the first few hundred file operations.
         fs.failAfter(operations: 1 + Int(rng.next() % 400))
@@ -141,6 +143,7 @@ struct StorageCrashTests {
                     let at = lo + UInt64(1 + rand(lo.distance(to: s.durableLastIndex)))
                     try s.createSnapshot(at: at, data: [UInt8](repeating: UInt8(truncatingIfNeeded: at.rawValue), count: rand(3000)))
                     snapshotIndex = at
+                    snapshots = Array((snapshots + [at]).suffix(options().keepSnapshots))
                     if model.hard.commit < at {
                         // Raft snapshots only applied (so committed) entries.
                         let h = HardState(term: model.hard.term, vote: model.hard.vote, commit: at)
@@ -148,7 +151,9 @@ struct StorageCrashTests {
                         model.apply(.hard(h))
                         try s.setHardState(h)
                     }
-                    let upTo = at.rawValue > 3 ? at - 3 : at
+                    var upTo = at.rawValue > 3 ? at - 3 : at
+                    // Never past the oldest kept snapshot at or after the compaction point.
+                    if let oldest = snapshots.first(where: { $0 >= model.baseIndex }) { upTo = min(upTo, oldest) }
                     if upTo > model.baseIndex {
                         let op = Op.base(upTo, model.term(upTo)!, reset: false)
                         pending.append(op)
@@ -174,6 +179,7 @@ struct StorageCrashTests {
                     }
                     try s.applySnapshot(Snapshot(metadata: meta, data: [7, 7, UInt8(truncatingIfNeeded: at.rawValue)]))
                     snapshotIndex = at
+                    snapshots = Array((snapshots + [at]).suffix(options().keepSnapshots))
                     acked = model
                     pending = []
                 }

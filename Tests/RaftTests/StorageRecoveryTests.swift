@@ -120,4 +120,88 @@ struct StorageRecoveryTests {
             return
         }
     }
+
+    // MARK: Kept snapshots are fallbacks
+
+    static func flipByte(inNewestSnapshotOf dir: String) throws -> String {
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir + "/snap").filter { $0.hasSuffix(".snap") }.sorted()
+        let newest = try #require(names.last)
+        var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: dir + "/snap/" + newest)))
+        bytes[bytes.count / 2] ^= 0x40
+        try Data(bytes).write(to: URL(fileURLWithPath: dir + "/snap/" + newest))
+        return newest
+    }
+
+    /// With three snapshots kept (the default) and compaction a trail behind each snapshot (as
+    /// the node does it), a damaged newest snapshot file leaves the next older one to start
+    /// from, and the log from there on. (Before, compaction went past the older snapshots and
+    /// the open refused to start.)
+    @Test(arguments: [64 << 20, 4096])
+    func damagedNewestSnapshotFallsBackToAnOlderKeptOne(segmentBytes: Int) throws {
+        let dir = TempDirectory()
+        var options = FileLogStorageOptions()
+        options.segmentBytes = segmentBytes
+        func state(_ i: UInt64) -> [UInt8] { Array("state at \(i)".utf8) }
+        do {
+            let s = try FileLogStorage(directory: dir.path, voters: [1], options: options)
+            var next: UInt64 = 1
+            for snap: UInt64 in [100, 200, 300, 400] {
+                while next <= snap + 5 {
+                    try s.append([entry(next, term: 1, size: 64)])
+                    next += 1
+                }
+                try s.sync()
+                try s.createSnapshot(at: LogIndex(rawValue: snap), data: state(snap))
+                try s.compact(upTo: LogIndex(rawValue: snap - 10))
+            }
+            // Snapshots 200, 300 and 400 are kept: the log starts after the oldest.
+            #expect(s.firstIndex() == 201)
+            s.close()
+        }
+        let damaged = try Self.flipByte(inNewestSnapshotOf: dir.path)
+        let s = try FileLogStorage(directory: dir.path, voters: [1], options: options)
+        #expect(s.recovery.skippedSnapshots.count == 1)
+        #expect(s.recovery.skippedSnapshots.first?.hasPrefix(damaged) == true)
+        #expect(s.snapshotMetadata().index == 300)
+        #expect(try s.snapshot().data == state(300))
+        #expect(s.firstIndex() <= 301)
+        #expect(s.lastIndex() == 405)
+        #expect(try s.entries(in: 301..<406, maxBytes: .max) == (301...405).map { entry($0, term: 1, size: 64) })
+        s.close()
+    }
+
+    /// The same through real nodes on file storage: node 1's newest snapshot file is damaged
+    /// while the cluster is down; it restarts from the older one, replays the log behind it and
+    /// catches up with the others.
+    @Test func nodeRestartsFromAnOlderSnapshotWhenTheNewestIsDamaged() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("raft-fallback-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let h = NodeHarness<KVMachine>(
+            make: { _ in KVMachine() },
+            configure: { c in
+                c.snapshotEvery = 10
+                c.compactionTrail = 2
+            }, openStorage: { id in try FileLogStorage(directory: "\(root)/\(id)", voters: [1, 2, 3]) })
+        try h.startAll()
+        for k in 0..<45 { _ = try await h.write("k\(k)=\(k)") }
+        for id in h.ids {
+            let status = try await h.waitFor(id) { $0.snapshotIndex >= 40 }
+            #expect(status.snapshotIndex >= 40, "node \(id)")
+        }
+        let before = try await h.nodes[1]!.status()
+        await h.stopAll()
+        _ = try Self.flipByte(inNewestSnapshotOf: "\(root)/1")
+        try h.startAll()
+        let restarted = try await h.nodes[1]!.status()
+        #expect(restarted.snapshotIndex < before.snapshotIndex, "started from an older snapshot")
+        #expect(restarted.snapshotIndex >= 20)
+        for k in 45..<50 { _ = try await h.write("k\(k)=\(k)") }
+        let leader = try await h.electLeader()
+        let target = try await h.nodes[leader]!.status().applied
+        try await h.waitFor(1) { $0.applied >= target }
+        #expect(h.machines[1]?.values == h.machines[leader]?.values)
+        #expect(h.machines[1]?.values.count == 50)
+        #expect(h.failures.isEmpty, "\(h.failures)")
+        await h.stopAll()
+    }
 }

@@ -4,7 +4,16 @@ public struct FileLogStorageOptions: Sendable, Hashable {
     public var segmentBytes: Int = 64 << 20
     /// Recent entries kept in memory, so followers a little behind are served without disk reads.
     public var cachedEntries: Int = 8192
-    /// Snapshot files kept.
+    /// Snapshot files kept, the latest included; at least 1.
+    ///
+    /// Every kept snapshot is a fallback: ``FileLogStorage/compact(upTo:)`` never compacts
+    /// past the oldest of them (that is still at or after the compaction point), so if the
+    /// newest snapshot file is damaged, opening skips it (``StorageRecoveryReport/skippedSnapshots``),
+    /// starts from the next older one and still holds the log from there on. The price is
+    /// disk space: the log keeps every entry since the oldest kept snapshot, so with a snapshot
+    /// every N entries it holds about `(keepSnapshots - 1) × N` entries more than with 1, which
+    /// keeps only the latest snapshot and no fallback. A snapshot installed from the leader
+    /// replaces the whole log: the snapshots before it are no fallback for it.
     public var keepSnapshots: Int = 3
     /// How far ahead of its last record a segment is filled with zeros. A sync of records
     /// written inside already-zeroed space only flushes data; a sync that grows the file must
@@ -456,6 +465,12 @@ public final class FileLogStorage: WritableLogStorage {
 
     /// Discards entries up to and including `index`, which a snapshot must cover: records the
     /// new compaction point durably, then deletes whole segments at or below it.
+    ///
+    /// It never compacts past the oldest snapshot file kept (see
+    /// ``FileLogStorageOptions/keepSnapshots``) that is still at or after the compaction point:
+    /// each kept snapshot stays a fallback the log can be replayed from if a newer one is
+    /// damaged. So it may discard less than asked, or nothing; ``firstIndex()`` says where the
+    /// log starts.
     public func compact(upTo index: LogIndex) throws(RaftError) {
         try check()
         if index <= base.index { return }
@@ -463,6 +478,8 @@ public final class FileLogStorage: WritableLogStorage {
         if index > latestSnapshot.index {
             throw RaftError(.storage, "compact to \(index) would drop entries not covered by the snapshot at \(latestSnapshot.index)")
         }
+        let index = min(index, try oldestFallbackSnapshot() ?? index)
+        if index <= base.index { return }
         let t = try term(at: index)
         WALFormat.encodeBase(&pending, index: index, term: t, reset: false, conf: conf)
         // Update the in-memory view first: if the sync rolls to a new segment, its header must
@@ -476,6 +493,15 @@ public final class FileLogStorage: WritableLogStorage {
         }
         try sync()
         try guarded { () throws(RaftError) in try deleteSegments(upTo: index) }
+    }
+
+    /// The index of the oldest snapshot file kept (the ``FileLogStorageOptions/keepSnapshots``
+    /// newest at or below the latest snapshot, as the snapshotter prunes them) that is at or
+    /// after the compaction point, so the log can still be replayed from it.
+    func oldestFallbackSnapshot() throws(RaftError) -> LogIndex? {
+        let kept = try snapshotter.fileNames().compactMap { Snapshotter.parse($0)?.index }
+            .filter { $0 <= latestSnapshot.index.rawValue }.prefix(options.keepSnapshots)
+        return kept.filter { $0 >= base.index.rawValue }.min().map { LogIndex(rawValue: $0) }
     }
 
     /// Installs a snapshot received from the leader: the snapshot file is written first, then
