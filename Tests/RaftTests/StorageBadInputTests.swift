@@ -416,6 +416,75 @@ struct StorageBadInputTests {
         s.close()
     }
 
+    /// The lost-sector rule cannot tell a sector of an unsynced write from synced records the
+    /// disk zeroed: a zeroed sector in the middle of the newest segment cuts every record from
+    /// the first one it damages on, synced or not. The report says what was cut: the file and
+    /// offset, why, the index range of the intact entry records dropped and the hard states.
+    @Test func zeroedSectorAmongSyncedRecordsIsCutAndReportedWithWhatItDropped() throws {
+        let dir = TempDirectory()
+        do {
+            let s = try FileLogStorage(directory: dir.path, voters: [1, 2, 3])
+            for i in UInt64(1)...30 {
+                try s.append([entry(i, term: 1, size: 100)])
+                try s.setHardState(HardState(term: 1, vote: 1, commit: LogIndex(rawValue: i)))
+                try s.sync()
+            }
+            s.close()
+        }
+        let seg = try Disk.segments(dir.path)[0]
+        var bytes = try Disk.read(seg)
+        let records = Format.records(bytes)
+        let sector = 4 * 512
+        for k in sector..<(sector + 512) { bytes[k] = 0 }
+        try Disk.write(seg, bytes)
+        let damaged = try #require(records.first { $0.offset + $0.length > sector })
+        let intactAfter = records.filter { $0.offset >= sector + 512 }
+        let kept = records.filter { $0.offset + $0.length <= damaged.offset }
+        let lastKept = try #require(kept.last { $0.type == Format.entryType }?.index)
+
+        let s = try FileLogStorage(directory: dir.path, voters: [1, 2, 3])
+        let tail = try #require(s.recovery.truncatedTail)
+        #expect(tail.file == seg)
+        #expect(tail.offset == damaged.offset)
+        #expect(tail.bytes == bytes.count - damaged.offset)
+        #expect(tail.reason == .lostSector)
+        let firstIntact = try #require(intactAfter.first { $0.type == Format.entryType }?.index)
+        #expect(tail.entries == LogIndex(rawValue: firstIntact)...30)
+        let cutHardStates = intactAfter.filter { $0.type == Format.hardStateType }.map {
+            HardState(term: 1, vote: 1, commit: LogIndex(rawValue: Format.u64(bytes, $0.offset + Format.frameSize + 17)))
+        }
+        #expect(!cutHardStates.isEmpty)
+        #expect(tail.hardStates == cutHardStates)
+        #expect(tail.hardStates.last == HardState(term: 1, vote: 1, commit: 30))
+        #expect(s.lastIndex() == LogIndex(rawValue: lastKept))
+        try expectEntries(s, 1...lastKept, dataBytes: 100)
+        s.close()
+    }
+
+    /// A record cut short at the end of the file, and a damaged final record followed by zeros,
+    /// are reported with their reason; nothing intact follows them.
+    @Test func tornTailReasons() throws {
+        let tmp = TempDirectory()
+        let base = tmp.path + "/base"
+        try makeLog(base, count: 10)
+        let last = try #require(Format.records(try Disk.read(try Disk.segments(base)[0])).last)
+        do {
+            let dir = try Disk.copy(base, into: tmp, as: "short")
+            let seg = try Disk.segments(dir)[0]
+            try Disk.truncate(seg, to: last.offset + last.length - 3)
+            let s = try FileLogStorage(directory: dir, voters: [1, 2, 3])
+            #expect(s.recovery.truncatedTail == StorageRecoveryReport.TruncatedTail(file: seg, offset: last.offset, bytes: last.length - 3, reason: .incompleteRecord))
+        }
+        do {
+            let dir = try Disk.copy(base, into: tmp, as: "zeros")
+            let seg = try Disk.segments(dir)[0]
+            try Disk.flip(seg, at: last.offset + last.length - 1)
+            try Disk.write(seg, try Disk.read(seg) + [UInt8](repeating: 0, count: 40))
+            let s = try FileLogStorage(directory: dir, voters: [1, 2, 3])
+            #expect(s.recovery.truncatedTail == StorageRecoveryReport.TruncatedTail(file: seg, offset: last.offset, bytes: last.length + 40, reason: .damagedLastRecord))
+        }
+    }
+
     /// A damaged final record cannot be told apart from one whose write never fully arrived: it
     /// is dropped and reported, like any torn tail (the documented rule).
     @Test func damagedFinalRecordOfTheLastSegmentIsReportedAsATornTail() throws {

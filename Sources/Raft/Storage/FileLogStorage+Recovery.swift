@@ -69,11 +69,11 @@ extension FileLogStorage {
                     let origin = pos / 512 * 512
                     let rest = try file.read(at: origin, count: scanner.size - origin)
                     let at = pos - origin
-                    if isTornTail(rest, at: at) {
+                    if let reason = tornTailReason(rest, at: at) {
                         repairs.append(.truncate(file: file, at: pos))
-                        recovery.tailFile = path
-                        recovery.tailOffset = pos
-                        recovery.tailBytes = scanner.size - pos
+                        let cut = intactRecords(rest, after: at)
+                        recovery.truncatedTail = StorageRecoveryReport.TruncatedTail(
+                            file: path, offset: pos, bytes: scanner.size - pos, reason: reason, entries: cut.entries, hardStates: cut.hardStates)
                         opened[opened.count - 1].filled = pos
                         break records
                     }
@@ -405,22 +405,22 @@ extension FileLogStorage {
         }
     }
 
-    /// Whether the damage at `pos` is what an interrupted write leaves at the end of a file:
-    /// zeros, a record cut short, or a final record whose contents never fully arrived
-    /// (followed by nothing, or by zeros only). Anything else (damage followed by more data) is
+    /// Whether the damage at `pos` is what an interrupted write can leave at the end of a file,
+    /// and which kind: a record that reaches into a lost sector, a record cut short (or fewer
+    /// than 8 bytes), or a final record whose contents never fully arrived (followed by
+    /// nothing, or by zeros only). `nil` for anything else (damage followed by more data):
     /// corruption.
-    func isTornTail(_ bytes: [UInt8], at pos: Int) -> Bool {
-        if bytes[pos...].allSatisfy({ $0 == 0 }) { return true }
-        if overlapsLostSector(bytes, at: pos) { return true }
+    func tornTailReason(_ bytes: [UInt8], at pos: Int) -> StorageRecoveryReport.TruncatedTail.Reason? {
+        if overlapsLostSector(bytes, at: pos) { return .lostSector }
         var r = ByteReader(bytes, at: pos)
-        guard let len = r.u32(), r.u32() != nil else { return true }
+        guard let len = r.u32(), r.u32() != nil else { return .incompleteRecord }
         // Writes arrive in order and the length comes first: an interrupted write never leaves
         // a length this library cannot have written.
-        if len == 0 || Int(len) > WALFormat.maxBody { return false }
+        if len == 0 || Int(len) > WALFormat.maxBody { return nil }
         let end = pos + WALFormat.frameSize + Int(len)
         if end < bytes.count {
             // The last record, whole in size but not in content: torn only if only zeros follow.
-            return bytes[end...].allSatisfy { $0 == 0 }
+            return bytes[end...].allSatisfy { $0 == 0 } ? .damagedLastRecord : nil
         }
         // The record runs past the end of the file. A damaged length field looks like that too,
         // so look for the records that would follow it: an unbroken chain of intact records
@@ -429,10 +429,46 @@ extension FileLogStorage {
         // not enough: the chain must reach the end.)
         var p = pos + 1
         while p + WALFormat.frameSize < bytes.count {
-            if case .record = parseRecord(bytes, at: p), chainReachesEnd(bytes, from: p) { return false }
+            if case .record = parseRecord(bytes, at: p), chainReachesEnd(bytes, from: p) { return nil }
             p += 1
         }
-        return true
+        return .incompleteRecord
+    }
+
+    /// The entries (lowest and highest index) and hard states of the intact records after the
+    /// damaged one at `pos`: what a cut there drops besides the damaged record. Found by
+    /// trying every offset after `pos`, and following each record found to the next.
+    func intactRecords(_ bytes: [UInt8], after pos: Int) -> (entries: ClosedRange<LogIndex>?, hardStates: [HardState]) {
+        var low: LogIndex?
+        var high: LogIndex?
+        var hardStates: [HardState] = []
+        var p = pos + 1
+        while p + WALFormat.frameSize < bytes.count {
+            // Cheap checks first: a plausible length for a known type, inside the file.
+            let len = Int(le32(bytes, p))
+            let start = p + WALFormat.frameSize
+            let type = bytes[start]
+            let plausible =
+                len > 0 && len <= bytes.count - start
+                && ((type == WALFormat.RecordType.entry.rawValue && len >= 18) || (type == WALFormat.RecordType.hardState.rawValue && len == 25)
+                    || type == WALFormat.RecordType.base.rawValue)
+            guard plausible, case .record(let length, let record) = parseRecord(bytes, at: p) else {
+                p += 1
+                continue
+            }
+            switch record {
+            case .entry(let index, _):
+                low = min(low ?? index, index)
+                high = max(high ?? index, index)
+            case .hardState(let h):
+                hardStates.append(h)
+            case .base:
+                break
+            }
+            p += length
+        }
+        if let low, let high { return (low...high, hardStates) }
+        return (nil, hardStates)
     }
 
     /// Whether the damaged record at `pos` reaches into a 512-byte disk sector that holds

@@ -26,47 +26,6 @@ public struct FileLogStorageOptions: Sendable, Hashable {
     public init() {}
 }
 
-/// What ``FileLogStorage`` found and repaired when it opened.
-public struct StorageRecoveryReport: Sendable, Hashable {
-    /// A torn record at the end of the last segment (the process died mid-write) that was cut
-    /// off: file, offset, bytes dropped. Nothing after it had been reported durable.
-    public var truncatedTail: (file: String, offset: Int, bytes: Int)? {
-        guard let f = tailFile else { return nil }
-        return (f, tailOffset, tailBytes)
-    }
-    var tailFile: String?
-    var tailOffset = 0
-    var tailBytes = 0
-    /// A segment whose header was never completely written (a crash while starting it), removed.
-    public var removedEmptySegment: String?
-    /// Temporary snapshot files removed (a crash while writing a snapshot).
-    public var removedTemporaryFiles: [String] = []
-    /// Snapshot files that failed their checks, newest first; an older one was used.
-    public var skippedSnapshots: [String] = []
-    /// Files in the log directory that are not segments; left alone.
-    public var unknownFiles: [String] = []
-    /// An installed snapshot whose log reset had not been recorded before a crash; completed.
-    public var completedSnapshotInstall: LogIndex?
-    /// Segments and entries loaded.
-    public var segments = 0
-    /// Entries in the log after recovery.
-    public var entries = 0
-
-    public static func == (a: StorageRecoveryReport, b: StorageRecoveryReport) -> Bool {
-        a.tailFile == b.tailFile && a.tailOffset == b.tailOffset && a.tailBytes == b.tailBytes
-            && a.removedEmptySegment == b.removedEmptySegment && a.removedTemporaryFiles == b.removedTemporaryFiles
-            && a.skippedSnapshots == b.skippedSnapshots && a.unknownFiles == b.unknownFiles
-            && a.completedSnapshotInstall == b.completedSnapshotInstall && a.segments == b.segments && a.entries == b.entries
-    }
-
-    public func hash(into h: inout Hasher) {
-        h.combine(tailFile)
-        h.combine(tailOffset)
-        h.combine(segments)
-        h.combine(entries)
-    }
-}
-
 /// The durable log: a segmented write-ahead log plus snapshot files, in one directory.
 ///
 /// - `<directory>/wal/<seq>.wal`: segments of CRC-32C-framed records (entries, hard states,
