@@ -924,6 +924,77 @@ struct StorageBadInputTests {
         }
     }
 
+    // MARK: Records lost at a record boundary
+
+    /// Compaction writes its record to the newest segment, syncs, then deletes old segments.
+    /// If the newest segment then loses its end at a record boundary (synced records gone, no
+    /// damage to see), the compaction record goes with it and the oldest segment left starts
+    /// far above the compaction point the log still records. The error names that cause and
+    /// the newest segment, not just the gap in the oldest one.
+    @Test func lostCompactionRecordIsNamedAsTheCause() throws {
+        let dir = TempDirectory()
+        try makeSegmentedLog(dir.path)
+        do {
+            let s = try FileLogStorage(directory: dir.path, voters: [1], options: segmentedOptions())
+            try s.createSnapshot(at: 90, data: Array("state at 90".utf8))
+            try s.compact(upTo: 80)
+            #expect(s.firstIndex() == 81)
+            s.close()
+        }
+        let segs = try Disk.segments(dir.path)
+        #expect(segs.count < 4, "compaction deleted segments")
+        let newest = try #require(segs.last)
+        let oldest = try #require(segs.first)
+        let records = Format.records(try Disk.read(newest))
+        let marker = try #require(records.dropFirst().last { $0.type == Format.baseType })
+        try Disk.truncate(newest, to: marker.offset)
+        let firstEntry = try #require(Format.records(try Disk.read(oldest)).first { $0.type == Format.entryType })
+        let error = failure { () throws(RaftError) in try FileLogStorage(directory: dir.path, voters: [1], options: segmentedOptions()) }
+        expectError(
+            error, .corruption,
+            naming: [oldest, "offset \(firstEntry.offset)", "entry \(firstEntry.index ?? 0)", "snapshot at 90", "compaction record", newest,
+                     "offset \(marker.offset)"])
+    }
+
+    /// A durable hard state whose commit index is beyond the last index recovered: committed
+    /// entries that were synced are gone (here a segment lost its last entries at a record
+    /// boundary; the next segment's header repeats the hard state). Reported, and the core
+    /// clamps its commit index to what the log holds.
+    @Test func hardStateCommittedPastTheRecoveredLogIsReported() throws {
+        let dir = TempDirectory()
+        var options = segmentedOptions()
+        options.preallocateBytes = 0
+        var last: UInt64 = 0
+        do {
+            let s = try FileLogStorage(directory: dir.path, voters: [1], options: options)
+            while try Disk.segments(dir.path).count < 2 {
+                last += 1
+                try s.append([entry(last, term: 1, size: 100)])
+                try s.setHardState(HardState(term: 1, vote: 1, commit: LogIndex(rawValue: last)))
+                try s.sync()
+            }
+            s.close()
+        }
+        let segs = try Disk.segments(dir.path)
+        #expect(Format.records(try Disk.read(segs[1])).allSatisfy { $0.type != Format.entryType }, "a fresh segment, header only")
+        let entries = Format.records(try Disk.read(segs[0])).filter { $0.type == Format.entryType }
+        let cut = entries[entries.count - 3]
+        try Disk.truncate(segs[0], to: cut.offset)
+        let s = try FileLogStorage(directory: dir.path, voters: [1], options: options)
+        #expect(s.lastIndex() == LogIndex(rawValue: last - 3))
+        #expect(s.recovery.truncatedTail == nil)
+        #expect(s.recovery.lostCommittedEntries == LogIndex(rawValue: last - 2)...LogIndex(rawValue: last))
+        #expect(s.currentHardState.commit == LogIndex(rawValue: last))
+        let core = try RaftCore(configuration: RaftConfiguration(id: 1), storage: s)
+        #expect(core.commitIndex <= s.lastIndex())
+        s.close()
+
+        // An intact log reports nothing.
+        let dir2 = TempDirectory()
+        try makeLog(dir2.path, count: 10)
+        #expect(try FileLogStorage(directory: dir2.path, voters: [1, 2, 3]).recovery.lostCommittedEntries == nil)
+    }
+
     // MARK: Configuration
 
     @Test func invalidOptionsAreRefused() throws {

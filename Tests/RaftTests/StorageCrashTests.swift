@@ -199,6 +199,8 @@ struct StorageCrashTests {
             return nil
         }
         let recovered = try Self.read(reopened)
+        // Nothing committed is lost, so the hard state never commits past the recovered log.
+        #expect(reopened.recovery.lostCommittedEntries == nil, "seed \(seed): \(reopened.recovery)")
         // Valid outcomes: the acknowledged state plus any prefix of the later records.
         var candidate = acked
         var candidates = [candidate]

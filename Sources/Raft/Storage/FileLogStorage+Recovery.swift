@@ -84,7 +84,7 @@ extension FileLogStorage {
                 opened[opened.count - 1].size = min(pos, scanner.size)
                 opened[opened.count - 1].maxIndex = maxIndex
             }
-            try replay.finish()
+            if let gap = replay.gap { throw try missingEntries(gap, newest: opened[opened.count - 1], lastLoaded: replay.last) }
         } catch {
             for s in opened { s.file.close() }
             throw error
@@ -129,6 +129,12 @@ extension FileLogStorage {
         try snapshotter.removeTemporaryFiles()
         recovery.removedTemporaryFiles = snapshotter.removedTemporaryFiles
         try adopt(snapshot)
+        if hard.commit > lastIndex() {
+            // Committed entries that are gone: the log lost records at its end (a cut at a
+            // record boundary leaves no other trace). The core clamps its commit index to the
+            // log and catches up from the leader.
+            recovery.lostCommittedEntries = (lastIndex() + 1)...hard.commit
+        }
         recovery.segments = segments.count
         recovery.entries = locations.count
     }
@@ -154,7 +160,19 @@ extension FileLogStorage {
         var first: LogIndex = 1
         var hard = HardState()
         /// The first entry after missing ones, while no compaction record covers them.
-        var gap: (path: String, offset: Int, index: LogIndex, after: LogIndex)?
+        var gap: Gap?
+        /// Whether an entry record was replayed yet.
+        var sawEntry = false
+
+        struct Gap {
+            var path: String
+            var offset: Int
+            var index: LogIndex
+            var after: LogIndex
+            /// At the first entry of the oldest segment: the entries before it went with
+            /// segments deleted (or lost), not with damage inside the log.
+            var atFront: Bool
+        }
 
         /// The last index loaded (`first - 1` when none is).
         var last: LogIndex { first.advanced(by: locations.count - 1) }
@@ -177,6 +195,8 @@ extension FileLogStorage {
                 }
                 if first == index + 1 { gap = nil }
             case .entry(let index, let term):
+                let firstEntry = !sawEntry
+                sawEntry = true
                 guard let b = base else {
                     throw RaftError(
                         .corruption,
@@ -191,28 +211,41 @@ extension FileLogStorage {
                 }
                 if locations.isEmpty || index < first {
                     // The first entry loaded, or one replacing everything loaded.
-                    if index > b.index + 1 && gap == nil { gap = (path, offset, index, b.index) }
+                    if index > b.index + 1 && gap == nil {
+                        gap = Gap(path: path, offset: offset, index: index, after: b.index, atFront: firstEntry)
+                    }
                     locations.removeAll()
                     first = index
                 } else if index <= last {
                     locations.removeSuffix(keeping: first.distance(to: index))
                 } else if index != last + 1 {
-                    gap = (path, offset, index, last)
+                    gap = Gap(path: path, offset: offset, index: index, after: last, atFront: false)
                     locations.removeAll()
                     first = index
                 }
                 locations.append(Location(seq: seq, offset: offset, length: length, term: term))
             }
         }
+    }
 
-        /// Fails if entries are missing that no compaction record covers.
-        func finish() throws(RaftError) {
-            if let g = gap {
-                throw RaftError(
-                    .corruption,
-                    "log segment \(g.path) at offset \(g.offset): entry \(g.index) follows entry \(g.after); entries are missing")
-            }
+    /// The error for entries missing that no compaction record covers, naming the likely
+    /// cause. Missing before the first entry of the oldest segment, they went with segments
+    /// deleted at the front: by a compaction if a snapshot covers them, and then the compaction
+    /// record that allowed it (written to the newest segment, and synced before any deletion)
+    /// is gone, so the newest segment lost synced records at its end.
+    func missingEntries(_ gap: Replay.Gap, newest: Segment, lastLoaded: LogIndex) throws(RaftError) -> RaftError {
+        let at = "log segment \(gap.path) at offset \(gap.offset): entry \(gap.index) follows entry \(gap.after); entries are missing"
+        guard gap.atFront else { return RaftError(.corruption, at) }
+        let missing = "\(gap.after + 1)...\(gap.index - 1)"
+        let covering = try snapshotter.fileNames().compactMap { Snapshotter.parse($0)?.index }.filter { $0 >= gap.index.rawValue - 1 }
+        guard let snapshot = covering.max() else {
+            return RaftError(
+                .corruption,
+                "\(at): the oldest segment starts at entry \(gap.index), and neither a compaction record nor a snapshot covers entries \(missing) before it; the segments that held them are missing; refusing to start")
         }
+        return RaftError(
+            .corruption,
+            "\(at): the oldest segment starts at entry \(gap.index) and the snapshot at \(snapshot) covers entries \(missing), so a compaction deleted the segments that held them, but no compaction record up to \(gap.index - 1) is left. Compaction records are written to the newest segment, \(newest.path), and synced before any segment is deleted: its end was lost (it now ends at offset \(newest.size), after entry \(lastLoaded)), with records that had been synced; refusing to start")
     }
 
     /// What replay needs of a record: of an entry only its index and term (the payload is

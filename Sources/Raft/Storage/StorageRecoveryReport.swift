@@ -61,6 +61,14 @@ public struct StorageRecoveryReport: Sendable, Hashable {
     public var unknownFiles: [String] = []
     /// An installed snapshot whose log reset had not been recorded before a crash; completed.
     public var completedSnapshotInstall: LogIndex?
+    /// Entries the durable hard state says were committed but the log no longer holds: its
+    /// commit index (the upper bound) is beyond the last index recovered (the lower bound minus
+    /// one). Records at the end of the log were lost although they had been synced (a cut at
+    /// a record boundary, which framing cannot detect). The node's core clamps its commit index
+    /// to the log and gets the entries again from the leader; the hard state is left as it
+    /// was. Most such cuts leave no trace at all: see "What recovery cannot tell apart" in
+    /// Storage formats.
+    public var lostCommittedEntries: ClosedRange<LogIndex>?
     /// Segments and entries loaded.
     public var segments = 0
     /// Entries in the log after recovery.
