@@ -125,6 +125,12 @@ extension FileLogStorage {
         let snapshot = try chooseSnapshot()
         // Every check passed: now repair.
         try runPendingRepairs()
+        // What was read counts as durable from now on, so make it so: a process killed between
+        // a write and its sync leaves records in the page cache that a later power loss would
+        // still take, and a segment or snapshot whose directory entry was never synced.
+        if let newest = segments.last { try newest.file.sync() }
+        try fs.syncDirectory(walDirectory)
+        try fs.syncDirectory(snapshotter.directory)
         segments.last?.file.reserve(options.segmentBytes + (1 << 20))
         try snapshotter.removeTemporaryFiles()
         recovery.removedTemporaryFiles = snapshotter.removedTemporaryFiles

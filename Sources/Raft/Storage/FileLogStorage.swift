@@ -80,7 +80,13 @@ public final class FileLogStorage: WritableLogStorage {
     var pendingRepairs: [Repair] = []
     /// Held locked while the storage is open.
     var lockFile: (any StorageFile)?
-    /// The last index made durable by ``sync()``.
+    /// The last index up to which the log, as this storage holds it now, is durable: those
+    /// entries survive a crash. ``lastIndex()`` counts appends not yet synced; the two are
+    /// equal after ``sync()`` and after opening (which syncs what it found, so that entries a
+    /// crashed process wrote but never synced are not counted durable while they are not).
+    /// After an append that replaces a suffix it is the index before the replacement until
+    /// the next sync (the replaced entries are still on disk): after a crash the reopened
+    /// ``lastIndex()`` is at least this, and at most the ``lastIndex()`` of before.
     public internal(set) var durableLastIndex: LogIndex = .zero
 
     /// Opens the storage in `directory`, creating it when new.
@@ -147,6 +153,7 @@ public final class FileLogStorage: WritableLogStorage {
 
     public func firstIndex() -> LogIndex { base.index + 1 }
 
+    /// The last entry appended, synced or not (see ``durableLastIndex``).
     public func lastIndex() -> LogIndex { base.index + UInt64(locations.count) }
 
     public func term(at index: LogIndex) throws(RaftError) -> Term {

@@ -1,8 +1,10 @@
 /// The read side of durable storage, as the core sees it.
 ///
 /// The core reads entries, terms and the latest snapshot through this protocol; the shell (or
-/// the test kit) writes to it when it persists a ``Ready``. Everything returned must already be
-/// durable. Implementations are used from one thread or task at a time.
+/// the test kit) writes to it when it persists a ``Ready``. The core reads only between
+/// batches, after the shell persisted the last one: ``WritableLogStorage/persist(_:)`` syncs
+/// every batch that carries entries, a snapshot, or a new term or vote, so what the core sees
+/// is durable. Implementations are used from one thread or task at a time.
 ///
 /// Invariant: `firstIndex() - 1 <= snapshot().metadata.index <= lastIndex()` (a log may keep a
 /// trail of entries behind its latest snapshot), and every entry in `firstIndex()...lastIndex()`
@@ -19,7 +21,12 @@ public protocol LogStorage: AnyObject {
     func term(at index: LogIndex) throws(RaftError) -> Term
     /// The index of the first entry still held (at most the snapshot index plus one).
     func firstIndex() -> LogIndex
-    /// The index of the last durable entry (the snapshot index if there are none).
+    /// The index of the last entry written (the snapshot index if there are none).
+    ///
+    /// An entry appended to a ``WritableLogStorage`` counts at once; it is durable once the
+    /// storage's ``WritableLogStorage/sync()`` returns. The core reads this between persisted
+    /// batches, when the two are the same. A storage that buffers writes may say up to where
+    /// they are durable (``FileLogStorage/durableLastIndex``).
     func lastIndex() -> LogIndex
     /// The latest snapshot with its data in memory, for shells that send snapshots whole
     /// (``SnapshotSending/inMessage``). A ``RaftNode`` never calls it: it streams the data with
