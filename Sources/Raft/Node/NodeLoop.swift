@@ -64,7 +64,7 @@ final class NodeLoop<SM: StateMachine> {
         receiver = SnapshotReceiver(me: node.id, maxBytes: c.maxSnapshotBytes)
         let meta = storage.snapshotMetadata()
         let durable: LogIndex?
-        do { durable = try stateMachine.open() } catch {
+        do { durable = try stateMachine.openDurableState() } catch {
             throw RaftError(.stateMachine, "node \(node.id): opening the state machine failed: \(error)")
         }
         if let held = durable {

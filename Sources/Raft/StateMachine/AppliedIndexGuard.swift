@@ -36,9 +36,10 @@ public struct AppliedIndexGuard: Sendable, Hashable {
         appliedTerm = term
     }
 
-    /// Checks the state machine's own applied index (from `open()` on an on-disk state machine)
-    /// against the log: it may not be past `lastLogIndex`. (One behind the log's compaction point
-    /// is fine: ``decide(snapshotAt:)`` then says to load the snapshot.)
+    /// Checks the state machine's own applied index (from ``StateMachine/openDurableState()``
+    /// on an on-disk state machine) against the log: it may not be past `lastLogIndex`. (One
+    /// behind the log's compaction point is fine: ``decide(snapshotAt:)`` then says to load the
+    /// snapshot.)
     public static func opening(stateMachineApplied: LogIndex, lastLogIndex: LogIndex) throws(RaftError) -> AppliedIndexGuard {
         if stateMachineApplied > lastLogIndex {
             throw RaftError(

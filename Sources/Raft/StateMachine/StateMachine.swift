@@ -48,7 +48,10 @@ public protocol StateMachine: AnyObject, SendableMetatype {
     /// For state machines that are themselves durable (``OnDiskStateMachine``): opens the
     /// state and returns the applied index persisted atomically with it. `nil` (the default)
     /// means the state lives in memory and is rebuilt from the latest snapshot and the log.
-    func open() throws -> LogIndex?
+    ///
+    /// The runtime calls it once, when the node starts, before anything else. (It is not named
+    /// `open`, so a conforming type can still call POSIX `open` unqualified.)
+    func openDurableState() throws -> LogIndex?
     /// Makes the applied state durable; called before a snapshot is prepared, so a snapshot
     /// is never recorded ahead of the state machine's own durable state. The default does
     /// nothing.
@@ -59,7 +62,7 @@ public protocol StateMachine: AnyObject, SendableMetatype {
 }
 
 extension StateMachine {
-    public func open() throws -> LogIndex? { nil }
+    public func openDurableState() throws -> LogIndex? { nil }
     public func sync() throws {}
     public var reportedAppliedIndex: LogIndex? { nil }
 }
@@ -68,9 +71,10 @@ extension StateMachine {
 /// index, persisted atomically with its data, so a restart does not replay what it holds.
 ///
 /// Contract, on top of ``StateMachine``'s:
-/// - ``StateMachine/open()`` returns the applied index persisted with the data. The runtime
-///   never passes an entry at or below it again, loads a snapshot only if it moves the state
-///   forward, and adopts a snapshot at exactly that index without reloading data.
+/// - ``openState()`` (which the runtime calls through ``StateMachine/openDurableState()``)
+///   returns the applied index persisted with the data. The runtime never passes an entry at or
+///   below it again, loads a snapshot only if it moves the state forward, and adopts a snapshot
+///   at exactly that index without reloading data.
 /// - After ``StateMachine/apply(_:)`` the reported applied index equals the last entry given;
 ///   after ``StateMachine/recoverSnapshot(from:metadata:)`` it equals the snapshot's index;
 ///   after ``StateMachine/sync()`` everything applied is durable.
@@ -87,7 +91,7 @@ public protocol OnDiskStateMachine: StateMachine {
 }
 
 extension OnDiskStateMachine {
-    public func open() throws -> LogIndex? { try openState() }
+    public func openDurableState() throws -> LogIndex? { try openState() }
     public func sync() throws { try syncState() }
     public var reportedAppliedIndex: LogIndex? { appliedIndex }
 }
