@@ -7,13 +7,26 @@
     import Darwin
 #endif
 import Raft
+import Synchronization
+
+/// What the demo shows of a node's store. The node owns the store itself (it was handed over
+/// as `sending`), so the store publishes a copy here after every change.
+final class StoreView: Sendable {
+    private let published = Mutex<[String: String]>([:])
+    var values: [String: String] { published.withLock { $0 } }
+    func publish(_ values: [String: String]) { published.withLock { $0 = values } }
+}
 
 /// A tiny key-value store: commands are `key=value`, the result is the previous value.
 final class Store: StateMachine {
     var values: [String: String] = [:]
+    let view: StoreView
+
+    init(view: StoreView) { self.view = view }
 
     func apply(_ entries: ArraySlice<LogEntry>) throws -> [String] {
-        entries.filter { $0.kind == .command }.map { e in
+        defer { view.publish(values) }
+        return entries.filter { $0.kind == .command }.map { e in
             let parts = String(decoding: e.data, as: UTF8.self).split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2 else { return "" }
             defer { values[parts[0]] = parts[1] }
@@ -25,7 +38,8 @@ final class Store: StateMachine {
     /// the next apply changes the store.
     func prepareSnapshot() throws -> [String: String] { values }
 
-    func saveSnapshot(_ context: [String: String], to output: SnapshotOutput) throws {
+    /// Runs on the snapshot thread beside `apply`, with the copy only.
+    static func saveSnapshot(_ context: [String: String], to output: SnapshotOutput) throws {
         for (key, value) in context.sorted(by: { $0.key < $1.key }) {
             try output.write("\(key)=\(value)\n".utf8)
         }
@@ -37,6 +51,7 @@ final class Store: StateMachine {
             let parts = line.split(separator: "=", maxSplits: 1).map(String.init)
             if parts.count == 2 { values[parts[0]] = parts[1] }
         }
+        view.publish(values)
     }
 }
 
@@ -51,7 +66,7 @@ guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddres
 let root = String(cString: made)
 let transport = LocalTransport()
 var nodes: [NodeID: RaftNode<Store>] = [:]
-var stores: [NodeID: Store] = [:]
+var stores: [NodeID: StoreView] = [:]
 var runs: [NodeID: Task<Void, any Error>] = [:]
 
 @MainActor
@@ -61,11 +76,11 @@ func start(_ id: NodeID) throws {
     c.snapshotEvery = 50
     c.compactionTrail = 10
     let storage = try FileLogStorage(directory: "\(root)/node\(id)", voters: ids)
-    let store = Store()
-    let node = try RaftNode(configuration: c, storage: storage, stateMachine: store, transport: transport)
+    let view = StoreView()
+    let node = try RaftNode(configuration: c, storage: storage, stateMachine: Store(view: view), transport: transport)
     transport.register(id, receive: { node.receive($0) })
     nodes[id] = node
-    stores[id] = store
+    stores[id] = view
     runs[id] = Task { try await node.run() }
 }
 

@@ -3,23 +3,34 @@ import RaftTestKit
 import Synchronization
 import Testing
 
-/// Sees every entry, and answers only commands (its result is the command's index).
+/// Sees every entry, and answers only commands (its result is the command's index). What it
+/// saw goes to `seen`, where the test looks (the node owns the machine).
 final class IndexRecorder: StateMachine {
-    var seen: [(LogIndex, LogEntry.Kind)] = []
+    let seen: SeenEntries
     let resultForNoops: Bool
-    init(resultForNoops: Bool = false) { self.resultForNoops = resultForNoops }
+    init(resultForNoops: Bool = false, seen: SeenEntries = SeenEntries()) {
+        self.resultForNoops = resultForNoops
+        self.seen = seen
+    }
 
     func apply(_ entries: ArraySlice<LogEntry>) throws -> [String] {
         var out: [String] = []
         for e in entries {
-            seen.append((e.index, e.kind))
+            seen.append(e)
             if e.kind == .command || resultForNoops { out.append("\(e.index)") }
         }
         return out
     }
-    func prepareSnapshot() throws -> Int { seen.count }
-    func saveSnapshot(_ context: Int, to output: SnapshotOutput) throws { try output.write(Int64(context)) }
+    func prepareSnapshot() throws -> Int { seen.entries.count }
+    static func saveSnapshot(_ context: Int, to output: SnapshotOutput) throws { try output.write(Int64(context)) }
     func recoverSnapshot(from input: SnapshotInput, metadata: SnapshotMetadata) throws {}
+}
+
+/// The entries an ``IndexRecorder`` saw: index and kind, in order.
+final class SeenEntries: Sendable {
+    private let seen = Mutex<[(LogIndex, LogEntry.Kind)]>([])
+    var entries: [(LogIndex, LogEntry.Kind)] { seen.withLock { $0 } }
+    func append(_ e: LogEntry) { seen.withLock { $0.append((e.index, e.kind)) } }
 }
 
 /// The API polish of issue 12: what a new user driving the core and the node ran into.
@@ -129,11 +140,12 @@ struct APITests {
     /// No-op entries reach the state machine (it learns every index) but need no result: one
     /// result per command. Before, a state machine had to invent a result for every no-op.
     @Test func noOpsAreSeenButHaveNoResult() async throws {
-        let h = NodeHarness<IndexRecorder>(make: { _ in IndexRecorder() })
+        let seenBy: [NodeID: SeenEntries] = [1: SeenEntries(), 2: SeenEntries(), 3: SeenEntries()]
+        let h = NodeHarness<IndexRecorder>(make: { IndexRecorder(seen: seenBy[$0]!) })
         try h.startAll()
         let leader = try await h.electLeader()
         #expect(try await h.propose("x", at: leader) == "2")
-        let seen = h.machines[leader]!.seen
+        let seen = seenBy[leader]!.entries
         #expect(seen.first?.0 == 1 && seen.first?.1 == .noop, "the leader's no-op reached the state machine")
         await h.stopAll()
     }

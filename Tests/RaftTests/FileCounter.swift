@@ -63,18 +63,22 @@ final class FileCounter: OnDiskStateMachine {
         guard written == 16, synced == 0, rename(temporary, path) == 0 else { throw RaftError(.io, "cannot write \(path): errno \(errno)") }
     }
 
+    /// One result per command: the total after it.
     func apply(_ entries: ArraySlice<LogEntry>) throws -> [String] {
-        entries.map { e in
+        var results: [String] = []
+        for e in entries {
             record.record(e.index)
-            if e.kind == .command { total += UInt64(e.data.first ?? 0) }
             appliedIndex = e.index
-            return "\(total)"
+            guard e.kind == .command else { continue }
+            total += UInt64(e.data.first ?? 0)
+            results.append("\(total)")
         }
+        return results
     }
 
     func prepareSnapshot() throws -> UInt64 { total }
 
-    func saveSnapshot(_ context: UInt64, to output: SnapshotOutput) throws { try output.write(context) }
+    static func saveSnapshot(_ context: UInt64, to output: SnapshotOutput) throws { try output.write(context) }
 
     func recoverSnapshot(from input: SnapshotInput, metadata: SnapshotMetadata) throws {
         total = try input.readUInt64()

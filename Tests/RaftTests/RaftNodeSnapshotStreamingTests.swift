@@ -10,17 +10,19 @@ import Testing
 /// many frames) and whose restore can be held at a gate, so a test can watch what the node does
 /// while it restores.
 final class StreamingKV: StateMachine {
-    let inner = KVMachine()
+    let inner: KVMachine
     let restoreGate: Gate?
-    var values: [String: String] { inner.values }
-    var restores: Int { inner.restores }
 
-    init(restoreGate: Gate? = nil) { self.restoreGate = restoreGate }
+    /// `view` is where the test sees the state (the node owns the machine).
+    init(restoreGate: Gate? = nil, view: KVView = KVView()) {
+        self.restoreGate = restoreGate
+        inner = KVMachine(view: view)
+    }
 
     func apply(_ entries: ArraySlice<LogEntry>) throws -> [String] { try inner.apply(entries) }
     func prepareSnapshot() throws -> [String: String] { inner.values }
 
-    func saveSnapshot(_ context: [String: String], to output: SnapshotOutput) throws {
+    static func saveSnapshot(_ context: [String: String], to output: SnapshotOutput) throws {
         for (k, v) in context.sorted(by: { $0.key < $1.key }) { try output.write(Array("\(k)=\(v)\n".utf8)) }
     }
 
@@ -90,7 +92,8 @@ struct RaftNodeSnapshotStreamingTests {
     @Test func followerKeepsAnsweringWhileItsStateMachineRestores() async throws {
         let gate = Gate()
         defer { gate.open() }
-        let h = NodeHarness<StreamingKV>(make: { _ in StreamingKV(restoreGate: gate) }) { c in
+        let views: [NodeID: KVView] = [1: KVView(), 2: KVView(), 3: KVView()]
+        let h = NodeHarness<StreamingKV>(make: { StreamingKV(restoreGate: gate, view: views[$0]!) }) { c in
             c.snapshotEvery = 10
             c.compactionTrail = 2
             c.snapshotChunkBytes = 512
@@ -149,7 +152,7 @@ struct RaftNodeSnapshotStreamingTests {
         #expect(during.raft.term == before.raft.term && during.raft.leader == leader, "no election")
         #expect(follower.raft.lastIndex >= during.raft.commit, "the follower appended while restoring")
         #expect(follower.applied < compacted.snapshotIndex)
-        #expect(h.machines[lagging]!.restores == 0)
+        #expect(views[lagging]!.restores == 0)
         gate.open()
         for _ in 0..<60 {
             await h.tick()
@@ -158,9 +161,9 @@ struct RaftNodeSnapshotStreamingTests {
         let after = try await h.nodes[lagging]!.status()
         #expect(after.restoringSnapshot == nil)
         #expect(after.applied >= during.applied)
-        #expect(h.machines[lagging]!.restores == 1)
-        #expect(h.machines[lagging]!.values == h.machines[leader]!.values)
-        #expect(h.machines[lagging]!.values.count == 50)
+        #expect(views[lagging]!.restores == 1)
+        #expect(views[lagging]!.values == views[leader]!.values)
+        #expect(views[lagging]!.values.count == 50)
         #expect(try await h.nodes[leader]!.status().raft.term == before.raft.term)
         await h.stopAll()
         #expect(h.failures.isEmpty, "\(h.failures)")
@@ -174,8 +177,9 @@ struct RaftNodeSnapshotStreamingTests {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("raft-stream-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: root) }
         let fs = ObservedFileSystem()
+        let views: [NodeID: KVView] = [1: KVView(), 2: KVView(), 3: KVView()]
         let h = NodeHarness<StreamingKV>(
-            make: { _ in StreamingKV() },
+            make: { StreamingKV(view: views[$0]!) },
             configure: { c in
                 c.snapshotEvery = 40
                 c.compactionTrail = 2
@@ -226,8 +230,8 @@ struct RaftNodeSnapshotStreamingTests {
         #expect(answersWhileStreaming > 3, "heartbeats were answered while chunks flowed: \(answersWhileStreaming)")
         let sent = chunks.load(ordering: .relaxed)
         #expect(sent > 150, "\(sent) chunks")
-        #expect(h.machines[lagging]!.values == h.machines[leader]!.values)
-        #expect(h.machines[lagging]!.restores == 1)
+        #expect(views[lagging]!.values == views[leader]!.values)
+        #expect(views[lagging]!.restores == 1)
         let r = fs.record.withLock { $0 }
         #expect(r.dataReadsOnLoop.isEmpty, "snapshot data read on a run loop: \(r.dataReadsOnLoop.prefix(5))")
         #expect(r.writesOnLoop.isEmpty, "snapshot data written on a run loop: \(r.writesOnLoop.prefix(5))")

@@ -8,22 +8,29 @@ import Testing
 @testable import Raft
 
 /// A key-value state machine whose snapshot saving waits at a gate the test opens, so the test
-/// can hold a save in progress and watch what the node does meanwhile.
+/// can hold a save in progress and watch what the node does meanwhile. The gate travels in the
+/// snapshot context: the save is static and sees nothing else.
 final class GatedKV: StateMachine {
+    struct Context: Sendable {
+        var values: [String: String]
+        var gate: Gate
+    }
+
     let inner = KVMachine()
     let gate: Gate
 
     init(gate: Gate) { self.gate = gate }
 
     func apply(_ entries: ArraySlice<LogEntry>) throws -> [String] { try inner.apply(entries) }
-    func prepareSnapshot() throws -> [String: String] { inner.values }
+    func prepareSnapshot() throws -> Context { Context(values: inner.values, gate: gate) }
 
-    func saveSnapshot(_ context: [String: String], to output: SnapshotOutput) throws {
+    static func saveSnapshot(_ context: Context, to output: SnapshotOutput) throws {
+        let gate = context.gate
         gate.saving.add(1, ordering: .sequentiallyConsistent)
         gate.started.signal()
         // Bounded, so a failing test cannot hang the node's shutdown.
         _ = gate.semaphore.wait(timeout: .now() + 10)
-        let data = encodeKV(context)
+        let data = encodeKV(context.values)
         gate.saved.withLock { $0.append((output.metadata.index, data)) }
         try output.write(data)
     }
@@ -33,7 +40,7 @@ final class GatedKV: StateMachine {
     }
 }
 
-final class Gate: @unchecked Sendable {
+final class Gate: Sendable {
     let semaphore = DispatchSemaphore(value: 0)
     let saving = Atomic<Int>(0)
     let started = DispatchSemaphore(value: 0)
@@ -132,9 +139,9 @@ struct RaftNodeSnapshotTests {
             await h.tick()
             if let s = try? await h.nodes[lagging]!.status(), s.applied >= during.applied { break }
         }
-        #expect(h.machines[lagging]!.values == h.machines[leader]!.values)
-        #expect(h.machines[lagging]!.values.count == 50)
-        #expect(h.machines[lagging]!.restores >= 1, "caught up by snapshot")
+        #expect(h.views[lagging]!.values == h.views[leader]!.values)
+        #expect(h.views[lagging]!.values.count == 50)
+        #expect(h.views[lagging]!.restores >= 1, "caught up by snapshot")
         let chunks = chunksSent.load(ordering: .relaxed)
         #expect(chunks > 10, "sent in chunks, \(chunks) of them")
         await h.stopAll()
@@ -248,12 +255,12 @@ struct RaftNodeSnapshotTests {
             let disk = KVDisk()
             disk.values = state(through: held)
             disk.applied = LogIndex(rawValue: held)
-            (applied, final) = try await runUntilApplied(storage: storage, machine: DiskKV(disk: disk)) { $0.values }
-            restored = disk.restoresFromSnapshot
+            applied = try await runUntilApplied(storage: storage, machine: DiskKV(disk: disk))
+            (final, restored) = (disk.values, disk.restoresFromSnapshot)
         } else {
-            let machine = KVMachine()
-            (applied, final) = try await runUntilApplied(storage: storage, machine: machine) { $0.values }
-            restored = machine.restores
+            let view = KVView()
+            applied = try await runUntilApplied(storage: storage, machine: KVMachine(view: view))
+            (final, restored) = (view.values, view.restores)
         }
         #expect(applied == 10)
         #expect(restored == restores)
@@ -261,9 +268,7 @@ struct RaftNodeSnapshotTests {
     }
 
     /// Starts a single node, waits until it applied everything committed, stops it.
-    func runUntilApplied<SM: StateMachine>(
-        storage: MemoryLogStorage, machine: SM, values: (SM) -> [String: String]
-    ) async throws -> (LogIndex, [String: String]) {
+    func runUntilApplied<SM: StateMachine>(storage: sending MemoryLogStorage, machine: sending SM) async throws -> LogIndex {
         var c = RaftNodeConfiguration(id: 1)
         c.snapshotEvery = 0
         let node = try RaftNode(configuration: c, storage: storage, stateMachine: machine, transport: LocalTransport(), clock: ManualClock())
@@ -275,7 +280,7 @@ struct RaftNodeSnapshotTests {
         }
         node.stop()
         try await run.value
-        return (applied, values(machine))
+        return applied
     }
 }
 

@@ -11,9 +11,17 @@ final class KVMachine: StateMachine {
     var values: [String: String] = [:]
     var appliedCommands = 0
     var restores = 0
+    /// Where the test looks: the node owns the machine.
+    let view: KVView
+
+    init(view: KVView = KVView()) {
+        self.view = view
+        view.publish(self)
+    }
 
     func apply(_ entries: ArraySlice<LogEntry>) throws -> [String] {
-        entries.filter { $0.kind == .command }.map { e in
+        defer { view.publish(self) }
+        return entries.filter { $0.kind == .command }.map { e in
             appliedCommands += 1
             let text = String(decoding: e.data, as: UTF8.self)
             let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
@@ -26,13 +34,36 @@ final class KVMachine: StateMachine {
 
     func prepareSnapshot() throws -> [String: String] { values }
 
-    func saveSnapshot(_ context: [String: String], to output: SnapshotOutput) throws {
+    static func saveSnapshot(_ context: [String: String], to output: SnapshotOutput) throws {
         try output.write(encodeKV(context))
     }
 
     func recoverSnapshot(from input: SnapshotInput, metadata: SnapshotMetadata) throws {
         values = decodeKV(try input.readAll())
         restores += 1
+        view.publish(self)
+    }
+}
+
+/// What a test sees of a ``KVMachine`` it handed to a node (as `sending`, so the test cannot
+/// keep the machine itself): the machine publishes a copy of its state here after every change.
+final class KVView: Sendable {
+    struct State: Sendable {
+        var values: [String: String] = [:]
+        var appliedCommands = 0
+        var restores = 0
+    }
+
+    private let state = Mutex(State())
+
+    var values: [String: String] { state.withLock { $0.values } }
+    var appliedCommands: Int { state.withLock { $0.appliedCommands } }
+    /// Snapshots the current machine restored from.
+    var restores: Int { state.withLock { $0.restores } }
+
+    func publish(_ m: KVMachine) {
+        let s = State(values: m.values, appliedCommands: m.appliedCommands, restores: m.restores)
+        state.withLock { $0 = s }
     }
 }
 
@@ -52,12 +83,19 @@ func decodeKV(_ data: [UInt8]) -> [String: String] {
 
 /// Three nodes in one process over a `LocalTransport`, ticking on a `ManualClock`: time moves
 /// only when the test says so.
+///
+/// `@unchecked Sendable`: a test drives its harness from one task at a time (the node tasks it
+/// starts touch only `ended`, which locks). A `MemoryLogStorage` kept in `storages` is handed to
+/// one node at a time: ``start(_:)`` refuses a node that runs, and ``stop(_:)`` waits until its
+/// loop has ended before the storage is handed to the next one.
 final class NodeHarness<SM: StateMachine>: @unchecked Sendable where SM.Result == String {
     let clock = ManualClock()
     let transport = LocalTransport()
     let ids: [NodeID] = [1, 2, 3]
     var nodes: [NodeID: RaftNode<SM>] = [:]
-    var machines: [NodeID: SM] = [:]
+    /// What the tests see of ``KVMachine``s (set by the `KVMachine` convenience initializer):
+    /// the node owns each machine.
+    var views: [NodeID: KVView] = [:]
     var storages: [NodeID: any WritableLogStorage] = [:]
     var runs: [NodeID: Task<Void, any Error>] = [:]
     /// Errors any node's run loop ended with (a clean stop is not one), and the nodes whose
@@ -88,11 +126,13 @@ final class NodeHarness<SM: StateMachine>: @unchecked Sendable where SM.Result =
         var c = RaftNodeConfiguration(id: id)
         c.raft.randomSeed = 7
         configure(&c)
-        if let openStorage { storages[id] = try openStorage(id) }
-        let sm = make(id)
-        let node = try RaftNode(configuration: c, storage: storages[id]!, stateMachine: sm, transport: transport, clock: clock)
+        let node: RaftNode<SM>
+        if let openStorage {
+            node = try RaftNode(configuration: c, storage: try openStorage(id), stateMachine: make(id), transport: transport, clock: clock)
+        } else {
+            node = try RaftNode(configuration: c, storage: storages[id]!, stateMachine: make(id), transport: transport, clock: clock)
+        }
         nodes[id] = node
-        machines[id] = sm
         transport.register(id, receive: { node.receive($0) })
         ended.withLock { _ = $0.dead.remove(id) }
         runs[id] = Task { [ended] in
@@ -238,7 +278,9 @@ final class NodeHarness<SM: StateMachine>: @unchecked Sendable where SM.Result =
 
 extension NodeHarness where SM == KVMachine {
     convenience init(configure: @escaping (inout RaftNodeConfiguration) -> Void = { _ in }) {
-        self.init(make: { _ in KVMachine() }, configure: configure)
+        let views: [NodeID: KVView] = [1: KVView(), 2: KVView(), 3: KVView()]
+        self.init(make: { KVMachine(view: views[$0]!) }, configure: configure)
+        self.views = views
     }
 }
 
@@ -250,6 +292,7 @@ final class Flag: Sendable {
     func set() { value.store(true, ordering: .releasing) }
 }
 
+/// `@unchecked Sendable`: every access to `state` holds `lock`.
 final class RunRecord: @unchecked Sendable {
     private let lock = NSLock()
     private var state: (failures: [String], dead: Set<NodeID>) = ([], [])
@@ -261,11 +304,24 @@ final class RunRecord: @unchecked Sendable {
     }
 }
 
-/// The durable part of an on-disk key-value state machine: survives a node's restart.
-final class KVDisk: @unchecked Sendable {
-    var values: [String: String] = [:]
-    var applied: LogIndex = .zero
-    var restoresFromSnapshot = 0
+/// The durable part of an on-disk key-value state machine: survives a node's restart. The test
+/// reads it while the node writes it, so every access locks.
+final class KVDisk: Sendable {
+    private let state = Mutex<(values: [String: String], applied: LogIndex, restoresFromSnapshot: Int)>(([:], .zero, 0))
+
+    var values: [String: String] {
+        get { state.withLock { $0.values } }
+        set { state.withLock { $0.values = newValue } }
+    }
+    var applied: LogIndex {
+        get { state.withLock { $0.applied } }
+        set { state.withLock { $0.applied = newValue } }
+    }
+    var restoresFromSnapshot: Int { state.withLock { $0.restoresFromSnapshot } }
+
+    /// Commits the values and the applied index together, as one transaction.
+    func commit(_ values: [String: String], applied: LogIndex) { state.withLock { $0.values = values; $0.applied = applied } }
+    func countRestore() { state.withLock { $0.restoresFromSnapshot += 1 } }
 }
 
 /// A key-value state machine whose every batch is committed to its "disk" together with its
@@ -283,10 +339,7 @@ final class DiskKV: OnDiskStateMachine {
         return appliedIndex
     }
 
-    func syncState() throws {
-        disk.values = values
-        disk.applied = appliedIndex
-    }
+    func syncState() throws { disk.commit(values, applied: appliedIndex) }
 
     func apply(_ entries: ArraySlice<LogEntry>) throws -> [String] {
         var out: [String] = []
@@ -308,7 +361,7 @@ final class DiskKV: OnDiskStateMachine {
 
     func prepareSnapshot() throws -> [String: String] { values }
 
-    func saveSnapshot(_ context: [String: String], to output: SnapshotOutput) throws {
+    static func saveSnapshot(_ context: [String: String], to output: SnapshotOutput) throws {
         try output.write(encodeKV(context))
     }
 
@@ -318,7 +371,7 @@ final class DiskKV: OnDiskStateMachine {
         }
         values = decodeKV(try input.readAll())
         appliedIndex = metadata.index
-        disk.restoresFromSnapshot += 1
+        disk.countRestore()
         try syncState()
     }
 }
@@ -332,7 +385,7 @@ struct RaftNodeTests {
         #expect(try await h.propose("a=1", at: leader) == "")
         #expect(try await h.propose("a=2", at: leader) == "1")
         await h.tick(3)
-        for id in h.ids { #expect(h.machines[id]?.values == ["a": "2"], "node \(id)") }
+        for id in h.ids { #expect(h.views[id]?.values == ["a": "2"], "node \(id)") }
         await h.stopAll()
     }
 
@@ -359,7 +412,7 @@ struct RaftNodeTests {
         #expect(out.count == 64)
         #expect(out.values.allSatisfy { $0 == "" })
         await h.tick(2)
-        for id in h.ids { #expect(h.machines[id]?.values.count == 64, "node \(id)") }
+        for id in h.ids { #expect(h.views[id]?.values.count == 64, "node \(id)") }
         await h.stopAll()
     }
 
@@ -422,8 +475,8 @@ struct RaftNodeTests {
             await h.tick()
             if let s = try? await h.nodes[lagging]!.status(), s.applied >= leaderStatus.applied { break }
         }
-        #expect(h.machines[lagging]?.values == h.machines[leader]?.values)
-        #expect(h.machines[lagging]?.values.count == 30)
+        #expect(h.views[lagging]?.values == h.views[leader]?.values)
+        #expect(h.views[lagging]?.values.count == 30)
         #expect(try await h.nodes[lagging]!.status().snapshotIndex >= 20)
         await h.stopAll()
     }

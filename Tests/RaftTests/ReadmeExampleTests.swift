@@ -17,8 +17,8 @@ enum ReadmeExample {
         }
         // Step one, between two applies: a cheap point-in-time copy.
         func prepareSnapshot() throws -> Int { total }
-        // Step two, on the snapshot thread, beside apply.
-        func saveSnapshot(_ context: Int, to output: SnapshotOutput) throws {
+        // Step two, on the snapshot thread, beside apply: static, so it sees only the context.
+        static func saveSnapshot(_ context: Int, to output: SnapshotOutput) throws {
             try output.write(Int64(context))          // 8 bytes, little-endian
         }
         func recoverSnapshot(from input: SnapshotInput, metadata: SnapshotMetadata) throws {
@@ -72,7 +72,7 @@ struct ReadmeExampleTests {
         try storage.append(entries)
         try storage.sync()
         let output = try storage.beginSnapshot(at: 3, confState: nil)
-        try counter.saveSnapshot(try counter.prepareSnapshot(), to: output)
+        try ReadmeExample.Counter.saveSnapshot(try counter.prepareSnapshot(), to: output)
         let metadata = try storage.finishSnapshot(output)
 
         let restored = ReadmeExample.Counter()

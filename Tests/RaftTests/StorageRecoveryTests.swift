@@ -177,8 +177,9 @@ struct StorageRecoveryTests {
     @Test func nodeRestartsFromAnOlderSnapshotWhenTheNewestIsDamaged() async throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("raft-fallback-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: root) }
+        let views: [NodeID: KVView] = [1: KVView(), 2: KVView(), 3: KVView()]
         let h = NodeHarness<KVMachine>(
-            make: { _ in KVMachine() },
+            make: { KVMachine(view: views[$0]!) },
             configure: { c in
                 c.snapshotEvery = 10
                 c.compactionTrail = 2
@@ -200,8 +201,8 @@ struct StorageRecoveryTests {
         let leader = try await h.electLeader()
         let target = try await h.nodes[leader]!.status().applied
         try await h.waitFor(1) { $0.applied >= target }
-        #expect(h.machines[1]?.values == h.machines[leader]?.values)
-        #expect(h.machines[1]?.values.count == 50)
+        #expect(views[1]?.values == views[leader]?.values)
+        #expect(views[1]?.values.count == 50)
         #expect(h.failures.isEmpty, "\(h.failures)")
         await h.stopAll()
     }

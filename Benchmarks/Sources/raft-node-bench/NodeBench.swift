@@ -99,7 +99,7 @@ final class CountingStateMachine: StateMachine {
 
     func prepareSnapshot() throws -> UInt64 { commands }
 
-    func saveSnapshot(_ context: UInt64, to output: SnapshotOutput) throws {
+    static func saveSnapshot(_ context: UInt64, to output: SnapshotOutput) throws {
         try output.write((0..<8).map { UInt8(truncatingIfNeeded: context >> (8 * UInt64($0))) })
     }
 
@@ -255,33 +255,34 @@ final class Cluster {
     let transport = LocalTransport()
     var nodes: [NodeID: Node] = [:]
     var counters: [NodeID: SyncCounters] = [:]
-    var fileStorages: [NodeID: FileLogStorage] = [:]
     var runs: [NodeID: Task<Void, any Error>] = [:]
 
     init(root: String, options: Options) throws {
         for id in ids {
             let c = SyncCounters()
-            var fileOptions = FileLogStorageOptions()
-            fileOptions.preallocateBytes = options.preallocate
-            let file: FileLogStorage
-            let storage: any WritableLogStorage
-            switch options.counting {
-            case .storage:
-                file = try FileLogStorage(directory: "\(root)/node\(id)", voters: ids, options: fileOptions)
-                storage = SyncCountingStorage(file, counters: c)
-            case .fileSystem:
-                file = try FileLogStorage(
-                    directory: "\(root)/node\(id)", voters: ids, options: fileOptions, fileSystem: SyncCountingFileSystem(counters: c))
-                storage = file
-            }
             var conf = RaftNodeConfiguration(id: id)
             conf.tickInterval = .milliseconds(options.tickMillis)
             conf.snapshotEvery = options.snapshotEvery
-            let node = try Node(configuration: conf, storage: storage, stateMachine: CountingStateMachine(), transport: transport)
+            let node = try Node(
+                configuration: conf, storage: Self.openStorage("\(root)/node\(id)", voters: ids, options: options, counters: c),
+                stateMachine: CountingStateMachine(), transport: transport)
             transport.register(id, receive: { node.receive($0) })
             nodes[id] = node
             counters[id] = c
-            fileStorages[id] = file
+        }
+    }
+
+    /// A node's storage, counting its syncs as `options` says. The node takes it over and closes
+    /// it when it stops (the counting wrapper forwards `close()`).
+    static func openStorage(_ directory: String, voters: [NodeID], options: Options, counters: SyncCounters) throws -> any WritableLogStorage {
+        var fileOptions = FileLogStorageOptions()
+        fileOptions.preallocateBytes = options.preallocate
+        switch options.counting {
+        case .storage:
+            return SyncCountingStorage(try FileLogStorage(directory: directory, voters: voters, options: fileOptions), counters: counters)
+        case .fileSystem:
+            return try FileLogStorage(
+                directory: directory, voters: voters, options: fileOptions, fileSystem: SyncCountingFileSystem(counters: counters))
         }
     }
 
@@ -307,8 +308,8 @@ final class Cluster {
     func reading(_ id: NodeID) -> SyncCounters.Reading { counters[id]!.read() }
     func readingAll() -> SyncCounters.Reading { ids.map(reading).reduce(SyncCounters.Reading(), +) }
 
-    /// Stops every node, waits for their loops, closes the files. Returns the errors the loops
-    /// ended with (other than being stopped).
+    /// Stops every node and waits for their loops (each closes its storage). Returns the errors
+    /// the loops ended with (other than being stopped).
     func stop() async -> [String] {
         var errors: [String] = []
         for id in ids {
@@ -321,8 +322,6 @@ final class Cluster {
                 errors.append("node \(id): \(e)")
             }
         }
-        // A node closes a FileLogStorage it was given, not one behind a wrapper.
-        for f in fileStorages.values { f.close() }
         return errors
     }
 }

@@ -133,14 +133,16 @@ extension NodeLoop {
         // A crash here leaves the temporary file behind, as a real one would.
         try crashPoint(.snapshotPrepared)
         savingSnapshot = at
-        let job = Confined(value: (stateMachine, context, output))
+        // Only the context and the output go to the snapshot thread; the save is static, so it
+        // cannot reach the live state machine.
+        let job = Confined(value: output)
         let inbox = node.inbox
         let id = node.id
         snapshotQueue.async {
-            let (machine, context, output) = job.value
+            let output = job.value
             var failure: RaftError?
             do {
-                try machine.saveSnapshot(context, to: output)
+                try SM.saveSnapshot(context, to: output)
                 try output.seal()
             } catch let e as RaftError {
                 failure = RaftError(e.code, "node \(id): saving the snapshot at \(at) failed: \(e.message)")

@@ -84,8 +84,9 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
         case stop
     }
 
-    struct Parts: @unchecked Sendable {
-        // Handed to the run loop once, and confined to it from then on.
+    /// What the caller handed over (as `sending` values, so nobody else holds them), waiting in
+    /// the mutex until ``run()`` takes it out for the run loop, which owns it from then on.
+    struct Parts {
         let storage: any WritableLogStorage
         let stateMachine: SM
     }
@@ -105,14 +106,20 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
     ///
     /// - Parameters:
     ///   - storage: the node's log (``FileLogStorage`` for real use). It must hold the cluster's
-    ///     voters (bootstrap) or an existing log.
-    ///   - stateMachine: yours; the node is its only user from now on.
+    ///     voters (bootstrap) or an existing log. Handed over (`sending`): the node writes it from
+    ///     its own threads and closes it when it stops, so the compiler refuses code that keeps
+    ///     using it.
+    ///   - stateMachine: yours, handed over (`sending`): the node is its only user from now on,
+    ///     and the compiler refuses code that keeps the object and uses it afterwards, since that
+    ///     would race ``StateMachine/apply(_:)``. See ``StateMachine`` for how to look at the
+    ///     state from outside.
     ///   - clock: ticks every ``RaftNodeConfiguration/tickInterval`` of this clock; inject a
     ///     manual clock in tests.
     ///   - logger: where the node logs (info and below); silent by default.
     public init<C: Clock & Sendable>(
-        configuration: RaftNodeConfiguration, storage: any WritableLogStorage, stateMachine: SM, transport: any RaftTransport,
-        clock: C = ContinuousClock(), logger: Logger = Logger(label: "swift-raft", factory: { _ in SwiftLogNoOpLogHandler() })
+        configuration: RaftNodeConfiguration, storage: sending any WritableLogStorage, stateMachine: sending SM,
+        transport: any RaftTransport, clock: C = ContinuousClock(),
+        logger: Logger = Logger(label: "swift-raft", factory: { _ in SwiftLogNoOpLogHandler() })
     ) throws(RaftError) where C.Duration == Duration {
         var c = configuration
         c.raft.refuseProposalsOnFollower = true
@@ -141,7 +148,7 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
     /// Runs the node until ``stop()``. Throws if it cannot start or its storage or state machine
     /// fails; pending proposals then fail with the same error.
     public func run() async throws {
-        guard let p = parts.withLock({ (p: inout Parts?) -> Parts? in
+        guard let p = parts.withLock({ (p: inout sending Parts?) -> sending Parts? in
             let taken = p
             p = nil
             return taken

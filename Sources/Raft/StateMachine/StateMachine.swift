@@ -13,14 +13,23 @@
 ///   state machine's durable index would lag the log by the no-ops after its last command, and
 ///   the runtime could no longer check that the index it reports is exactly the last entry it
 ///   was given, nor adopt a snapshot at exactly that index without reloading it.
-/// - **Concurrency.** Every method runs on the node's run loop, one at a time, except two that
-///   run on the node's snapshot thread (one after the other, never together):
-///   ``saveSnapshot(_:to:)`` runs *beside* ``apply(_:)`` and must read only the context that
-///   ``prepareSnapshot()`` returned, never the live state; ``recoverSnapshot(from:metadata:)``
-///   of a snapshot received from the leader runs while the node calls no other method (it
-///   holds committed entries until the restore returns, and applies them afterwards), so it may
-///   take as long as the data needs: the node keeps answering its leader meanwhile. At startup
-///   the restore runs on the loop, before the node takes part in the cluster.
+/// - **Ownership.** ``RaftNode/init(configuration:storage:stateMachine:transport:clock:logger:)``
+///   takes the state machine as a `sending` parameter: from then on the node is its only user,
+///   and the compiler refuses code that keeps the object and touches it afterwards (a read
+///   racing ``apply(_:)``). To look at the state from elsewhere, have the state machine publish
+///   what you need into a `Sendable` value of your own (a `Mutex`-protected copy, a database
+///   other connections read).
+/// - **Concurrency.** Every instance method runs on the node's run loop, one at a time, with
+///   one exception: ``recoverSnapshot(from:metadata:)`` of a snapshot received from the leader
+///   runs on the node's snapshot thread while the node calls no other method (it holds
+///   committed entries until the restore returns, and applies them afterwards), so it may take
+///   as long as the data needs: the node keeps answering its leader meanwhile. At startup the
+///   restore runs on the loop, before the node takes part in the cluster.
+///   ``saveSnapshot(_:to:)`` also runs on the snapshot thread (never together with a restore),
+///   *beside* ``apply(_:)``. It is a `static` requirement, so it cannot reach the live state
+///   machine: all it gets is the `Sendable` context ``prepareSnapshot()`` returned. The
+///   compiler checks both halves: no instance to race with, and a context that may cross
+///   threads.
 /// - **Snapshots in two steps.** ``prepareSnapshot()`` runs between two applies and captures a
 ///   point-in-time view cheaply (a copy-on-write copy of a Swift collection, a database read
 ///   transaction); ``saveSnapshot(_:to:)`` then streams that view out while new entries are
@@ -28,9 +37,13 @@
 public protocol StateMachine: AnyObject, SendableMetatype {
     /// What applying one command returns to its proposer.
     associatedtype Result: Sendable
-    /// A point-in-time view of the state, taken by ``prepareSnapshot()`` and handed to
-    /// ``saveSnapshot(_:to:)`` on another thread (it is used by one thread at a time).
-    associatedtype SnapshotContext
+    /// A point-in-time view of the state, taken by ``prepareSnapshot()`` on the run loop and
+    /// handed to ``saveSnapshot(_:to:)`` on the snapshot thread, while ``apply(_:)`` goes on
+    /// changing the live state. It must be `Sendable`: a value (a copy-on-write collection), or
+    /// a handle that is safe to use from another thread (a database read transaction or
+    /// snapshot that later writes do not change). It must not share mutable state with the
+    /// state machine.
+    associatedtype SnapshotContext: Sendable
 
     /// Applies committed entries in order; returns one result per command entry, in order
     /// (no-op entries change nothing and have no result).
@@ -38,8 +51,12 @@ public protocol StateMachine: AnyObject, SendableMetatype {
     /// Captures the state after the last applied entry, cheaply; called under exclusion with
     /// ``apply(_:)``.
     func prepareSnapshot() throws -> SnapshotContext
-    /// Writes the state captured in `context` to `output`; runs beside ``apply(_:)``.
-    func saveSnapshot(_ context: SnapshotContext, to output: SnapshotOutput) throws
+    /// Writes the state captured in `context` to `output`.
+    ///
+    /// Runs on the node's snapshot thread, beside ``apply(_:)``. It is `static` so that it
+    /// cannot touch the live state machine, only the point-in-time `context`; everything it
+    /// needs (the data, a read transaction, a path) goes into the context.
+    static func saveSnapshot(_ context: SnapshotContext, to output: SnapshotOutput) throws
     /// Replaces the state with a snapshot's, read from `input` as a stream (the data is never
     /// in memory whole unless you read it so). For a snapshot received from the leader this
     /// runs on the snapshot thread; see the concurrency rule above.
