@@ -21,4 +21,101 @@ struct RaftNodeLifecycleTests {
         #expect(try reopened.openState() == 3)
         #expect(reopened.total == 6)
     }
+
+    /// A start that fails (the state machine cannot open, or it is ahead of the log) releases
+    /// what it took: the storage is closed, so a new `FileLogStorage` on the same directory opens
+    /// (its LOCK is free) and a node runs on it.
+    @Test(arguments: ["state machine fails to open", "state machine ahead of the log"])
+    func failedStartReleasesTheStorage(_ failure: String) async throws {
+        let dir = TempDirectory()
+        let counterPath = dir.path + "/counter"
+        if failure == "state machine fails to open" {
+            _ = FileManager.default.createFile(atPath: counterPath, contents: Data([1, 2, 3]))  // 3 bytes, not 16
+        } else {
+            let ahead = FileCounter(path: counterPath)
+            ahead.appliedIndex = 50
+            try ahead.syncState()
+        }
+        let failing = try RaftNode(
+            configuration: RaftNodeConfiguration(id: 1), storage: FileLogStorage(directory: dir.path + "/raft", voters: [1]),
+            stateMachine: FileCounter(path: counterPath), transport: LocalTransport(), clock: ManualClock())
+        await #expect(throws: RaftError.self) { try await failing.run() }
+
+        try FileManager.default.removeItem(atPath: counterPath)
+        let clock = ManualClock()
+        let node = try RaftNode(
+            configuration: RaftNodeConfiguration(id: 1), storage: FileLogStorage(directory: dir.path + "/raft", voters: [1]),
+            stateMachine: FileCounter(path: counterPath), transport: LocalTransport(), clock: clock)
+        let run = Task { try await node.run() }
+        #expect(try await electSingleNode(node, clock: clock))
+        #expect(try await node.propose([7]) == "7")
+        node.stop()
+        try await run.value
+    }
+
+    /// Whatever makes a node fail before it runs (a configuration it refuses, a state machine
+    /// that cannot open, one ahead of the log), the storage it was handed is closed: the caller
+    /// handed it over and cannot close it itself.
+    @Test(arguments: ["invalid configuration", "state machine fails to open", "state machine ahead of the log"])
+    func failedStartClosesTheStorage(_ failure: String) async throws {
+        let closed = Flag()
+        let storage = ClosingStorage(MemoryLogStorage(voters: [1]), closed: closed)
+        let disk = KVDisk()
+        var c = RaftNodeConfiguration(id: 1)
+        switch failure {
+        case "invalid configuration": c.tickInterval = .zero
+        case "state machine fails to open": disk.failOpen = true
+        default: disk.applied = 50
+        }
+        do {
+            let node = try RaftNode(configuration: c, storage: storage, stateMachine: DiskKV(disk: disk), transport: LocalTransport(), clock: ManualClock())
+            await #expect(throws: RaftError.self) { try await node.run() }
+        } catch {
+            #expect(failure == "invalid configuration", "\(error)")
+        }
+        #expect(closed.isSet, "the storage was closed after: \(failure)")
+    }
+}
+
+/// Ticks a single-voter node's clock until it leads (at most 200 ticks).
+func electSingleNode<SM: StateMachine>(_ node: RaftNode<SM>, clock: ManualClock) async throws -> Bool {
+    for _ in 0..<200 {
+        if try await node.status().raft.role == .leader { return true }
+        clock.advance(by: .milliseconds(100))
+        for _ in 0..<20 { await Task.yield() }
+    }
+    return false
+}
+
+/// A `MemoryLogStorage` that says when it is closed.
+final class ClosingStorage: WritableLogStorage {
+    let base: MemoryLogStorage
+    let closed: Flag
+
+    init(_ base: MemoryLogStorage, closed: Flag) {
+        self.base = base
+        self.closed = closed
+    }
+
+    func initialState() throws(RaftError) -> (HardState, ConfState) { try base.initialState() }
+    func entries(in range: Range<LogIndex>, maxBytes: Int) throws(RaftError) -> [LogEntry] { try base.entries(in: range, maxBytes: maxBytes) }
+    func term(at index: LogIndex) throws(RaftError) -> Term { try base.term(at: index) }
+    func firstIndex() -> LogIndex { base.firstIndex() }
+    func lastIndex() -> LogIndex { base.lastIndex() }
+    func snapshot() throws(RaftError) -> Snapshot { try base.snapshot() }
+    func snapshotMetadata() -> SnapshotMetadata { base.snapshotMetadata() }
+    var currentHardState: HardState { base.currentHardState }
+    func append(_ entries: [LogEntry]) throws(RaftError) { try base.append(entries) }
+    func setHardState(_ state: HardState) throws(RaftError) { base.setHardState(state) }
+    func applySnapshot(_ snapshot: Snapshot) throws(RaftError) { try base.applySnapshot(snapshot) }
+    @discardableResult
+    func createSnapshot(at index: LogIndex, confState: ConfState?, data: [UInt8]) throws(RaftError) -> Snapshot {
+        try base.createSnapshot(at: index, confState: confState, data: data)
+    }
+    func compact(upTo index: LogIndex) throws(RaftError) { try base.compact(upTo: index) }
+    func sync() throws(RaftError) { base.sync() }
+    func close() {
+        closed.set()
+        base.close()
+    }
 }

@@ -308,6 +308,12 @@ final class RunRecord: @unchecked Sendable {
 /// reads it while the node writes it, so every access locks.
 final class KVDisk: Sendable {
     private let state = Mutex<(values: [String: String], applied: LogIndex, restoresFromSnapshot: Int)>(([:], .zero, 0))
+    private let failing = Atomic<Bool>(false)
+    /// Makes ``DiskKV/openState()`` throw, as a database that cannot be opened.
+    var failOpen: Bool {
+        get { failing.load(ordering: .relaxed) }
+        set { failing.store(newValue, ordering: .relaxed) }
+    }
 
     var values: [String: String] {
         get { state.withLock { $0.values } }
@@ -334,6 +340,7 @@ final class DiskKV: OnDiskStateMachine {
     init(disk: KVDisk) { self.disk = disk }
 
     func openState() throws -> LogIndex {
+        if disk.failOpen { throw RaftError(.io, "the database cannot be opened") }
         values = disk.values
         appliedIndex = disk.applied
         return appliedIndex

@@ -107,8 +107,9 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
     /// - Parameters:
     ///   - storage: the node's log (``FileLogStorage`` for real use). It must hold the cluster's
     ///     voters (bootstrap) or an existing log. Handed over (`sending`): the node writes it from
-    ///     its own threads and closes it when it stops, so the compiler refuses code that keeps
-    ///     using it.
+    ///     its own threads and closes it when it stops, when it fails to start, and when this
+    ///     initializer throws (a configuration it refuses), so the compiler refuses code that
+    ///     keeps using it.
     ///   - stateMachine: yours, handed over (`sending`): the node is its only user from now on,
     ///     and the compiler refuses code that keeps the object and uses it afterwards, since that
     ///     would race ``StateMachine/apply(_:)``. See ``StateMachine`` for how to look at the
@@ -121,6 +122,24 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
         transport: any RaftTransport, clock: C = ContinuousClock(),
         logger: Logger = Logger(label: "swift-raft", factory: { _ in SwiftLogNoOpLogHandler() })
     ) throws(RaftError) where C.Duration == Duration {
+        let c: RaftNodeConfiguration
+        do { c = try Self.validated(configuration) } catch {
+            // The caller handed the storage over and cannot close it: release its files here.
+            storage.close()
+            throw error
+        }
+        id = c.raft.id
+        self.configuration = c
+        parts = Mutex(Parts(storage: storage, stateMachine: stateMachine))
+        self.transport = transport
+        var l = logger
+        l[metadataKey: "raft.node"] = "\(c.raft.id)"
+        self.logger = l
+        ticker = { interval, inbox in await tickLoop(clock: clock, every: interval, into: inbox, tick: Event.tick) }
+    }
+
+    /// `configuration` as the node runs it, or why it cannot.
+    static func validated(_ configuration: RaftNodeConfiguration) throws(RaftError) -> RaftNodeConfiguration {
         var c = configuration
         c.raft.refuseProposalsOnFollower = true
         // The node streams snapshots from its storage; the core never reads their data.
@@ -133,20 +152,14 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
         if c.snapshotRetryTicks < 1 { throw RaftError(.invalidConfiguration, "snapshotRetryTicks must be at least 1") }
         if c.snapshotMaxRetries < 0 { throw RaftError(.invalidConfiguration, "snapshotMaxRetries must not be negative") }
         if c.maxSnapshotBytes > UInt64(Int.max) { throw RaftError(.invalidConfiguration, "maxSnapshotBytes must be at most \(Int.max)") }
-        id = c.raft.id
-        self.configuration = c
-        parts = Mutex(Parts(storage: storage, stateMachine: stateMachine))
-        self.transport = transport
-        var l = logger
-        l[metadataKey: "raft.node"] = "\(c.raft.id)"
-        self.logger = l
-        ticker = { interval, inbox in await tickLoop(clock: clock, every: interval, into: inbox, tick: Event.tick) }
+        return c
     }
 
     // MARK: Public API
 
     /// Runs the node until ``stop()``. Throws if it cannot start or its storage or state machine
-    /// fails; pending proposals then fail with the same error.
+    /// fails; pending proposals then fail with the same error. Whichever way it ends, the
+    /// storage is closed before it returns (a ``FileLogStorage`` releases its directory's lock).
     public func run() async throws {
         guard let p = parts.withLock({ (p: inout sending Parts?) -> sending Parts? in
             let taken = p
@@ -161,7 +174,12 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
         let loop: NodeLoop<SM>
         do {
             loop = try await withTaskExecutorPreference(executor) {
-                try NodeLoop(node: self, storage: p.storage, stateMachine: p.stateMachine)
+                do { return try NodeLoop(node: self, storage: p.storage, stateMachine: p.stateMachine) } catch {
+                    // A failed start releases what it took: the storage's files and its lock, so
+                    // a new storage on the same directory can open.
+                    p.storage.close()
+                    throw error
+                }
             }
         } catch {
             // Nobody will ever answer: fail whatever is queued and refuse what comes.
