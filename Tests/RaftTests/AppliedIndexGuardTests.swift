@@ -59,6 +59,7 @@ struct AppliedIndexGuardTests {
             Issue.record("a gap was accepted")
         } catch {
             #expect(error.message.contains("8") && error.message.contains("5"))
+            #expect(error.code == .storage, "the log is at fault")
         }
     }
 
@@ -75,6 +76,7 @@ struct AppliedIndexGuardTests {
             Issue.record("a state machine ahead of the log was accepted")
         } catch {
             #expect(error.message.contains("12") && error.message.contains("10"))
+            #expect(error.code == .stateMachine)
         }
     }
 
@@ -84,9 +86,11 @@ struct AppliedIndexGuardTests {
             try g.verify(reported: 40, after: "apply")
             Issue.record("an applied index going backwards was accepted")
         } catch {
-            #expect(error.message.contains("40") && error.message.contains("50"))
+            #expect(error.message.contains("40") && error.message.contains("50") && error.message.contains("after apply"))
+            #expect(error.code == .stateMachine)
         }
         #expect(throws: RaftError.self) { try g.verify(reported: 60, after: "apply") }
+        do { try g.verify(reported: 60, after: "apply") } catch { #expect(error.code == .stateMachine) }
         #expect(throws: Never.self) { try g.verify(reported: 50, after: "apply") }
     }
 

@@ -39,7 +39,8 @@ struct RaftNodeLifecycleTests {
         let failing = try RaftNode(
             configuration: RaftNodeConfiguration(id: 1), storage: FileLogStorage(directory: dir.path + "/raft", voters: [1]),
             stateMachine: FileCounter(path: counterPath), transport: LocalTransport(), clock: ManualClock())
-        await #expect(throws: RaftError.self) { try await failing.run() }
+        let error = await #expect(throws: RaftError.self) { try await failing.run() }
+        #expect(error?.code == .stateMachine)
 
         try FileManager.default.removeItem(atPath: counterPath)
         let clock = ManualClock()

@@ -67,7 +67,7 @@ extension NodeLoop {
     /// Applies committed entries and answers their proposers.
     func apply(_ entries: ArraySlice<LogEntry>) throws(RaftError) {
         guard !entries.isEmpty else { return }
-        let fresh = try applied.admit(entries)
+        let fresh = try admitted(entries)
         guard let last = fresh.last else { return }
         let results: [SM.Result]
         do {
@@ -106,8 +106,6 @@ extension NodeLoop {
     }
 
     func verified(_ reported: LogIndex, after operation: String) throws(RaftError) {
-        do { try applied.verify(reported: reported, after: operation) } catch {
-            throw RaftError(.stateMachine, "node \(node.id): \(error.message)")
-        }
+        do { try applied.verify(reported: reported, after: operation) } catch { throw error.on(node.id) }
     }
 }

@@ -77,7 +77,7 @@ extension NodeLoop {
         // Another restore under way still owns the state machine.
         guard snapshotIO.restoring.isEmpty else { return }
         if let reported = stateMachine.reportedAppliedIndex {
-            try verified(reported, after: "restoring snapshot \(meta.index)")
+            try verified(reported, after: "installing snapshot \(meta.index) from the leader")
         }
         try applyHeld()
         try maybeSnapshot()

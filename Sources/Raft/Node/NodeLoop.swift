@@ -70,11 +70,15 @@ final class NodeLoop<SM: StateMachine> {
         if let held = durable {
             // An on-disk state machine: it already holds `held`. Load the snapshot only if it
             // moves the state forward; at exactly `held`, adopt it without reloading.
-            applied = try AppliedIndexGuard.opening(stateMachineApplied: held, lastLogIndex: storage.lastIndex())
+            do { applied = try AppliedIndexGuard.opening(stateMachineApplied: held, lastLogIndex: storage.lastIndex()) } catch {
+                throw error.on(node.id)
+            }
         } else {
             // An in-memory state machine starts empty.
             applied = AppliedIndexGuard()
         }
+        // The step after which the state machine's own index is checked.
+        var step = "opening the state machine"
         if meta.index > .zero {
             switch applied.decide(snapshotAt: meta.index) {
             case .load:
@@ -86,12 +90,13 @@ final class NodeLoop<SM: StateMachine> {
                     throw RaftError(.stateMachine, "node \(node.id): restoring the state machine from snapshot \(meta.index) failed: \(error)")
                 }
                 applied.snapshotInstalled(meta)
+                step = "restoring snapshot \(meta.index) at startup"
             case .adoptMetadataOnly, .ignore:
                 break
             }
         }
         if let reported = stateMachine.reportedAppliedIndex {
-            try applied.verify(reported: reported, after: "opening")
+            do { try applied.verify(reported: reported, after: step) } catch { throw error.on(node.id) }
         }
         lastSnapshot = meta.index
         core = try RaftCore(configuration: node.configuration.raft, storage: storage, applied: applied.applied)
@@ -154,6 +159,12 @@ final class NodeLoop<SM: StateMachine> {
         node.failQueued(with: error)
         releaseSnapshotTransfers()
         storage.close()
+    }
+
+    /// The committed entries of `entries` the state machine does not hold yet; a gap or a term
+    /// going backwards stops the node (see ``AppliedIndexGuard/admit(_:)-(ArraySlice<LogEntry>)``).
+    func admitted(_ entries: ArraySlice<LogEntry>) throws(RaftError) -> ArraySlice<LogEntry> {
+        do { return try applied.admit(entries) } catch { throw error.on(node.id) }
     }
 
     func handle(_ e: Event) throws(RaftError) {
@@ -228,5 +239,14 @@ final class NodeLoop<SM: StateMachine> {
         case .propose, .stop:
             break
         }
+    }
+}
+
+extension RaftError {
+    /// The same error, its message prefixed with the node it happened on.
+    func on(_ node: NodeID) -> RaftError {
+        var e = RaftError(code, "node \(node): \(message)", leaderHint: leaderHint, file: file, line: line)
+        e.leaderAddress = leaderAddress
+        return e
     }
 }

@@ -12,6 +12,13 @@
 /// - a state machine that reports its applied index going backwards, or ahead of the log, is
 ///   refused with a ``RaftError`` naming both indexes and what to do, never a crash.
 ///
+/// Error codes: a state machine that breaks its applied-index contract (ahead of the log when
+/// it opens, going backwards, ahead of what it was given) is ``RaftError/Code/stateMachine``,
+/// wherever it is found, at startup or while running. Committed entries that do not continue
+/// from the applied index (a gap, a term going backwards) are ``RaftError/Code/storage``: the
+/// log is at fault. Each message names the step (``verify(reported:after:)`` takes it); the
+/// runtime adds the node's id.
+///
 /// The guard is a value the runtime keeps beside the state machine; it performs no I/O.
 public struct AppliedIndexGuard: Sendable, Hashable {
     /// What to do with a snapshot offered to the state machine.
@@ -43,8 +50,8 @@ public struct AppliedIndexGuard: Sendable, Hashable {
     public static func opening(stateMachineApplied: LogIndex, lastLogIndex: LogIndex) throws(RaftError) -> AppliedIndexGuard {
         if stateMachineApplied > lastLogIndex {
             throw RaftError(
-                .storage,
-                "the state machine reports applied index \(stateMachineApplied) but the log ends at \(lastLogIndex): the state machine is ahead of the log; restore the log, or rebuild the state machine from a snapshot")
+                .stateMachine,
+                "the state machine reports applied index \(stateMachineApplied) on opening, but the log ends at \(lastLogIndex): the state machine is ahead of the log; restore the log, or rebuild the state machine from a snapshot")
         }
         return AppliedIndexGuard(applied: stateMachineApplied)
     }
@@ -103,16 +110,17 @@ public struct AppliedIndexGuard: Sendable, Hashable {
     }
 
     /// Checks what the state machine reports after an operation (for on-disk state machines
-    /// that track their own index). Going backwards, or past what it was given, is refused.
+    /// that track their own index). Going backwards, or past what it was given, is refused with
+    /// ``RaftError/Code/stateMachine``; the message names `operation` ("applying entries 5...9").
     public func verify(reported: LogIndex, after operation: String) throws(RaftError) {
         if reported < applied {
             throw RaftError(
-                .storage,
+                .stateMachine,
                 "the state machine reports applied index \(reported) after \(operation), below \(applied) which it already held: its applied index went backwards; it must persist its applied index atomically with its data")
         }
         if reported > applied {
             throw RaftError(
-                .storage,
+                .stateMachine,
                 "the state machine reports applied index \(reported) after \(operation), ahead of \(applied), the last index it was given: it must not invent entries")
         }
     }

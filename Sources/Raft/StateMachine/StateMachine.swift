@@ -95,9 +95,13 @@ extension StateMachine {
 /// - After ``StateMachine/apply(_:)`` the reported applied index equals the last entry given;
 ///   after ``StateMachine/recoverSnapshot(from:metadata:)`` it equals the snapshot's index;
 ///   after ``StateMachine/sync()`` everything applied is durable.
-/// - An applied index that goes backwards, or runs ahead of the log, stops the node with a
-///   ``RaftError`` naming both indexes (``RaftError/Code/stateMachine`` or
-///   ``RaftError/Code/storage``); the process is never crashed.
+/// - An applied index that breaks these rules (ahead of the log when opened, going backwards,
+///   ahead of the last entry given) stops the node with a ``RaftError`` of code
+///   ``RaftError/Code/stateMachine``, whether it is found at startup or while running; the
+///   message names the node, the step ("opening the state machine", "restoring snapshot 6 at
+///   startup", "applying entries 7...9", "installing snapshot 12 from the leader") and both
+///   indexes. The process is never crashed. (Committed entries that do not continue from the
+///   applied index are the log's fault: ``RaftError/Code/storage``.)
 public protocol OnDiskStateMachine: StateMachine {
     /// Opens the state; returns the durable applied index.
     func openState() throws -> LogIndex
