@@ -129,3 +129,42 @@ struct RaftNodeAppliedIndexTests {
         #expect(disks[lagging]!.restoresFromSnapshot == 1)
     }
 }
+
+/// What the runtime cannot detect, documented on ``OnDiskStateMachine``.
+@Suite("RaftNode: undetectable applied-index faults")
+struct RaftNodeUndetectableTests {
+    /// Between two runs, a durable index that went back but stays above the log's snapshot
+    /// looks like lazy syncing: the node does not stop, and the entries after it are fed again.
+    /// A state machine whose data was ahead of its index (here: total 5, index 3) applies them
+    /// twice.
+    @Test func durableIndexGoingBackBetweenRunsIsFedAgain() async throws {
+        let dir = TempDirectory()
+        let path = dir.path + "/counter"
+        let record = ApplyRecord()
+        func run(_ body: (RaftNode<FileCounter>) async throws -> Void) async throws {
+            let clock = ManualClock()
+            let node = try RaftNode(
+                configuration: RaftNodeConfiguration(id: 1), storage: FileLogStorage(directory: dir.path + "/raft", voters: [1]),
+                stateMachine: FileCounter(path: path, record: record), transport: LocalTransport(), clock: clock)
+            let running = Task { try await node.run() }
+            #expect(try await electSingleNode(node, clock: clock))
+            try await body(node)
+            node.stop()
+            try await running.value
+        }
+        // Index 1 is the leader's no-op, 2...6 add 1 each.
+        try await run { node in for _ in 0..<5 { _ = try await node.propose([1]) } }
+        #expect(record.reapplied.isEmpty)
+        // The data of index 6 (total 5) with an index of 3, as if the index were written apart.
+        let wrong = FileCounter(path: path)
+        wrong.appliedIndex = 3
+        wrong.total = 5
+        try wrong.syncState()
+        try await run { node in
+            let total = try await node.propose([1])
+            #expect(total == "9", "entries 4...6 were applied again (5 + 3), then the new one")
+            #expect(try await node.status().applied > 6)
+        }
+        #expect(record.reapplied == [4, 5, 6])
+    }
+}

@@ -102,6 +102,30 @@ extension StateMachine {
 ///   startup", "applying entries 7...9", "installing snapshot 12 from the leader") and both
 ///   indexes. The process is never crashed. (Committed entries that do not continue from the
 ///   applied index are the log's fault: ``RaftError/Code/storage``.)
+///
+/// What the runtime cannot detect: a durable index that went backwards *between two runs*. A
+/// going-backwards index stops the node only when it is seen while the node runs. At startup
+/// the runtime knows only what ``openState()`` returns, and an index lower than the one applied
+/// in the previous run looks exactly like lazy syncing, which is allowed: the state machine
+/// applied more than it made durable before it stopped or crashed. So while that index is at or
+/// above the log's snapshot, the runtime feeds the state machine every committed entry after
+/// it again, entries it may in fact already hold. Only an index below the snapshot is
+/// repaired: the snapshot is loaded, and replaces the whole state. A lost write, a restored
+/// backup, a sync that returned before the data was durable, or an index written apart from
+/// its data all end up in this case. Make being fed again harmless:
+/// - Persist the applied index in the same atomic write as the data it describes (one
+///   database transaction, one file replaced by rename): never before the data (the entries
+///   in between would be skipped, and lost), never after it (they would be applied twice).
+///   Then the data is exactly the state at that index, and applying the entries after it again
+///   is correct however far back the durable state went.
+/// - A state machine that cannot write them atomically (the index in one file, the data
+///   spread over others) must make ``StateMachine/apply(_:)`` idempotent per index: store with
+///   each change the index of the entry that made it, and skip an entry at or below it.
+///
+/// Syncing inside every ``StateMachine/apply(_:)`` is not needed: the log keeps every entry the
+/// state machine has not made durable, because the runtime syncs the state machine
+/// (``StateMachine/sync()``) before each snapshot it takes and compacts the log only behind
+/// that snapshot.
 public protocol OnDiskStateMachine: StateMachine {
     /// Opens the state; returns the durable applied index.
     func openState() throws -> LogIndex
