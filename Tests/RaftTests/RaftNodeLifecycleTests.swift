@@ -76,6 +76,69 @@ struct RaftNodeLifecycleTests {
         }
         #expect(closed.isSet, "the storage was closed after: \(failure)")
     }
+
+    /// A log whose last record was torn (the process died mid-write), next to a file recovery
+    /// does not know: opening it cuts the tail and reports both.
+    func damagedLog(_ dir: String) throws -> (segment: String, offset: Int) {
+        let first = try FileLogStorage(directory: dir, voters: [1, 2, 3])
+        try first.append((1...5).map { LogEntry(term: 1, index: LogIndex(rawValue: $0), data: [UInt8($0)]) })
+        try first.sync()
+        first.close()
+        let segments = try FileManager.default.contentsOfDirectory(atPath: dir + "/wal").filter { $0.hasSuffix(".wal") }.sorted()
+        let segment = dir + "/wal/" + segments.last!
+        let clean = try #require(FileManager.default.attributesOfItem(atPath: segment)[.size] as? Int)
+        let second = try FileLogStorage(directory: dir, voters: [1, 2, 3])
+        try second.append([LogEntry(term: 1, index: 6, data: Array(repeating: 6, count: 64))])
+        try second.sync()
+        second.close()
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: segment))
+        #expect(bytes.count > clean)
+        try bytes.prefix(clean + (bytes.count - clean) / 2).write(to: URL(fileURLWithPath: segment))
+        try Data("notes".utf8).write(to: URL(fileURLWithPath: dir + "/wal/notes.txt"))
+        return (segment, clean)
+    }
+
+    /// When the node starts it logs what opening the storage found, at info, with the file and
+    /// offset of the torn tail it cut off.
+    @Test func nodeLogsTheStorageRecoveryAtStart() async throws {
+        let dir = TempDirectory()
+        let (segment, offset) = try damagedLog(dir.path)
+        let logs = CapturedLogs()
+        let node = try RaftNode(
+            configuration: RaftNodeConfiguration(id: 1), storage: FileLogStorage(directory: dir.path, voters: [1, 2, 3]),
+            stateMachine: KVMachine(), transport: LocalTransport(), clock: ManualClock(), logger: logs.logger)
+        let run = Task { try await node.run() }
+        _ = try await node.status()
+        node.stop()
+        try await run.value
+        let line = logs.lines.first { $0.contains(segment) }
+        #expect(line?.hasPrefix("info ") == true, "\(logs.lines)")
+        #expect(line?.contains("offset \(offset)") == true, "\(logs.lines)")
+        #expect(line?.contains("notes.txt") == true, "\(logs.lines)")
+    }
+
+    /// The status carries the storage's whole recovery report; nil for a storage without one.
+    @Test func statusReportsTheStorageRecovery() async throws {
+        let dir = TempDirectory()
+        let (segment, offset) = try damagedLog(dir.path)
+        let storage = try FileLogStorage(directory: dir.path, voters: [1, 2, 3])
+        let expected = storage.recovery
+        #expect(expected.truncatedTail?.file == segment && expected.truncatedTail?.offset == offset)
+        #expect(expected.unknownFiles == ["notes.txt"])
+        #expect(try await status(of: storage).storageRecovery == expected)
+        #expect(try await status(of: MemoryLogStorage(voters: [1, 2, 3])).storageRecovery == nil)
+    }
+
+    /// The status of a node started on `storage`, then stopped.
+    func status(of storage: sending any WritableLogStorage) async throws -> NodeStatus {
+        let node = try RaftNode(
+            configuration: RaftNodeConfiguration(id: 1), storage: storage, stateMachine: KVMachine(), transport: LocalTransport(), clock: ManualClock())
+        let run = Task { try await node.run() }
+        let status = try await node.status()
+        node.stop()
+        try await run.value
+        return status
+    }
 }
 
 /// Ticks a single-voter node's clock until it leads (at most 200 ticks).
@@ -119,4 +182,26 @@ final class ClosingStorage: WritableLogStorage {
         closed.set()
         base.close()
     }
+}
+
+/// Collects what a logger logs, one line per message: level, message, then the metadata.
+final class CapturedLogs: Sendable {
+    struct Handler: LogHandler {
+        let sink: CapturedLogs
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(event: LogEvent) {
+            let all = metadata.merging(event.metadata ?? [:]) { $1 }
+            sink.append("\(event.level) \(event.message) \(all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
+        }
+    }
+
+    private let captured = Mutex<[String]>([])
+    var lines: [String] { captured.withLock { $0 } }
+    func append(_ line: String) { captured.withLock { $0.append(line) } }
+    var logger: Logger { Logger(label: "test", factory: { _ in Handler(sink: self) }) }
 }

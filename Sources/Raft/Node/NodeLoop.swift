@@ -47,9 +47,13 @@ final class NodeLoop<SM: StateMachine> {
     var receiver: SnapshotReceiver
     /// The snapshot work handed to other threads (NodeLoop+SnapshotTransfer).
     var snapshotIO = SnapshotIO()
+    /// What opening the storage found, reported in the status.
+    let storageRecovery: StorageRecoveryReport?
 
     init(node: RaftNode<SM>, storage: any WritableLogStorage, stateMachine: SM) throws {
         self.node = node
+        storageRecovery = storage.recoveryReport
+        if let report = storageRecovery { Self.log(report, to: node.logger) }
         metrics = NodeMetrics(id: node.id, factory: node.configuration.metricsFactory ?? MetricsSystem.factory)
         self.storage = storage
         self.stateMachine = stateMachine
@@ -161,6 +165,30 @@ final class NodeLoop<SM: StateMachine> {
         storage.close()
     }
 
+    /// Logs what opening the storage found, at info: one line, with what was repaired (the file
+    /// and offset of a torn tail cut off, and why, and what it held; damaged snapshots skipped,
+    /// files removed), what was lost, and what was left alone.
+    static func log(_ report: StorageRecoveryReport, to logger: Logger) {
+        var metadata: Logger.Metadata = ["raft.storage.segments": "\(report.segments)", "raft.storage.entries": "\(report.entries)"]
+        if let tail = report.truncatedTail {
+            var cut = "\(tail.file) at offset \(tail.offset): \(tail.bytes) bytes cut off (\(tail.reason))"
+            if let entries = tail.entries { cut += ", holding entries \(entries.lowerBound)...\(entries.upperBound)" }
+            if !tail.hardStates.isEmpty { cut += ", \(tail.hardStates.count) hard states" }
+            metadata["raft.storage.torn_tail"] = "\(cut)"
+        }
+        if let lost = report.lostCommittedEntries {
+            metadata["raft.storage.lost_committed_entries"] = "\(lost.lowerBound)...\(lost.upperBound)"
+        }
+        if let segment = report.removedEmptySegment { metadata["raft.storage.removed_empty_segment"] = "\(segment)" }
+        if !report.removedTemporaryFiles.isEmpty {
+            metadata["raft.storage.removed_temporary_files"] = "\(report.removedTemporaryFiles.joined(separator: ", "))"
+        }
+        if !report.skippedSnapshots.isEmpty { metadata["raft.storage.skipped_snapshots"] = "\(report.skippedSnapshots.joined(separator: "; "))" }
+        if !report.unknownFiles.isEmpty { metadata["raft.storage.unknown_files"] = "\(report.unknownFiles.joined(separator: ", "))" }
+        if let index = report.completedSnapshotInstall { metadata["raft.storage.completed_snapshot_install"] = "\(index)" }
+        logger.info("storage opened", metadata: metadata)
+    }
+
     /// The committed entries of `entries` the state machine does not hold yet; a gap or a term
     /// going backwards stops the node (see ``AppliedIndexGuard/admit(_:)-(ArraySlice<LogEntry>)``).
     func admitted(_ entries: ArraySlice<LogEntry>) throws(RaftError) -> ArraySlice<LogEntry> {
@@ -212,7 +240,7 @@ final class NodeLoop<SM: StateMachine> {
             c.resume(
                 returning: NodeStatus(
                     raft: core.status(), applied: applied.applied, snapshotIndex: lastSnapshot, pendingProposals: pending.count,
-                    restoringSnapshot: snapshotIO.restoring.last?.index))
+                    restoringSnapshot: snapshotIO.restoring.last?.index, storageRecovery: storageRecovery))
         case .campaign(let c):
             do { c.resume(returning: try core.campaign()) } catch {
                 c.resume(throwing: error)

@@ -359,4 +359,7 @@ public struct NodeStatus: Sendable, Hashable {
     /// The snapshot the state machine is restoring from, off the run loop, if any. Until it is
     /// done, `applied` stays behind the snapshot and committed entries wait.
     public var restoringSnapshot: LogIndex?
+    /// What opening the storage found and repaired before this node started
+    /// (``WritableLogStorage/recoveryReport``); `nil` for a storage that reports nothing.
+    public var storageRecovery: StorageRecoveryReport?
 }

@@ -544,6 +544,9 @@ public final class FileLogStorage: WritableLogStorage {
     /// Writes block on the disk.
     public var performsBlockingIO: Bool { true }
 
+    /// ``recovery``, for ``RaftNode`` to log and report.
+    public var recoveryReport: StorageRecoveryReport? { recovery }
+
     /// Closes the files. Buffered, unsynced writes are dropped.
     public func close() {
         // A clean close leaves no zeros after the last record (a crash may; recovery reads them

@@ -114,11 +114,17 @@ public protocol WritableLogStorage: LogStorage {
     var performsBlockingIO: Bool { get }
     /// Releases files; the storage is unusable afterwards. Does nothing by default.
     func close()
+    /// What opening the storage found and repaired (a torn tail cut off, damaged snapshots
+    /// skipped, unknown or temporary files), which ``RaftNode`` logs when it starts and reports
+    /// in ``NodeStatus/storageRecovery``. ``FileLogStorage`` returns its
+    /// ``FileLogStorage/recovery``; `nil` (the default) means the storage has nothing to report.
+    var recoveryReport: StorageRecoveryReport? { get }
 }
 
 extension WritableLogStorage {
     public var performsBlockingIO: Bool { false }
     public func close() {}
+    public var recoveryReport: StorageRecoveryReport? { nil }
 
     public func beginSnapshot(at index: LogIndex, confState: ConfState?) throws(RaftError) -> SnapshotOutput {
         if index > lastIndex() { throw RaftError(.unavailable, "snapshot at \(index) is past the last index \(lastIndex())") }
