@@ -28,12 +28,15 @@ final class ApplyRecord: Sendable {
 final class FileCounter: OnDiskStateMachine {
     let path: String
     let record: ApplyRecord
+    /// Set: `syncState()` throws, as a full disk would make it.
+    let failSync: Flag
     var appliedIndex: LogIndex = .zero
     var total: UInt64 = 0
 
-    init(path: String, record: ApplyRecord = ApplyRecord()) {
+    init(path: String, record: ApplyRecord = ApplyRecord(), failSync: Flag = Flag()) {
         self.path = path
         self.record = record
+        self.failSync = failSync
     }
 
     func openState() throws -> LogIndex {
@@ -52,6 +55,7 @@ final class FileCounter: OnDiskStateMachine {
     }
 
     func syncState() throws {
+        if failSync.isSet { throw RaftError(.io, "injected sync failure of \(path)") }
         let temporary = path + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else { throw RaftError(.io, "cannot create \(temporary): errno \(errno)") }

@@ -129,6 +129,55 @@ struct RaftNodeLifecycleTests {
         #expect(try await status(of: MemoryLogStorage(voters: [1, 2, 3])).storageRecovery == nil)
     }
 
+    /// A stop syncs the state machine: an on-disk state machine that syncs lazily restarts
+    /// where it stopped and is not fed again what it had applied. Through ``RaftNode/stop()``
+    /// and through a service group's graceful shutdown.
+    @Test(arguments: ["stop", "graceful shutdown"])
+    func stopSyncsTheStateMachine(_ how: String) async throws {
+        let dir = TempDirectory()
+        let record = ApplyRecord()
+        for round in 0..<2 {
+            let clock = ManualClock()
+            let node = try RaftNode(
+                configuration: RaftNodeConfiguration(id: 1), storage: FileLogStorage(directory: dir.path + "/raft", voters: [1]),
+                stateMachine: FileCounter(path: dir.path + "/counter", record: record), transport: LocalTransport(), clock: clock)
+            let group = ServiceGroup(services: [node], logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+            let run = Task { how == "stop" ? try await node.run() : try await group.run() }
+            #expect(try await electSingleNode(node, clock: clock))
+            for _ in 0..<5 { _ = try await node.propose([1]) }
+            // A no-op of the new term, then the five.
+            #expect(try await node.status().applied == LogIndex(rawValue: UInt64(6 * (round + 1))))
+            if how == "stop" { node.stop() } else { await group.triggerGracefulShutdown() }
+            try await run.value
+        }
+        #expect(record.reapplied.isEmpty, "applied again after the restart: \(record.reapplied)")
+        let reopened = FileCounter(path: dir.path + "/counter")
+        #expect(try reopened.openState() == 12)
+        #expect(reopened.total == 10)
+    }
+
+    /// A state machine that fails to sync on stop makes the stop fail: run() throws the error
+    /// (naming the node and the sync) and logs it; it is not swallowed.
+    @Test func syncFailureOnStopIsReported() async throws {
+        let dir = TempDirectory()
+        let failSync = Flag()
+        let logs = CapturedLogs()
+        let clock = ManualClock()
+        let node = try RaftNode(
+            configuration: RaftNodeConfiguration(id: 1), storage: FileLogStorage(directory: dir.path + "/raft", voters: [1]),
+            stateMachine: FileCounter(path: dir.path + "/counter", failSync: failSync), transport: LocalTransport(), clock: clock,
+            logger: logs.logger)
+        let run = Task { try await node.run() }
+        #expect(try await electSingleNode(node, clock: clock))
+        _ = try await node.propose([1])
+        failSync.set()
+        node.stop()
+        let error = await #expect(throws: RaftError.self) { try await run.value }
+        #expect(error?.code == .stateMachine)
+        #expect(error?.message.hasPrefix("node 1: ") == true && error?.message.contains("sync") == true, "\(String(describing: error))")
+        #expect(logs.lines.contains { $0.hasPrefix("info ") && $0.contains("injected sync failure") }, "\(logs.lines)")
+    }
+
     /// The status of a node started on `storage`, then stopped.
     func status(of storage: sending any WritableLogStorage) async throws -> NodeStatus {
         let node = try RaftNode(

@@ -143,6 +143,14 @@ final class NodeLoop<SM: StateMachine> {
             await shutDown(with: error)
             throw error
         }
+        // An orderly stop (stop(), graceful shutdown, a cancelled run): make what the state
+        // machine applied durable, so an on-disk one restarts where it stopped instead of being
+        // fed the same entries again. A failure stops the node with it, like any other.
+        do { try stateMachine.sync() } catch {
+            let failure = RaftError(.stateMachine, "node \(node.id): syncing the state machine on stop failed: \(error)")
+            await shutDown(with: failure)
+            throw failure
+        }
         await shutDown(with: nodeStoppedError(node.id))
     }
 

@@ -328,8 +328,9 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
     public func receive(_ message: Message) { inbox.post(.message(message)) }
 
 
-    /// Stops the node: in-flight proposals fail with ``RaftError/Code/stopped`` and ``run()``
-    /// returns.
+    /// Stops the node: in-flight proposals fail with ``RaftError/Code/stopped``, the state
+    /// machine is synced (``StateMachine/sync()``), the storage closed, and ``run()`` returns (or
+    /// throws the sync's failure).
     public func stop() { inbox.post(.stop) }
 
 }

@@ -69,9 +69,12 @@ public protocol StateMachine: AnyObject, SendableMetatype {
     /// The runtime calls it once, when the node starts, before anything else. (It is not named
     /// `open`, so a conforming type can still call POSIX `open` unqualified.)
     func openDurableState() throws -> LogIndex?
-    /// Makes the applied state durable; called before a snapshot is prepared, so a snapshot
-    /// is never recorded ahead of the state machine's own durable state. The default does
-    /// nothing.
+    /// Makes the applied state durable. The runtime calls it before a snapshot is prepared, so
+    /// a snapshot is never recorded ahead of the state machine's own durable state, and when
+    /// the node stops the orderly way (``RaftNode/stop()``, graceful shutdown, a cancelled
+    /// ``RaftNode/run()``), so it restarts where it stopped. A failure stops the node with
+    /// ``RaftError/Code/stateMachine`` (on stop, ``RaftNode/run()`` throws it). The default
+    /// does nothing.
     func sync() throws
     /// The index the state machine reports holding, checked by the runtime after every batch;
     /// `nil` (the default) skips the check.
@@ -125,7 +128,8 @@ extension StateMachine {
 /// Syncing inside every ``StateMachine/apply(_:)`` is not needed: the log keeps every entry the
 /// state machine has not made durable, because the runtime syncs the state machine
 /// (``StateMachine/sync()``) before each snapshot it takes and compacts the log only behind
-/// that snapshot.
+/// that snapshot. It also syncs it when the node stops the orderly way; after a crash, what was
+/// not synced is fed again.
 public protocol OnDiskStateMachine: StateMachine {
     /// Opens the state; returns the durable applied index.
     func openState() throws -> LogIndex
