@@ -189,23 +189,6 @@ struct SnapshotStreamingStorageTests {
 
 /// A `WritableLogStorage` that forwards the protocol's requirements only (no snapshot streaming
 /// of its own), as a user's custom storage might.
-final class MinimalStorage: WritableLogStorage {
-    let base = MemoryLogStorage(voters: [1, 2, 3])
-    func initialState() throws(RaftError) -> (HardState, ConfState) { try base.initialState() }
-    func entries(in range: Range<LogIndex>, maxBytes: Int) throws(RaftError) -> [LogEntry] { try base.entries(in: range, maxBytes: maxBytes) }
-    func term(at index: LogIndex) throws(RaftError) -> Term { try base.term(at: index) }
-    func firstIndex() -> LogIndex { base.firstIndex() }
-    func lastIndex() -> LogIndex { base.lastIndex() }
-    func snapshot() throws(RaftError) -> Snapshot { try base.snapshot() }
-    func snapshotMetadata() -> SnapshotMetadata { base.snapshotMetadata() }
-    var currentHardState: HardState { base.currentHardState }
-    func append(_ entries: [LogEntry]) throws(RaftError) { try base.append(entries) }
-    func setHardState(_ state: HardState) throws(RaftError) { base.setHardState(state) }
-    func applySnapshot(_ snapshot: Snapshot) throws(RaftError) { try base.applySnapshot(snapshot) }
-    @discardableResult
-    func createSnapshot(at index: LogIndex, confState: ConfState?, data: [UInt8]) throws(RaftError) -> Snapshot {
-        try base.createSnapshot(at: index, confState: confState, data: data)
-    }
-    func compact(upTo index: LogIndex) throws(RaftError) { try base.compact(upTo: index) }
-    func sync() throws(RaftError) {}
+final class MinimalStorage: ForwardingStorage {
+    init() { super.init(MemoryLogStorage(voters: [1, 2, 3])) }
 }

@@ -5,54 +5,34 @@ import Testing
 
 /// A storage that fails reads of one chosen entry (an unreadable sector, a bad checksum outside
 /// the cache) and passes everything else to the storage it wraps.
-final class FailingReads: WritableLogStorage, @unchecked Sendable {
-    // Used by one node's run loop at a time; the failing index is set from tests.
-    let base: any WritableLogStorage
+final class FailingReads: ForwardingStorage, @unchecked Sendable {
+    // Used by one node's run loop at a time; the faults are switched with atomics from tests.
     let failing = Atomic<UInt64>(0)
-
-    init(_ base: any WritableLogStorage) { self.base = base }
+    /// While set, `snapshot()` answers "being prepared, ask again later".
+    let snapshotBusy = Atomic<Bool>(false)
+    /// While set, `entries(in:)` returns nothing (a storage breaking its contract).
+    let returnsNothing = Atomic<Bool>(false)
 
     /// From now on reads of entry `index` fail with an I/O error (zero: none fail).
     func failReads(at index: LogIndex) { failing.store(index.rawValue, ordering: .relaxed) }
 
-    func fails(_ index: LogIndex) -> Bool {
-        let f = failing.load(ordering: .relaxed)
-        return f != 0 && index.rawValue == f
-    }
-
     func ioError(_ index: LogIndex) -> RaftError { RaftError(.io, "injected read error at entry \(index)") }
 
-    func initialState() throws(RaftError) -> (HardState, ConfState) { try base.initialState() }
-    func entries(in range: Range<LogIndex>, maxBytes: Int) throws(RaftError) -> [LogEntry] {
+    override func entries(in range: Range<LogIndex>, maxBytes: Int) throws(RaftError) -> [LogEntry] {
         let f = LogIndex(rawValue: failing.load(ordering: .relaxed))
         if f != .zero && range.contains(f) { throw ioError(f) }
         if returnsNothing.load(ordering: .relaxed) { return [] }
         return try base.entries(in: range, maxBytes: maxBytes)
     }
-    func term(at index: LogIndex) throws(RaftError) -> Term {
-        if fails(index) { throw ioError(index) }
+    override func term(at index: LogIndex) throws(RaftError) -> Term {
+        let f = failing.load(ordering: .relaxed)
+        if f != 0 && index.rawValue == f { throw ioError(index) }
         return try base.term(at: index)
     }
-    func firstIndex() -> LogIndex { base.firstIndex() }
-    func lastIndex() -> LogIndex { base.lastIndex() }
-    /// While set, `snapshot()` answers "being prepared, ask again later".
-    let snapshotBusy = Atomic<Bool>(false)
-    /// While set, `entries(in:)` returns nothing (a storage breaking its contract).
-    let returnsNothing = Atomic<Bool>(false)
-    func snapshot() throws(RaftError) -> Snapshot {
+    override func snapshot() throws(RaftError) -> Snapshot {
         if snapshotBusy.load(ordering: .relaxed) { throw RaftError(.snapshotTemporarilyUnavailable, "a snapshot is being prepared") }
         return try base.snapshot()
     }
-    func snapshotMetadata() -> SnapshotMetadata { base.snapshotMetadata() }
-    var currentHardState: HardState { base.currentHardState }
-    func append(_ entries: [LogEntry]) throws(RaftError) { try base.append(entries) }
-    func setHardState(_ state: HardState) throws(RaftError) { try base.setHardState(state) }
-    func applySnapshot(_ snapshot: Snapshot) throws(RaftError) { try base.applySnapshot(snapshot) }
-    func createSnapshot(at index: LogIndex, confState: ConfState?, data: [UInt8]) throws(RaftError) -> Snapshot {
-        try base.createSnapshot(at: index, confState: confState, data: data)
-    }
-    func compact(upTo index: LogIndex) throws(RaftError) { try base.compact(upTo: index) }
-    func sync() throws(RaftError) { try base.sync() }
 }
 
 /// Issue 12, finding 1: a storage read error leaves the core as a typed error that stops the
