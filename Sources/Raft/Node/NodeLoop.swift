@@ -145,7 +145,11 @@ final class NodeLoop<SM: StateMachine> {
         }
         // An orderly stop (stop(), graceful shutdown, a cancelled run): make what the state
         // machine applied durable, so an on-disk one restarts where it stopped instead of being
-        // fed the same entries again. A failure stops the node with it, like any other.
+        // fed the same entries again. A failure stops the node with it, like any other. A
+        // restore running on the snapshot thread finishes first: syncing beside it would race it
+        // (and could persist a half-restored state).
+        let queue = snapshotQueue
+        await withCheckedContinuation { c in queue.async { c.resume() } }
         do { try stateMachine.sync() } catch {
             let failure = RaftError(.stateMachine, "node \(node.id): syncing the state machine on stop failed: \(error)")
             await shutDown(with: failure)
@@ -215,14 +219,24 @@ final class NodeLoop<SM: StateMachine> {
             }
             switch m.kind {
             case .snapshotChunk(let chunk):
+                // Only the leader of this term (or a node of a later term, whose leadership the
+                // core has not heard of yet) may stream a snapshot here: a delayed chunk from a
+                // deposed leader or any other peer must not replace the live transfer.
+                guard m.term > core.term || core.leader.isNone || m.from == core.leader else {
+                    metrics.droppedMessages.increment()
+                    logger.debug("dropped a snapshot chunk from a node that is not the leader", metadata: ["from": "\(m.from)"])
+                    return
+                }
                 try receiveChunk(chunk, in: m)
             case .snapshotChunkAck(let ack):
                 guard m.to == node.id, m.term == core.term else { return }
                 try carryOut(senders.ack(ack, from: m.from))
-            case .installSnapshot(let s) where s.data.namesReceivedFile:
-                // Only this node's receiver names its own files: one from a peer is bogus.
+            case .installSnapshot(let s) where s.data.namesReceivedFile || s.data.isWholeBytes:
+                // A node receives snapshots only as chunks: a whole one would be held in memory
+                // and written on the loop, and one naming a received file is bogus (only this
+                // node's receiver names its own files).
                 metrics.droppedMessages.increment()
-                logger.debug("dropped a snapshot naming a received file", metadata: ["from": "\(m.from)"])
+                logger.debug("dropped a whole snapshot sent as one message", metadata: ["from": "\(m.from)"])
             default:
                 // A malformed or misaddressed message changes nothing; it is dropped. A storage
                 // failure stops the node.
@@ -284,5 +298,13 @@ extension RaftError {
         var e = RaftError(code, "node \(node): \(message)", leaderHint: leaderHint, file: file, line: line)
         e.leaderAddress = leaderAddress
         return e
+    }
+}
+
+extension SnapshotData {
+    /// Whether the data came whole in the message (``SnapshotData/bytes(_:)``).
+    var isWholeBytes: Bool {
+        if case .bytes = self { return true }
+        return false
     }
 }
