@@ -244,6 +244,9 @@ struct SnapshotReceiver {
         var metadata: SnapshotMetadata
         /// Bytes accepted in order (handed out to be written).
         var received = 0
+        /// Bytes written (the transfer thread reported them stored): what is acknowledged.
+        /// Invariant: `written <= received`.
+        var written = 0
         /// The chunk that ends the snapshot was accepted: the assembly completes when it is
         /// written.
         var lastAccepted = false
@@ -320,8 +323,10 @@ struct SnapshotReceiver {
         }
         if a.lastAccepted { return .pending }
         guard Int(c.offset) == a.received else {
-            // A duplicate or a gap: say where we stand.
-            return .reply(reply(a.received))
+            // A duplicate or a gap: say where we stand. Only what is written counts: bytes
+            // accepted but still queued to be written are not acknowledged, so a slow disk
+            // holds the sender's window instead of letting it queue ever more.
+            return .reply(reply(a.written))
         }
         a.received += c.data.count
         a.lastAccepted = c.last
@@ -334,13 +339,17 @@ struct SnapshotReceiver {
     /// was found `damaged` (it did not): answers the sender, completing the snapshot with its
     /// last piece.
     mutating func stored(transfer: UInt64, from: NodeID, end: Int, last: Bool, damaged: Bool) -> Stored {
-        guard let a = assembly, a.from == from, a.transfer == transfer else { return .stale }
+        guard var a = assembly, a.from == from, a.transfer == transfer else { return .stale }
         if damaged {
             assembly = nil
             return .reply(ack(transfer, to: from, term: a.term, next: 0, rejected: true))
         }
         let reply = ack(transfer, to: from, term: a.term, next: end)
-        guard last else { return .reply(reply) }
+        guard last else {
+            a.written = end
+            assembly = a
+            return .reply(reply)
+        }
         assembly = nil
         completed = (from, transfer, UInt64(end))
         return .complete(from: from, term: a.term, metadata: a.metadata, reply: reply)
