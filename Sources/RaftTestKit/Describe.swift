@@ -54,7 +54,7 @@ public enum Describe {
         case .snapshotChunk(let c):
             return head + "snapshotChunk term=\(m.term) transfer=\(c.transfer) snapshot=\(c.metadata.index) bytes=\(c.offset)+\(c.data.count)" + (c.last ? " last" : "")
         case .snapshotChunkAck(let a):
-            return head + "snapshotChunkAck term=\(m.term) transfer=\(a.transfer) next=\(a.next)" + (a.rejected ? " rejected" : "")
+            return head + "snapshotChunkAck term=\(m.term) transfer=\(a.transfer) next=\(a.next)" + (a.rejected ? " rejected" : "") + (a.sealing ? " sealing" : "")
         }
     }
 }

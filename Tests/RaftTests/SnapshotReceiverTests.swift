@@ -71,4 +71,100 @@ struct SnapshotReceiverTests {
         #expect(p.outcomes == [.finished(2)])
         #expect(p.installs.first?.1 == p.data)
     }
+
+    /// Runs `p` with the write of the last piece held back (its write and sync take long),
+    /// the other writes done at once; returns the held write.
+    func runHoldingTheSeal(_ p: inout TransferPipe) -> SnapshotReceiver.Write? {
+        var held: SnapshotReceiver.Write?
+        while !p.queue.isEmpty {
+            let w = p.queue.removeFirst()
+            if case .write(let wr) = w, wr.piece.last { held = wr } else { p.step(w) }
+        }
+        return held
+    }
+
+    /// The last piece of a large snapshot takes far longer to write and sync than the sender's
+    /// retries last: the receiver answers "all here, being made durable", the sender keeps
+    /// waiting, probing with one chunk per retry, and the transfer completes once the seal
+    /// does. Before the fix the receiver did not answer, the transfer failed after
+    /// retryTicks × maxRetries = 30 ticks, and the next one replaced the complete file.
+    @Test func slowFinalSealDoesNotFailTheTransfer() {
+        var p = TransferPipe(data: (0..<100).map { UInt8($0) }, chunk: 10, window: 4, retryTicks: 5, maxRetries: 5)
+        p.take(p.s.start(Self.meta, to: 2, term: 3))
+        var held = runHoldingTheSeal(&p)
+        #expect(held != nil, "the last piece is being sealed")
+        let chunks = p.chunks
+        for _ in 1...200 {
+            p.take(p.s.tick())
+            if let h = runHoldingTheSeal(&p) { held = h }
+        }
+        #expect(p.outcomes.isEmpty, "the transfer failed while the receiver sealed: \(p.outcomes)")
+        #expect(p.chunks - chunks <= 200 / 5, "one probe per retry, not the window: \(p.chunks - chunks)")
+        #expect(p.r.assembly?.lastAccepted == true)
+        // The seal returns: complete, installed once.
+        guard let w = held else { return }
+        p.queue.append(.write(w))
+        p.run()
+        #expect(p.outcomes == [.finished(2)])
+        #expect(p.installs.count == 1 && p.installs.first?.1 == p.data)
+        #expect(p.s.transfers.isEmpty)
+    }
+
+    /// A sender that gives up anyway (the answers were lost) and sends the same snapshot again
+    /// under a new transfer does not make the receiver drop the file it is sealing: the new
+    /// transfer is answered "being made durable" and, when the seal returns, complete. Before
+    /// the fix its first chunk began a new file, the loop aborted the complete one and the seal's
+    /// completion was stale, forever for a snapshot that takes longer to seal than the retries.
+    @Test func newTransferOfTheSameSnapshotKeepsTheSealingFile() {
+        var p = TransferPipe(data: (0..<100).map { UInt8($0) }, chunk: 10, window: 4, retryTicks: 5, maxRetries: 5)
+        p.take(p.s.start(Self.meta, to: 2, term: 3))
+        guard let held = runHoldingTheSeal(&p) else {
+            Issue.record("the last piece was not written")
+            return
+        }
+        // Every answer lost: the sender gives up after its retries.
+        p.lose = { m in if case .snapshotChunkAck = m.kind { true } else { false } }
+        for _ in 1...40 where p.outcomes.isEmpty {
+            p.take(p.s.tick())
+            _ = runHoldingTheSeal(&p)
+        }
+        #expect(p.outcomes == [.failed(2)])
+        // The core sends the same snapshot again: a new transfer.
+        p.outcomes = []
+        p.lose = { _ in false }
+        let first = held.transfer
+        p.take(p.s.start(Self.meta, to: 2, term: 3))
+        #expect(runHoldingTheSeal(&p) == nil, "nothing to write: the file being sealed holds it")
+        let second = p.s.transfers[2]?.id
+        #expect(second != nil && second != first)
+        #expect(p.r.assembly?.transfer == first && p.r.assembly?.lastAccepted == true, "the sealing assembly was replaced")
+        #expect(p.s.transfers[2]?.receiverSealing == 100)
+        for _ in 1...50 {
+            p.take(p.s.tick())
+            _ = runHoldingTheSeal(&p)
+        }
+        #expect(p.outcomes.isEmpty)
+        // The seal returns: both transfers are answered; the new one finishes.
+        p.queue.append(.write(held))
+        p.run()
+        #expect(p.outcomes == [.finished(2)])
+        #expect(p.installs.count == 1 && p.installs.first?.1 == p.data)
+        // A late resend of either transfer is answered complete, not started over.
+        for t in [first, second ?? 0] {
+            let c = SnapshotChunk(transfer: t, metadata: Self.meta, offset: 0, data: Array(p.data[0..<10]), checksum: 0, last: false)
+            #expect(next(p.r.receive(c, from: 1, term: 3)) == 100)
+        }
+    }
+
+    /// A different snapshot, or one from another node, still replaces the assembly being
+    /// sealed as before.
+    @Test func otherSnapshotStillReplacesTheSealingAssembly() {
+        var r = SnapshotReceiver(me: 2, maxBytes: 1 << 20)
+        guard case .write = r.receive(chunk(7, 0, [1], last: true), from: 1, term: 3) else { Issue.record("not written"); return }
+        var newer = chunk(8, 0, [1], last: true)
+        newer.metadata.index = 50
+        guard case .write(let w) = r.receive(newer, from: 1, term: 3), w.begins else { Issue.record("newer not begun"); return }
+        guard case .write = r.receive(chunk(9, 0, [1], last: true), from: 3, term: 4) else { Issue.record("other leader not begun"); return }
+        #expect(r.assembly?.transfer == 9)
+    }
 }

@@ -71,10 +71,10 @@ struct TransferPipe {
             switch r.stored(transfer: wr.transfer, from: wr.from, end: wr.piece.end, last: wr.piece.last, damaged: !ok) {
             case .stale: break
             case .reply(let a): queue.append(.message(a))
-            case .complete(let from, let term, let metadata, let reply):
+            case .complete(let from, let term, let metadata, let replies):
                 #expect(from == 1 && term == 3)
                 installs.append((metadata, w.writer.output.data))
-                queue.append(.message(reply))
+                queue += replies.map(Work.message)
             }
         case .message(let m):
             if lose(m) { return }
@@ -84,7 +84,6 @@ struct TransferPipe {
                 switch r.receive(damage(c), from: m.from, term: m.term) {
                 case .reply(let a): queue.append(.message(a))
                 case .write(let wr): queue.append(.write(wr))
-                case .pending: break
                 case .invalid(let why): Issue.record("invalid: \(why)")
                 }
             case .snapshotChunkAck(let a):
@@ -281,16 +280,19 @@ struct SnapshotTransferTests {
             return
         }
         #expect(a.rejected && r.assembly == nil)
-        // Another chunk of the same transfer while its last one is being written: no answer
-        // yet (the write answers).
+        // Another chunk of the same transfer while its last one is being written: "all here,
+        // being made durable" (the write gives the final answer).
         guard case .write = r.receive(chunk(offset: 0, data: Self.data, last: true), from: 1, term: 3) else {
             Issue.record("a new assembly did not start")
             return
         }
-        guard case .pending = r.receive(chunk(offset: 0, data: Self.data, last: true), from: 1, term: 3) else {
-            Issue.record("a duplicate of the pending last chunk was answered")
+        guard case .reply(let s) = r.receive(chunk(offset: 0, data: Self.data, last: true), from: 1, term: 3),
+            case .snapshotChunkAck(let sealing) = s.kind
+        else {
+            Issue.record("a duplicate of the last chunk being written was not answered")
             return
         }
+        #expect(sealing.sealing && sealing.next == 100 && !sealing.rejected)
     }
 
     /// The core refuses chunk messages, and an install whose bytes were left in the sender's

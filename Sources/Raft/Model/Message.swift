@@ -252,12 +252,17 @@ public struct SnapshotChunkAck: Sendable, Hashable {
     /// The receiver refuses the transfer (a checksum did not match, it is too large, or it is
     /// malformed): the sender starts over.
     public var rejected: Bool
+    /// The receiver holds every byte of the snapshot (`next` is its size) and is making it
+    /// durable (writing and syncing the last piece, which can take long for a large one): the
+    /// sender waits for the final answer, and does not count the wait as a stall.
+    public var sealing: Bool
 
     /// Creates the payload.
-    public init(transfer: UInt64, next: UInt64, rejected: Bool = false) {
+    public init(transfer: UInt64, next: UInt64, rejected: Bool = false, sealing: Bool = false) {
         self.transfer = transfer
         self.next = next
         self.rejected = rejected
+        self.sealing = sealing
     }
 }
 

@@ -89,8 +89,6 @@ extension NodeLoop {
             node.transport.send([r])
         case .write(let w):
             try scheduleWrite(w)
-        case .pending:
-            break
         case .invalid(let why):
             metrics.droppedMessages.increment()
             logger.debug("dropped a snapshot chunk", metadata: ["from": "\(m.from)", "error": "\(why)"])
@@ -139,7 +137,7 @@ extension NodeLoop {
                 logger.info("a snapshot chunk failed its checksum; the transfer starts over", metadata: ["from": "\(s.from)"])
             }
             node.transport.send([r])
-        case .complete(let from, let term, let metadata, let reply):
+        case .complete(let from, let term, let metadata, let replies):
             guard current, let r = snapshotIO.receiving else { return }
             snapshotIO.receiving = nil
             snapshotIO.lastReceivedID += 1
@@ -152,7 +150,7 @@ extension NodeLoop {
                 metrics.droppedMessages.increment()
                 logger.info("refused a snapshot", metadata: ["from": "\(from)", "error": "\(error.message)"])
             }
-            node.transport.send([reply])
+            node.transport.send(replies)
         }
         abortStaleReceiving()
     }

@@ -53,6 +53,10 @@ struct SnapshotSenders {
         /// Restarts from zero after a refusal (never reset): a receiver that keeps refusing is
         /// given up on.
         var restarts = 0
+        /// The receiver said it holds all these bytes and is making them durable
+        /// (``SnapshotChunkAck/sealing``): the transfer waits for its final answer, which
+        /// acknowledges this many bytes, probing with one piece per retry.
+        var receiverSealing: Int?
 
         /// The end of the last piece sent.
         var sentEnd: Int { sentPieces > 0 ? window[sentPieces - 1].end : acked }
@@ -140,14 +144,16 @@ struct SnapshotSenders {
         guard var t = transfers[peer] else { return Effects() }
         var e = Effects()
         let windowEnd = t.acked + windowBytes
-        while t.sentPieces < t.window.count, t.window[t.sentPieces].offset < windowEnd {
+        // While the receiver seals, one piece is enough to ask whether it is done.
+        let sendable = t.receiverSealing == nil ? t.window.count : min(t.window.count, 1)
+        while t.sentPieces < sendable, t.window[t.sentPieces].offset < windowEnd {
             let p = t.window[t.sentPieces]
             let chunk = SnapshotChunk(
                 transfer: t.id, metadata: t.metadata, offset: UInt64(p.offset), data: p.data, checksum: p.checksum, last: p.last)
             e.messages.append(Message(from: me, to: peer, term: t.term, kind: .snapshotChunk(chunk)))
             t.sentPieces += 1
         }
-        if !t.reading && !t.ended && t.readEnd < windowEnd {
+        if t.receiverSealing == nil && !t.reading && !t.ended && t.readEnd < windowEnd {
             e.reads.append(Read(peer: peer, transfer: t.id, opensStream: !t.opened))
             t.opened = true
             t.reading = true
@@ -162,11 +168,24 @@ struct SnapshotSenders {
         if a.rejected {
             return restart(peer, counting: true)
         }
-        if t.ended && a.next == UInt64(t.readEnd) {
+        let next = Int(clamping: a.next)
+        if a.sealing {
+            // The receiver has everything and is writing and syncing it: the answer is alive,
+            // so not a stall, however long a large snapshot takes to be made durable.
+            t.receiverSealing = next
+            t.idleTicks = 0
+            t.stalls = 0
+            transfers[peer] = t
+            return Effects()
+        }
+        if (t.ended && a.next == UInt64(t.readEnd)) || t.receiverSealing == next {
+            // Complete (for a transfer the receiver answered while sealing an earlier one of
+            // the same snapshot, with the size it gave then).
             transfers[peer] = nil
             return Effects(outcomes: [.finished(peer)])
         }
-        let next = Int(clamping: a.next)
+        // Any other answer is not "sealing" (any more): stream as usual.
+        t.receiverSealing = nil
         if next > t.acked {
             // Progress: forget what the receiver holds.
             t.acked = min(next, t.sentEnd)
@@ -250,6 +269,9 @@ struct SnapshotReceiver {
         /// The chunk that ends the snapshot was accepted: the assembly completes when it is
         /// written.
         var lastAccepted = false
+        /// Later transfers of the same snapshot from the same sender, which arrived while the
+        /// last piece was being written (the sender gave up waiting): answered when it is.
+        var aliases: [(transfer: UInt64, term: Term)] = []
     }
 
     /// A chunk to write into the assembly's file.
@@ -266,17 +288,16 @@ struct SnapshotReceiver {
     /// The largest snapshot accepted, in bytes.
     let maxBytes: UInt64
     var assembly: Assembly?
-    /// The transfer completed last: its chunks, resent because the final answer was lost, are
-    /// answered "complete" instead of starting it over.
-    var completed: (from: NodeID, transfer: UInt64, total: UInt64)?
+    /// The transfer completed last (with the transfers answered by it, ``Assembly/aliases``):
+    /// their chunks, resent because the final answer was lost, are answered "complete"
+    /// instead of starting it over.
+    var completed: (from: NodeID, transfers: [UInt64], total: UInt64)?
 
     enum Result {
         /// Answer the sender.
         case reply(Message)
         /// Write the chunk; its write answers the sender.
         case write(Write)
-        /// Nothing to answer yet: the chunk that ends the snapshot is being written.
-        case pending
         /// A malformed chunk: dropped.
         case invalid(String)
     }
@@ -285,18 +306,21 @@ struct SnapshotReceiver {
         /// Answer the sender.
         case reply(Message)
         /// The snapshot is complete, written and verified: step an install into the core, then
-        /// answer the sender.
-        case complete(from: NodeID, term: Term, metadata: SnapshotMetadata, reply: Message)
+        /// answer the sender (for each transfer that sent it).
+        case complete(from: NodeID, term: Term, metadata: SnapshotMetadata, replies: [Message])
         /// The write belongs to a transfer replaced meanwhile.
         case stale
     }
 
-    func ack(_ transfer: UInt64, to: NodeID, term: Term, next: Int, rejected: Bool = false) -> Message {
-        Message(from: me, to: to, term: term, kind: .snapshotChunkAck(SnapshotChunkAck(transfer: transfer, next: UInt64(next), rejected: rejected)))
+    func ack(_ transfer: UInt64, to: NodeID, term: Term, next: Int, rejected: Bool = false, sealing: Bool = false) -> Message {
+        let a = SnapshotChunkAck(transfer: transfer, next: UInt64(next), rejected: rejected, sealing: sealing)
+        return Message(from: me, to: to, term: term, kind: .snapshotChunkAck(a))
     }
 
     mutating func receive(_ c: SnapshotChunk, from: NodeID, term: Term) -> Result {
-        func reply(_ next: Int, rejected: Bool = false) -> Message { ack(c.transfer, to: from, term: term, next: next, rejected: rejected) }
+        func reply(_ next: Int, rejected: Bool = false, sealing: Bool = false) -> Message {
+            ack(c.transfer, to: from, term: term, next: next, rejected: rejected, sealing: sealing)
+        }
         guard c.metadata.index.rawValue <= Message.maxTermOrIndex, c.metadata.term.rawValue <= Message.maxTermOrIndex else {
             return .invalid("snapshot chunk with index \(c.metadata.index) and term \(c.metadata.term) out of range")
         }
@@ -305,8 +329,19 @@ struct SnapshotReceiver {
             if assembly?.from == from && assembly?.transfer == c.transfer { assembly = nil }
             return .reply(reply(0, rejected: true))
         }
-        if let done = completed, done.from == from, done.transfer == c.transfer {
+        if let done = completed, done.from == from, done.transfers.contains(c.transfer) {
             return .reply(reply(Int(done.total)))
+        }
+        if var a = assembly, a.lastAccepted, a.from == from, a.transfer != c.transfer, a.metadata == c.metadata, term >= a.term {
+            // The sender gave up waiting for the last piece to be made durable and sends the
+            // same snapshot again: the file being sealed holds it whole, so it is kept (not
+            // started over, which a large snapshot would never survive), and this transfer is
+            // answered with it.
+            if !a.aliases.contains(where: { $0.transfer == c.transfer }) {
+                a.aliases.append((c.transfer, term))
+                assembly = a
+            }
+            return .reply(reply(a.received, sealing: true))
         }
         var begins = false
         if assembly?.from != from || assembly?.transfer != c.transfer {
@@ -321,7 +356,11 @@ struct SnapshotReceiver {
             assembly = nil
             return .reply(reply(0, rejected: true))
         }
-        if a.lastAccepted { return .pending }
+        if a.lastAccepted {
+            // Every byte is here and the last piece is being written and synced: the sender
+            // waits for that without counting it as a stall.
+            return .reply(reply(a.received, sealing: true))
+        }
         guard Int(c.offset) == a.received else {
             // A duplicate or a gap: say where we stand. Only what is written counts: bytes
             // accepted but still queued to be written are not acknowledged, so a slow disk
@@ -351,7 +390,8 @@ struct SnapshotReceiver {
             return .reply(reply)
         }
         assembly = nil
-        completed = (from, transfer, UInt64(end))
-        return .complete(from: from, term: a.term, metadata: a.metadata, reply: reply)
+        completed = (from, [transfer] + a.aliases.map(\.transfer), UInt64(end))
+        let replies = [reply] + a.aliases.map { ack($0.transfer, to: from, term: $0.term, next: end) }
+        return .complete(from: from, term: a.term, metadata: a.metadata, replies: replies)
     }
 }
