@@ -208,6 +208,21 @@ struct StorageCrashTests {
             candidate.apply(op)
             candidates.append(candidate)
         }
+        if let kept = reopened.recovery.restoredHardState {
+            // A cut tail never lowers the term or the vote: recovery keeps the highest hard
+            // state it cut (one that was written, never an invented one) over the log it kept,
+            // with the commit index of the hard state before the cut.
+            let written = pending.contains { op in
+                if case .hard(let h) = op { return h.term == kept.term && h.vote == kept.vote }
+                return false
+            }
+            #expect(written, "seed \(seed): restored hard state \(kept) was never written")
+            candidates = candidates.map { c in
+                var c = c
+                c.hard = HardState(term: kept.term, vote: kept.vote, commit: c.hard.commit)
+                return c
+            }
+        }
         if !candidates.contains(where: { Self.same($0, recovered) }) {
             Issue.record(
                 """

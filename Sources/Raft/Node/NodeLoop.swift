@@ -188,6 +188,9 @@ final class NodeLoop<SM: StateMachine> {
             if !tail.hardStates.isEmpty { cut += ", \(tail.hardStates.count) hard states" }
             metadata["raft.storage.torn_tail"] = "\(cut)"
         }
+        if let kept = report.restoredHardState {
+            metadata["raft.storage.restored_hard_state"] = "term \(kept.term), vote \(kept.vote) (from the cut tail)"
+        }
         if let lost = report.lostCommittedEntries {
             metadata["raft.storage.lost_committed_entries"] = "\(lost.lowerBound)...\(lost.upperBound)"
         }

@@ -112,6 +112,10 @@ extension FileLogStorage {
         base = (b.index, b.term)
         conf = b.conf
         hard = replay.hard
+        if let tail = recovery.truncatedTail, let kept = Self.restoredHardState(surviving: hard, cut: tail.hardStates) {
+            hard = kept
+            recovery.restoredHardState = kept
+        }
         locations = replay.locations
         replay = Replay()  // its reference to the index goes, so the next append does not copy it
 
@@ -126,6 +130,11 @@ extension FileLogStorage {
         let snapshot = try chooseSnapshot()
         // Every check passed: now repair.
         try runPendingRepairs()
+        if recovery.restoredHardState != nil {
+            // The cut took the records that held it: write it again, synced just below.
+            WALFormat.encodeHardState(&pending, hard)
+            try writeBuffered()
+        }
         // What was read counts as durable from now on, so make it so: a process killed between
         // a write and its sync leaves records in the page cache that a later power loss would
         // still take, and a segment or snapshot whose directory entry was never synced.
@@ -144,6 +153,26 @@ extension FileLogStorage {
         }
         recovery.segments = segments.count
         recovery.entries = locations.count
+    }
+
+    /// The hard state to open with when a torn tail cut hard-state records: recovery never
+    /// lowers the term or the vote. A cut taken for a torn write may have dropped synced
+    /// records (the lost-sector rule cuts everything after a record that reaches into a zeroed
+    /// sector, and damage by the disk can look like that), and a node that forgot a term or a
+    /// vote it had made durable could vote twice in one term (§5.2, §5.4.1). So the highest
+    /// term among the intact hard states in the cut bytes is kept, with the vote recorded in
+    /// it, when it is above the surviving term (or equal to it with a vote where the surviving
+    /// one has none). The commit index stays the surviving one: a cut hard state's commit
+    /// index speaks of the log as it was when it was written, which the damaged record (of
+    /// unknown content: it may have replaced entries the log still holds) took part in, so it
+    /// cannot vouch for the entries that survive. Commit indexes need not be durable; the
+    /// leader sends it again. `nil` when the surviving hard state stands.
+    static func restoredHardState(surviving: HardState, cut: [HardState]) -> HardState? {
+        var best = surviving
+        for h in cut where h.term > best.term || (h.term == best.term && best.vote == .none && h.vote != .none) {
+            best = HardState(term: h.term, vote: h.vote, commit: surviving.commit)
+        }
+        return best == surviving ? nil : best
     }
 
     /// The error for entries missing that no compaction record covers, naming the likely

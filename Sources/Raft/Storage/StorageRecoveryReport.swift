@@ -16,7 +16,8 @@ public struct StorageRecoveryReport: Sendable, Hashable {
             /// ones did. Intact records may follow the damage; they are cut too. After a power
             /// loss they are records whose sync never returned; but a synced record damaged by
             /// the disk in exactly this shape is cut the same way, with every record after it
-            /// (``entries`` and ``hardStates`` say what that was).
+            /// (``entries`` and ``hardStates`` say what that was). The term and vote never go
+            /// back with the cut: see ``StorageRecoveryReport/restoredHardState``.
             case lostSector
         }
 
@@ -69,6 +70,11 @@ public struct StorageRecoveryReport: Sendable, Hashable {
     /// was. Most such cuts leave no trace at all: see "What recovery cannot tell apart" in
     /// Storage formats.
     public var lostCommittedEntries: ClosedRange<LogIndex>?
+    /// The term and vote recovery kept from a hard-state record in a cut torn tail, because
+    /// they were above those of the last hard state before the cut (with the commit index of
+    /// that one): recovery never lowers the term or the vote. Written to the log again before
+    /// the open returns. `nil` when no cut hard state was above the surviving one.
+    public var restoredHardState: HardState?
     /// Segments and entries loaded.
     public var segments = 0
     /// Entries in the log after recovery.
