@@ -74,7 +74,8 @@ extension FileLogStorage {
                         repairs.append(.truncate(file: file, at: pos))
                         let cut = intactRecords(rest, after: at)
                         recovery.truncatedTail = StorageRecoveryReport.TruncatedTail(
-                            file: path, offset: pos, bytes: scanner.size - pos, reason: reason, entries: cut.entries, hardStates: cut.hardStates)
+                            file: path, offset: pos, bytes: scanner.size - pos, reason: reason, entries: cut.entries, hardStates: cut.hardStates,
+                            complete: cut.complete)
                         opened[opened.count - 1].filled = pos
                         break records
                     }

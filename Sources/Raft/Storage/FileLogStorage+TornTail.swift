@@ -21,32 +21,92 @@ extension FileLogStorage {
         // from somewhere after the damage to the end of the file means the damage was not the
         // end of the writes. (A single record-shaped run of bytes inside a torn entry's data is
         // not enough: the chain must reach the end.)
+        switch intactRecordReachesEnd(bytes, after: pos) {
+        case .some(true), .none: return nil
+        case .some(false): return .incompleteRecord
+        }
+    }
+
+    /// The most bytes one search of the torn-tail analysis checksums, for `rest` bytes after
+    /// the damage: a small multiple of them, so that opening stays linear in the segment's
+    /// size whatever the damage holds.
+    static func tornTailWorkBound(_ rest: Int) -> Int { 2 * rest + (1 << 16) }
+
+    /// The length of the record at `p` if its frame and type make it worth checksumming:
+    /// a known type with a length that type can have (a hard state 25 bytes, a compaction
+    /// record 22 plus 8 per voter, an entry at least 18 with a known kind), inside the file.
+    /// Exactly the checks ``parseRecord(_:at:)`` makes besides the checksum, done first
+    /// because they are cheap.
+    func plausibleRecordLength(_ bytes: [UInt8], at p: Int) -> Int? {
+        let start = p + WALFormat.frameSize
+        guard start < bytes.count else { return nil }
+        let len = Int(le32(bytes, p))
+        guard len > 0, len <= WALFormat.maxBody, len <= bytes.count - start else { return nil }
+        switch bytes[start] {
+        case WALFormat.RecordType.entry.rawValue:
+            guard len >= 18, LogEntry.Kind(rawValue: bytes[start + 17]) != nil else { return nil }
+        case WALFormat.RecordType.hardState.rawValue:
+            guard len == 25 else { return nil }
+        case WALFormat.RecordType.base.rawValue:
+            guard len >= 22, len == 22 + 8 * Int(le32(bytes, start + 18)) else { return nil }
+        default:
+            return nil
+        }
+        return len
+    }
+
+    /// Whether an unbroken chain of intact records runs from some offset after `pos` to the
+    /// end of the file (or to nothing but zeros); `nil` if the search gave up at its work
+    /// bound (which the caller takes for corruption: nothing is cut).
+    ///
+    /// Such a chain exists exactly when a single intact record after `pos` ends where only
+    /// zeros (or nothing) follow: the last record of any such chain is one, and is a chain
+    /// itself. So no chain is followed: each offset is tried once, the cheap checks first, and
+    /// only a record that would end in that zero run (or at the end) is checksummed.
+    func intactRecordReachesEnd(_ bytes: [UInt8], after pos: Int) -> Bool? {
+        var zeros = bytes.count  // bytes[zeros...] are all zero
+        while zeros > pos + 1 && bytes[zeros - 1] == 0 { zeros -= 1 }
+        let bound = Self.tornTailWorkBound(bytes.count - pos)
+        var checked = 0
+        defer { tornTailChecksummedBytes += checked }
         var p = pos + 1
-        while p + WALFormat.frameSize < bytes.count {
-            if case .record = parseRecord(bytes, at: p), chainReachesEnd(bytes, from: p) { return nil }
+        while p < zeros {
+            if let len = plausibleRecordLength(bytes, at: p), p + WALFormat.frameSize + len >= zeros {
+                if checked + len > bound { return nil }
+                checked += len
+                if case .record = parseRecord(bytes, at: p) { return true }
+            }
             p += 1
         }
-        return .incompleteRecord
+        return false
     }
 
     /// The entries (lowest and highest index) and hard states of the intact records after the
     /// damaged one at `pos`: what a cut there drops besides the damaged record. Found by
-    /// trying every offset after `pos`, and following each record found to the next.
-    func intactRecords(_ bytes: [UInt8], after pos: Int) -> (entries: ClosedRange<LogIndex>?, hardStates: [HardState]) {
+    /// trying every offset after `pos`, and following each record found to the next. The
+    /// cheap checks come first; once the checksummed bytes reach the work bound, only
+    /// hard-state records (25 bytes each) are still looked for, and `complete` is false.
+    func intactRecords(_ bytes: [UInt8], after pos: Int) -> (entries: ClosedRange<LogIndex>?, hardStates: [HardState], complete: Bool) {
         var low: LogIndex?
         var high: LogIndex?
         var hardStates: [HardState] = []
+        let bound = Self.tornTailWorkBound(bytes.count - pos)
+        var checked = 0
+        var complete = true
+        defer { tornTailChecksummedBytes += checked }
         var p = pos + 1
         while p + WALFormat.frameSize < bytes.count {
-            // Cheap checks first: a plausible length for a known type, inside the file.
-            let len = Int(le32(bytes, p))
-            let start = p + WALFormat.frameSize
-            let type = bytes[start]
-            let plausible =
-                len > 0 && len <= bytes.count - start
-                && ((type == WALFormat.RecordType.entry.rawValue && len >= 18) || (type == WALFormat.RecordType.hardState.rawValue && len == 25)
-                    || type == WALFormat.RecordType.base.rawValue)
-            guard plausible, case .record(let length, let record) = parseRecord(bytes, at: p) else {
+            guard let len = plausibleRecordLength(bytes, at: p) else {
+                p += 1
+                continue
+            }
+            if len != 25 && checked + len > bound {
+                complete = false
+                p += 1
+                continue
+            }
+            checked += len
+            guard case .record(let length, let record) = parseRecord(bytes, at: p) else {
                 p += 1
                 continue
             }
@@ -61,8 +121,8 @@ extension FileLogStorage {
             }
             p += length
         }
-        if let low, let high { return (low...high, hardStates) }
-        return (nil, hardStates)
+        if let low, let high { return (low...high, hardStates, complete) }
+        return (nil, hardStates, complete)
     }
 
     /// Whether the damaged record at `pos` reaches into a 512-byte disk sector that holds
@@ -92,18 +152,5 @@ extension FileLogStorage {
             start = sectorEnd
         }
         return false
-    }
-
-    /// Whether intact records follow one another from `start` to the end of the file (or to
-    /// nothing but zeros).
-    func chainReachesEnd(_ bytes: [UInt8], from start: Int) -> Bool {
-        var p = start
-        while p < bytes.count {
-            guard case .record(let length, _) = parseRecord(bytes, at: p) else {
-                return bytes[p...].allSatisfy { $0 == 0 }
-            }
-            p += length
-        }
-        return true
     }
 }

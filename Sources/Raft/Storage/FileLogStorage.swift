@@ -78,6 +78,9 @@ public final class FileLogStorage: WritableLogStorage {
     var failure: RaftError?
     /// Repairs found by recovery, carried out once every check passed.
     var pendingRepairs: [Repair] = []
+    /// Bytes the torn-tail analysis of the last open checksummed (bounded by
+    /// ``tornTailWorkBound(_:)`` per search; tests check it).
+    var tornTailChecksummedBytes = 0
     /// Held locked while the storage is open.
     var lockFile: (any StorageFile)?
     /// The last index up to which the log, as this storage holds it now, is durable: those

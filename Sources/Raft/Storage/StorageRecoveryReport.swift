@@ -36,15 +36,25 @@ public struct StorageRecoveryReport: Sendable, Hashable {
         /// The hard-state records in the cut bytes that still pass their checksums, in file
         /// order.
         public var hardStates: [HardState]
+        /// Whether the search of the cut bytes for intact entry records was complete. The
+        /// search checksums at most about twice the cut bytes (so that an open stays linear
+        /// in the segment's size whatever the damage holds); `false` if it stopped checking
+        /// entry records there, so ``entries`` may miss some. Hard-state records are always
+        /// searched for in full.
+        public var complete: Bool
 
         /// Creates a description of a cut tail.
-        public init(file: String, offset: Int, bytes: Int, reason: Reason, entries: ClosedRange<LogIndex>? = nil, hardStates: [HardState] = []) {
+        public init(
+            file: String, offset: Int, bytes: Int, reason: Reason, entries: ClosedRange<LogIndex>? = nil, hardStates: [HardState] = [],
+            complete: Bool = true
+        ) {
             self.file = file
             self.offset = offset
             self.bytes = bytes
             self.reason = reason
             self.entries = entries
             self.hardStates = hardStates
+            self.complete = complete
         }
     }
 
