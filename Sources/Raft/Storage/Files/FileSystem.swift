@@ -126,6 +126,9 @@ private func syncDirectoryEntries(_ fd: Int32) -> Int32 {
 
 /// The real file system, through POSIX calls. Blocking: call it off the cooperative pool.
 public final class PosixFileSystem: FileSystem, @unchecked Sendable {
+    // Unchecked but sound: the class has no stored state; every call goes straight to the
+    // kernel, which serializes what needs it.
+
     /// Creates the file system handle (it holds no state).
     public init() {}
 
