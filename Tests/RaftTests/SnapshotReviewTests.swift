@@ -64,7 +64,8 @@ struct SnapshotReviewTests {
         #expect(inRestore, "the follower's state machine is inside its restore")
         let node = h.nodes[lagging]!
         node.stop()
-        // Give the loop time to take the stop (and, before the fix, to sync at once).
+        // Give the loop time to take the stop (and, before the fix, to sync at once). There is no
+        // event to wait on; a wait that is too short can only hide the bug, never fail the test.
         try await Task.sleep(for: .milliseconds(200))
         gate.open()
         await h.stop(lagging)

@@ -52,6 +52,17 @@ struct StorageFailureTests {
         return (try RaftCore(configuration: RaftConfiguration(id: 2), storage: storage), storage)
     }
 
+    /// Node 1 of a two-voter cluster whose log ends in term 1, elected leader of term 2.
+    static func leaderOfTerm2(over storage: FailingReads) throws -> RaftCore {
+        var config = RaftConfiguration(id: 1)
+        config.preVote = false
+        var core = try RaftCore(configuration: config, storage: storage)
+        try core.campaign()
+        try core.step(Message(from: 2, to: 1, term: 2, kind: .requestVoteResponse(RequestVoteResponse(granted: true))))
+        #expect(core.role == .leader)
+        return core
+    }
+
     @Test func readErrorWhileReplayingCommittedEntriesThrowsFromReady() throws {
         var (core, _) = try Self.restartedFollower()
         #expect(core.hasReady)
@@ -84,13 +95,8 @@ struct StorageFailureTests {
         try memory.append((1...5).map { LogEntry(term: 1, index: LogIndex(rawValue: UInt64($0)), kind: .command) })
         memory.setHardState(HardState(term: 1, vote: 1, commit: 5))
         let storage = FailingReads(memory)
-        var config = RaftConfiguration(id: 1)
-        config.preVote = false
-        var core = try RaftCore(configuration: config, storage: storage)
-        try core.campaign()
         // Win the election (term 2), then hear from the follower that it holds only entry 1.
-        try core.step(Message(from: 2, to: 1, term: 2, kind: .requestVoteResponse(RequestVoteResponse(granted: true))))
-        #expect(core.role == .leader)
+        var core = try Self.leaderOfTerm2(over: storage)
         storage.failReads(at: 2)
         let reject = AppendEntriesResponse(index: 5, reject: true, rejectHint: 1, rejectHintTerm: 1)
         let error = #expect(throws: RaftError.self) {
@@ -119,12 +125,7 @@ struct StorageFailureTests {
         try memory.createSnapshot(at: 4, confState: nil, data: [7])
         try memory.compact(upTo: 4)
         let storage = FailingReads(memory)
-        var config = RaftConfiguration(id: 1)
-        config.preVote = false
-        var core = try RaftCore(configuration: config, storage: storage)
-        try core.campaign()
-        try core.step(Message(from: 2, to: 1, term: 2, kind: .requestVoteResponse(RequestVoteResponse(granted: true))))
-        #expect(core.role == .leader)
+        var core = try Self.leaderOfTerm2(over: storage)
         _ = try core.ready()
         storage.snapshotBusy.store(true, ordering: .relaxed)
         // The follower holds nothing: it needs the snapshot, which is being prepared.
