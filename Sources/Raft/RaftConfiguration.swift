@@ -32,6 +32,11 @@ public struct RaftConfiguration: Sendable, Hashable {
     /// What a leader puts in an ``InstallSnapshot`` for a follower behind its compacted log.
     /// ``RaftNode`` always uses ``SnapshotSending/streamedByShell``.
     public var snapshotSending: SnapshotSending = .inMessage
+    /// Lease reads (thesis §6.4.1): `nil` (the default) confirms every read with a quorum round.
+    /// When set, a read asking for ``ReadConfirmation/lease`` is answered by a leader without a
+    /// round while its lease holds. Requires ``checkQuorum`` (followers that hear from a leader
+    /// refuse to vote for anyone else for an election timeout: that refusal is the lease).
+    public var readLease: ReadLease?
     /// Seed of the generator that randomizes election timeouts. Mixed with `id`, so nodes of a
     /// cluster may share one seed and still draw different timeouts.
     public var randomSeed: UInt64 = 0x5EED
@@ -56,6 +61,18 @@ public struct RaftConfiguration: Sendable, Hashable {
         }
         if maxUncommittedBytes < 0 { throw refuse("maxUncommittedBytes must not be negative; use 0 for unlimited") }
         if maxCommittedBytesPerReady < 0 { throw refuse("maxCommittedBytesPerReady must not be negative; use 0 for unlimited") }
+        if let lease = readLease {
+            if !checkQuorum {
+                throw refuse("readLease requires checkQuorum: without it followers do not refuse votes while they hear from a leader, so a lease guarantees nothing")
+            }
+            guard lease.maxClockDrift >= 0, lease.maxClockDrift < 0.5 else {
+                throw refuse("readLease.maxClockDrift must be in 0 ..< 0.5 (a fraction of the tick rate), got \(lease.maxClockDrift)")
+            }
+            if lease.ticks(electionTicks: electionTicks) < heartbeatTicks {
+                throw refuse(
+                    "readLease: with electionTicks \(electionTicks) and maxClockDrift \(lease.maxClockDrift) the lease (\(lease.ticks(electionTicks: electionTicks)) ticks) is shorter than the heartbeat interval (\(heartbeatTicks) ticks), so it would never hold; raise electionTicks")
+            }
+        }
     }
 
     /// Checks a membership: at least one voter, no zero id, no duplicates.
@@ -67,6 +84,39 @@ public struct RaftConfiguration: Sendable, Hashable {
         for i in conf.voters.indices.dropFirst() where conf.voters[i] == conf.voters[i - 1] {
             throw RaftError(.invalidConfiguration, "voter \(conf.voters[i]) is listed more than once")
         }
+    }
+}
+
+/// The assumptions behind lease reads (``RaftConfiguration/readLease``, thesis §6.4.1).
+///
+/// A leader's lease starts when it *sends* a heartbeat round and holds once a quorum (the
+/// leader counting itself) answered that round or a later one. It lasts
+/// ``ticks(electionTicks:)`` of the leader's ticks: a follower that heard from the leader
+/// refuses to vote for another candidate until `electionTicks` of *its* ticks have passed, so no
+/// other leader can be elected before then.
+///
+/// The bound this relies on, and which you must guarantee: **every node's ticks run at the
+/// configured rate within a factor of `1 ± maxClockDrift`** of each other. Clock rate drift of
+/// ordinary machines is far below 1%; what breaks the bound in practice is a node whose ticks
+/// stop while the rest of the cluster goes on: a process paused (SIGSTOP, a debugger, a VM
+/// migration) or a run loop stalled longer than the lease. A ``RaftNode`` refuses to use a
+/// lease while its own ticks are late (it falls back to a quorum round), which covers its own
+/// pauses as seen by its clock, but not a clock that jumps. Use quorum reads when you cannot
+/// bound these.
+public struct ReadLease: Sendable, Hashable {
+    /// The largest relative difference between the tick rates of two nodes, as a fraction
+    /// (`0.1` is ten percent). Must be in `0 ..< 0.5`.
+    public var maxClockDrift: Double
+
+    /// Creates a lease option.
+    public init(maxClockDrift: Double = 0.1) { self.maxClockDrift = maxClockDrift }
+
+    /// How many ticks after sending a round a leader may serve reads on the lease that round
+    /// confirms: the `electionTicks - 1` full ticks a follower is certain to wait before it
+    /// votes again, shrunk by the drift, less one tick for the granularity of the leader's own
+    /// count.
+    public func ticks(electionTicks: Int) -> Int {
+        Int((Double(electionTicks - 1) * (1 - maxClockDrift)).rounded(.down)) - 1
     }
 }
 

@@ -55,6 +55,10 @@ public enum Describe {
             return head + "snapshotChunk term=\(m.term) transfer=\(c.transfer) snapshot=\(c.metadata.index) bytes=\(c.offset)+\(c.data.count)" + (c.last ? " last" : "")
         case .snapshotChunkAck(let a):
             return head + "snapshotChunkAck term=\(m.term) transfer=\(a.transfer) next=\(a.next)" + (a.rejected ? " rejected" : "") + (a.sealing ? " sealing" : "")
+        case .readIndex(let r):
+            return head + "readIndex term=\(m.term) context=\(data(r.context))" + (r.confirmation == .lease ? " lease" : "")
+        case .readIndexResponse(let r):
+            return head + "readIndexResponse term=\(m.term) context=\(data(r.context)) index=\(r.index)"
         }
     }
 }

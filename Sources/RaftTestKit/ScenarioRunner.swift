@@ -10,10 +10,11 @@ import Raft
 /// Directives (node ids are numbers; `key=value` arguments are optional):
 /// - `cluster nodes=3 prevote=true checkquorum=true election=10 heartbeat=1 seed=1
 ///    max-inflight=256 max-msg-bytes=1048576 max-inflight-bytes=0 max-uncommitted=67108864
-///    refuse-follower-proposals=false trail=5 disk=memory|file`: a new cluster (no random faults;
-///    `disk=file` puts each node on a ``FileLogStorage`` over a ``SimulatedFileSystem``).
+///    refuse-follower-proposals=false trail=5 disk=memory|file [lease-drift=0.1]`: a new cluster
+///    (no random faults; `disk=file` puts each node on a ``FileLogStorage`` over a
+///    ``SimulatedFileSystem``; `lease-drift` enables lease reads with that drift bound).
 /// - `campaign N`, `tick N [count=1]`, `tick-all [count=1]`, `propose N text [count=1] [size=bytes]`,
-///   `read-index N context`: inputs to one node; they print what the node decided.
+///   `read-index N context [lease=true]`: inputs to one node; they print what the node decided.
 /// - `stabilize`: deliver every message (and what follows) until quiet, printing each one.
 /// - `deliver [from=N] [to=N] [type=kind] [reject=true|false] [count=N]`, `drop ...`,
 ///   `duplicate ...`: deliver (the first `count`), lose or duplicate only the messages queued now
@@ -139,6 +140,7 @@ public final class ScenarioRunner {
                 cfg.maxInflightBytes = a.int("max-inflight-bytes", 0)
                 cfg.maxUncommittedBytes = a.int("max-uncommitted", 64 << 20)
                 cfg.refuseProposalsOnFollower = a.bool("refuse-follower-proposals", false)
+                if let drift = a.named["lease-drift"].flatMap(Double.init) { cfg.readLease = ReadLease(maxClockDrift: drift) }
             }, disk: disk)
             c.compactionTrail = UInt64(a.int("trail", 5))
             c.onDeliver = { [unowned self] m in self.out.append(Describe.message(m)) }
@@ -154,7 +156,7 @@ public final class ScenarioRunner {
             }
             cluster = c
         case "campaign":
-            try requireCluster(ln).campaign(node(a, 0, line: ln))
+            if !(try requireCluster(ln).campaign(node(a, 0, line: ln))) { out.append("not started") }
             printQueued()
         case "tick":
             let c = try requireCluster(ln)
@@ -192,8 +194,9 @@ public final class ScenarioRunner {
             let c = try requireCluster(ln)
             let id = try node(a, 0, line: ln)
             let ctx = Array((a.positional.count > 1 ? a.positional[1] : "r").utf8)
+            let confirmation: ReadConfirmation = a.bool("lease", false) ? .lease : .quorum
             do {
-                _ = try c.withCore(id) { (core: inout RaftCore) throws(RaftError) in try core.readIndex(context: ctx) }
+                _ = try c.withCore(id) { (core: inout RaftCore) throws(RaftError) in try core.readIndex(context: ctx, confirmation: confirmation) }
             } catch {
                 out.append("refused: \(error.code)" + (error.leaderHint.map { " (leader \($0))" } ?? ""))
             }

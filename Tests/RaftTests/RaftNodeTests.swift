@@ -207,10 +207,16 @@ final class NodeHarness<SM: StateMachine>: @unchecked Sendable where SM.Result =
     /// fails instead of the test waiting forever.
     func propose(_ command: String, at id: NodeID) async throws -> String {
         let node = nodes[id]!
+        return try await answer { try await node.propose(Array(command.utf8)) }
+    }
+
+    /// Runs `operation` (a proposal, a read) and ticks until it answers, as ``propose(_:at:)``
+    /// does; cancels it after 200 ticks.
+    func answer<R: Sendable>(_ operation: @escaping @Sendable () async throws -> R) async throws -> R {
         let answered = Flag()
         let t = Task {
             defer { answered.set() }
-            return try await node.propose(Array(command.utf8))
+            return try await operation()
         }
         for _ in 0..<200 where !answered.isSet {
             await settle()

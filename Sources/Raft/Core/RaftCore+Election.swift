@@ -5,12 +5,16 @@ extension RaftCore {
     /// had elapsed.
     ///
     /// - Returns: whether an election started: `false` on a leader, on a node that is not a
-    ///   voter, and on one installing a snapshot (none of them may campaign).
+    ///   voter, and on one installing a snapshot (none of them may campaign); with lease reads
+    ///   on (``RaftConfiguration/readLease``), also `false` on a node that heard from a leader
+    ///   within the election timeout or started less than one ago: a leader may be serving
+    ///   reads on a lease that relies on this node not helping anyone else win before then.
     /// - Throws: a storage failure (the request carries the last entry's term).
     @discardableResult
     public mutating func campaign() throws(RaftError) -> Bool {
         try guarded { (c) throws(RaftError) in
             guard c.role != .leader, c.promotable else { return false }
+            if c.config.readLease != nil && c.inLeaderLease { return false }
             c.electionElapsed = 0
             try c.hup()
             return true
@@ -124,7 +128,7 @@ extension RaftCore {
             case .preVote, .requestVote:
                 // Leader lease (thesis §4.2.3, §9.6): while we hear from a leader, ignore
                 // candidates that would depose it.
-                if config.checkQuorum && !leader.isNone && electionElapsed < config.electionTicks { return }
+                if inLeaderLease { return }
             default: break
             }
             switch m.kind {
@@ -155,6 +159,11 @@ extension RaftCore {
         switch m.kind {
         case .preVote(let rv), .requestVote(let rv):
             try guarded { (c) throws(RaftError) in try c.handleVoteRequest(m, rv) }
+            return
+        case .readIndexResponse(let r):
+            // Confirmed by the leader of this term after our request reached it: serve it at
+            // that index, whatever role this node plays by now.
+            readStates.append(ReadState(index: r.index, context: r.context))
             return
         default: break
         }
@@ -192,6 +201,11 @@ extension RaftCore {
             try check(r.index.rawValue, r.rejectHint.rawValue, r.rejectHintTerm.rawValue)
         case .heartbeat(let h):
             try check(h.commit.rawValue)
+        case .readIndex(let r):
+            if r.context.isEmpty { throw bad("a read-index request has an empty context") }
+        case .readIndexResponse(let r):
+            try check(r.index.rawValue)
+            if r.context.isEmpty { throw bad("a read-index answer has an empty context") }
         default:
             break
         }

@@ -1,4 +1,5 @@
-/// Read-index requests a leader is confirming with rounds of heartbeats (thesis §6.4).
+/// Read-index requests a leader is confirming with rounds of heartbeats (thesis §6.4), and the
+/// lease that lets it answer some without a round (thesis §6.4.1).
 ///
 /// Each heartbeat round that confirms reads has a number, increasing within the term; a request
 /// records the round sent after it arrived. A follower's answer to round `r` shows it still
@@ -12,13 +13,22 @@
 struct ReadOnlyQueue {
     struct Request {
         var context: [UInt8]
+        /// Who asked: this node (answered in ``Ready/readStates``) or a follower (answered with a
+        /// ``Message/Kind/readIndexResponse``).
+        var from: NodeID
         var index: LogIndex
         var round: UInt64
     }
 
+    /// A request that arrived before the leader committed an entry of its term.
+    struct Waiting {
+        var context: [UInt8]
+        var from: NodeID
+        var confirmation: ReadConfirmation
+    }
+
     var requests: [Request] = []
-    /// Contexts received before the leader committed an entry of its term.
-    var awaitingCommit: [[UInt8]] = []
+    var awaitingCommit: [Waiting] = []
     /// The last round sent in this term.
     var round: UInt64 = 0
     /// The highest round each follower answered in this term.
@@ -28,11 +38,41 @@ struct ReadOnlyQueue {
     /// arrive together cost one round (batching).
     var roundUnsent = false
 
+    // Lease bookkeeping, kept only when lease reads are enabled.
+
+    /// Ticks this leader counted in its term.
+    var ticks = 0
+    /// The tick each recent round was sent at, in round order; rounds older than a lease are
+    /// dropped (they can confirm no lease any more).
+    var sentAt: [(round: UInt64, tick: Int)] = []
+    /// For each follower, the tick at which the latest round it answered was sent: the follower
+    /// refuses votes for an election timeout after it received that round.
+    var leaseStart: [NodeID: Int] = [:]
+
     /// Numbers a new round, whose heartbeats the caller queues.
-    mutating func nextRound() -> UInt64 {
+    mutating func nextRound(recordingSendTick: Bool) -> UInt64 {
         round += 1
         roundUnsent = true
+        if recordingSendTick { sentAt.append((round, ticks)) }
         return round
+    }
+
+    /// The tick `round` was sent at, if it is still recent.
+    func sendTick(of round: UInt64) -> Int? {
+        var lo = 0
+        var hi = sentAt.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if sentAt[mid].round < round { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < sentAt.count && sentAt[lo].round == round ? sentAt[lo].tick : nil
+    }
+
+    /// Forgets rounds sent more than `leaseTicks` ago.
+    mutating func pruneRounds(leaseTicks: Int) {
+        var drop = 0
+        while drop < sentAt.count && ticks - sentAt[drop].tick > leaseTicks { drop += 1 }
+        if drop > 0 { sentAt.removeFirst(drop) }
     }
 
     /// Forgets everything (a new term): pending requests are dropped unanswered.
@@ -42,76 +82,143 @@ struct ReadOnlyQueue {
         round = 0
         roundUnsent = false
         answered.removeAll()
+        ticks = 0
+        sentAt.removeAll()
+        leaseStart.removeAll()
     }
 }
 
 extension RaftCore {
-    /// Asks for a linearizable read point (thesis §6.4). Once a quorum confirms this node is
-    /// still leader, ``Ready/readStates`` carries a ``ReadState`` with `context`; a read served
-    /// after applying up to its index reflects every write committed before this call.
+    /// Asks for a linearizable read point (thesis §6.4), on the leader or on a follower. Once
+    /// the leader confirmed it still leads, ``Ready/readStates`` carries a ``ReadState`` with
+    /// `context`; a read served after applying up to its index reflects every write committed
+    /// before this call.
     ///
-    /// - Parameter context: a non-empty value identifying the request, echoed back in its
-    ///   ``ReadState``. Safety does not depend on it being unique (heartbeat rounds are matched,
-    ///   not contexts), but a caller that reuses one cannot tell its answers apart.
+    /// On the leader, confirmation waits until an entry of its term is committed (until then
+    /// its commit index may be behind the cluster's) and then takes one heartbeat round
+    /// answered by a quorum, shared by every request registered before the round left; with
+    /// ``ReadConfirmation/lease`` and a lease that holds, no round at all. A follower asks the
+    /// leader it knows (a ``Message/Kind/readIndex`` message) and gets the leader's index back;
+    /// its state machine must then catch up to that index before the read is served.
+    ///
+    /// - Parameters:
+    ///   - context: a non-empty value identifying the request, echoed back in its
+    ///     ``ReadState``. Safety does not depend on it being unique (heartbeat rounds are matched,
+    ///     not contexts), but a caller that reuses one cannot tell its answers apart.
+    ///   - confirmation: ``ReadConfirmation/lease`` requires ``RaftConfiguration/readLease``.
     /// - Throws: ``storageFailure`` once the core stopped (or a new storage failure, which stops
-    ///   it); ``RaftError/Code/notLeader`` on a non-leader (with the leader hint);
-    ///   ``RaftError/Code/invalidArgument`` for an empty context.
+    ///   it); ``RaftError/Code/notLeader`` on a node that knows no leader to ask (with the hint
+    ///   `nil`); ``RaftError/Code/invalidArgument`` for an empty context, or a lease read
+    ///   without a configured lease.
     ///
-    /// Pending requests are dropped without an answer if the node loses leadership; callers
-    /// time them out and retry.
-    public mutating func readIndex(context: [UInt8]) throws(RaftError) {
+    /// Nothing is answered when the leader loses its leadership or the request or its answer
+    /// is lost: callers time requests out and retry (a retry is always safe: every answer a
+    /// leader sends was confirmed after the request reached it).
+    public mutating func readIndex(context: [UInt8], confirmation: ReadConfirmation = .quorum) throws(RaftError) {
         if let storageFailure { throw storageFailure }
         guard !context.isEmpty else {
             throw RaftError(.invalidArgument, "a read-index context must not be empty")
         }
-        guard role == .leader else {
-            throw RaftError(.notLeader, "node \(id) is not the leader; read from the leader", leaderHint: leader.isNone ? nil : leader)
+        if confirmation == .lease && config.readLease == nil {
+            throw RaftError(.invalidArgument, "lease reads are not enabled on node \(id): set RaftConfiguration.readLease (it requires checkQuorum)")
         }
-        try guarded { (c) throws(RaftError) in
-            if try c.log.termOrZero(c.log.committed) != c.term {
-                // The commit index is only known to be current once an entry of this term commits.
-                c.readOnly.awaitingCommit.append(context)
-                return
-            }
-            c.startRead(context: context)
+        switch role {
+        case .leader:
+            try guarded { (c) throws(RaftError) in try c.handleRead(context: context, from: c.id, confirmation: confirmation) }
+        case .follower where !leader.isNone:
+            send(to: leader, .readIndex(ReadIndexRequest(context: context, confirmation: confirmation)))
+        case .follower, .preCandidate, .candidate:
+            throw RaftError(.notLeader, "node \(id) knows no leader to ask for a read index (an election is under way); retry shortly")
         }
     }
 
-    mutating func startRead(context: [UInt8]) {
-        if tracker.voters.count == 1 {
-            readStates.append(ReadState(index: log.committed, context: context))
+    /// A request from this node or a follower, on the leader.
+    mutating func handleRead(context: [UInt8], from: NodeID, confirmation: ReadConfirmation) throws(RaftError) {
+        if try log.termOrZero(log.committed) != term {
+            // The commit index is only known to be current once an entry of this term commits.
+            readOnly.awaitingCommit.append(ReadOnlyQueue.Waiting(context: context, from: from, confirmation: confirmation))
+            return
+        }
+        startRead(context: context, from: from, confirmation: confirmation)
+    }
+
+    mutating func startRead(context: [UInt8], from: NodeID, confirmation: ReadConfirmation) {
+        if tracker.voters.count == 1 || (confirmation == .lease && leaseHolds) {
+            answerRead(ReadState(index: log.committed, context: context), to: from)
             return
         }
         if readOnly.roundUnsent {
-            readOnly.requests.append(ReadOnlyQueue.Request(context: context, index: log.committed, round: readOnly.round))
+            readOnly.requests.append(ReadOnlyQueue.Request(context: context, from: from, index: log.committed, round: readOnly.round))
             return
         }
-        let round = readOnly.nextRound()
-        readOnly.requests.append(ReadOnlyQueue.Request(context: context, index: log.committed, round: round))
+        let round = readOnly.nextRound(recordingSendTick: config.readLease != nil)
+        readOnly.requests.append(ReadOnlyQueue.Request(context: context, from: from, index: log.committed, round: round))
         bcastHeartbeat(round: round)
+    }
+
+    mutating func answerRead(_ state: ReadState, to requester: NodeID) {
+        if requester == id {
+            readStates.append(state)
+        } else {
+            send(to: requester, .readIndexResponse(ReadIndexResponse(context: state.context, index: state.index)))
+        }
     }
 
     mutating func releaseReadsAwaitingCommit() throws(RaftError) {
         guard !readOnly.awaitingCommit.isEmpty, try log.termOrZero(log.committed) == term else { return }
         let pending = readOnly.awaitingCommit
         readOnly.awaitingCommit.removeAll()
-        for c in pending { startRead(context: c) }
+        for w in pending { startRead(context: w.context, from: w.from, confirmation: w.confirmation) }
     }
 
-    /// A follower answered heartbeat round `round`: release every request it completes a quorum
-    /// for.
+    /// A follower answered heartbeat round `round`: extend the lease, and release every request
+    /// it completes a quorum for.
     mutating func confirmReads(round: UInt64, from peer: NodeID) {
         // A round this leader never sent is not from a correct peer.
         guard round <= readOnly.round, round > readOnly.answered[peer, default: 0] else { return }
         readOnly.answered[peer] = round
+        if config.readLease != nil, let sent = readOnly.sendTick(of: round), sent > readOnly.leaseStart[peer, default: Int.min] {
+            readOnly.leaseStart[peer] = sent
+        }
         var confirmed = 0
         for r in readOnly.requests {
             var acks = 1  // the leader itself
             for v in tracker.voters where v != id && readOnly.answered[v, default: 0] >= r.round { acks += 1 }
             guard acks >= tracker.quorum else { break }
-            readStates.append(ReadState(index: r.index, context: r.context))
+            answerRead(ReadState(index: r.index, context: r.context), to: r.from)
             confirmed += 1
         }
         if confirmed > 0 { readOnly.requests.removeFirst(confirmed) }
+    }
+
+    /// Whether this leader's lease holds now: a quorum (counting itself) answered rounds sent
+    /// within the last ``ReadLease/ticks(electionTicks:)`` ticks, so none of them will vote for
+    /// another candidate before the lease ends (thesis §6.4.1).
+    var leaseHolds: Bool {
+        guard role == .leader, let lease = config.readLease else { return false }
+        let length = lease.ticks(electionTicks: config.electionTicks)
+        var fresh = 1  // the leader itself
+        for v in tracker.voters where v != id {
+            if let start = readOnly.leaseStart[v], readOnly.ticks - start <= length { fresh += 1 }
+        }
+        return fresh >= tracker.quorum
+    }
+
+    /// A leader's tick for the lease: count it and forget rounds too old to confirm one.
+    mutating func tickLease() {
+        guard let lease = config.readLease else { return }
+        readOnly.ticks += 1
+        readOnly.pruneRounds(leaseTicks: lease.ticks(electionTicks: config.electionTicks))
+    }
+
+    /// Whether this node promised, by answering a leader, not to help elect anyone else yet:
+    /// it heard from a leader within the election timeout, or (with lease reads on) it started
+    /// less than an election timeout ago and cannot know whom it answered before it stopped.
+    /// Such a node ignores vote requests of later terms (thesis §4.2.3) and, with lease reads
+    /// on, refuses to campaign when asked to (a lease read relies on the promise).
+    var inLeaderLease: Bool {
+        guard config.checkQuorum else { return false }
+        if !leader.isNone && electionElapsed < config.electionTicks { return true }
+        return config.readLease != nil && ticksSinceStart < config.electionTicks
     }
 }

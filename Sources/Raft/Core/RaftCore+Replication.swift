@@ -171,6 +171,8 @@ extension RaftCore {
                 try maybeSendAppend(to: m.from, slot: i, sendIfEmpty: true)
             }
             if r.round != 0 { confirmReads(round: r.round, from: m.from) }
+        case .readIndex(let r):
+            try handleRead(context: r.context, from: m.from, confirmation: r.confirmation)
         default:
             break
         }

@@ -1,7 +1,7 @@
 /// The Raft protocol as a deterministic value type: no I/O, no clock, no tasks.
 ///
 /// Drive it with ``tick()``, ``step(_:)``, ``propose(_:)``, ``campaign()`` and
-/// ``readIndex(context:)``; collect what it wants done with ``ready()``; report it done with
+/// ``readIndex(context:confirmation:)``; collect what it wants done with ``ready()``; report it done with
 /// ``advance(_:)``. Given the same storage contents, configuration and inputs it produces the
 /// same outputs, which is what makes simulation testing possible.
 ///
@@ -38,6 +38,9 @@ public struct RaftCore {
     var electionElapsed = 0
     var heartbeatElapsed = 0
     var randomizedElectionTimeout = 0
+    /// Ticks since this core was created, counted up to an election timeout (the lease rule
+    /// of ``inLeaderLease`` for a node that just restarted).
+    var ticksSinceStart = 0
     /// Follower: the last index proven to match the current leader's log in this term. A
     /// heartbeat's commit index is applied only up to here, so a leader with a stale picture
     /// of this log (a wiped disk, say) can never make it commit what it does not hold.
@@ -238,7 +241,7 @@ public struct RaftCore {
     mutating func send(_ m: Message) {
         if role == .leader && term == persistedHardState.term {
             switch m.kind {
-            case .appendEntries, .heartbeat, .installSnapshot:
+            case .appendEntries, .heartbeat, .installSnapshot, .readIndexResponse:
                 outboxImmediate.append(m)
                 return
             default: break
@@ -259,6 +262,7 @@ public struct RaftCore {
     /// Throws a storage failure (an election reads the last entry's term).
     public mutating func tick() throws(RaftError) {
         try guarded { (c) throws(RaftError) in
+            if c.ticksSinceStart < c.config.electionTicks { c.ticksSinceStart += 1 }
             switch c.role {
             case .leader: c.tickLeader()
             case .follower, .preCandidate, .candidate: try c.tickElection()
@@ -277,6 +281,7 @@ public struct RaftCore {
     mutating func tickLeader() {
         heartbeatElapsed += 1
         electionElapsed += 1
+        tickLease()
         if electionElapsed >= config.electionTicks {
             electionElapsed = 0
             if config.checkQuorum && !tracker.quorumActiveAndReset(me: id) {
@@ -289,8 +294,10 @@ public struct RaftCore {
         if heartbeatElapsed >= config.heartbeatTicks {
             heartbeatElapsed = 0
             // With reads pending, a new round: if the heartbeats of their own rounds were lost,
-            // this one confirms them all.
-            bcastHeartbeat(round: readOnly.requests.isEmpty ? 0 : readOnly.nextRound())
+            // this one confirms them all. With lease reads on, every heartbeat is a round: the
+            // answers keep the lease alive.
+            let lease = config.readLease != nil
+            bcastHeartbeat(round: readOnly.requests.isEmpty && !lease ? 0 : readOnly.nextRound(recordingSendTick: lease))
         }
     }
 

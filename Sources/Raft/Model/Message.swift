@@ -54,6 +54,14 @@ public struct Message: Sendable, Hashable {
         case snapshotChunk(SnapshotChunk)
         /// The receiver's answer to ``snapshotChunk``: where the transfer stands.
         case snapshotChunkAck(SnapshotChunkAck)
+        /// A follower asks the leader for a read index on behalf of its own client (thesis
+        /// §6.4: followers serve linearizable reads once they have applied the leader's commit
+        /// index).
+        case readIndex(ReadIndexRequest)
+        /// The leader's answer to ``readIndex``, sent only once it confirmed its leadership for
+        /// the request (a quorum's heartbeat answers, or a valid lease when asked for one). A
+        /// leader that cannot answer sends nothing: the follower's caller times out or retries.
+        case readIndexResponse(ReadIndexResponse)
     }
 }
 
@@ -273,6 +281,53 @@ public struct ForwardProposal: Sendable, Hashable {
 
     /// Creates the payload.
     public init(commands: [[UInt8]]) { self.commands = commands }
+}
+
+/// Payload of ``Message/Kind/readIndex``.
+public struct ReadIndexRequest: Sendable, Hashable {
+    /// The follower's context for the request, echoed in the answer (non-empty).
+    public var context: [UInt8]
+    /// How the leader may confirm its leadership for this request.
+    public var confirmation: ReadConfirmation
+
+    /// Creates the payload.
+    public init(context: [UInt8], confirmation: ReadConfirmation = .quorum) {
+        self.context = context
+        self.confirmation = confirmation
+    }
+}
+
+/// Payload of ``Message/Kind/readIndexResponse``.
+public struct ReadIndexResponse: Sendable, Hashable {
+    /// The context of the request answered.
+    public var context: [UInt8]
+    /// The leader's commit index when the request reached it (at least every index committed
+    /// before the follower's client asked): the follower serves the read once it has applied it.
+    public var index: LogIndex
+
+    /// Creates the payload.
+    public init(context: [UInt8], index: LogIndex) {
+        self.context = context
+        self.index = index
+    }
+}
+
+/// How a leader confirms that it still leads before it answers a read (thesis §6.4).
+public enum ReadConfirmation: Sendable, Hashable, CustomStringConvertible {
+    /// A round of heartbeats answered by a quorum after the request arrived: safe whatever the
+    /// clocks do.
+    case quorum
+    /// The leader's lease (thesis §6.4.1), when ``RaftConfiguration/readLease`` enables it and
+    /// the lease holds: no round at all. Falls back to ``quorum`` when the lease has run out.
+    /// Safe only while the clocks keep to the lease's drift bound.
+    case lease
+
+    public var description: String {
+        switch self {
+        case .quorum: "quorum"
+        case .lease: "lease"
+        }
+    }
 }
 
 /// The outcome of a read-index request: once the state machine has applied `index`, a read

@@ -20,7 +20,9 @@ extension NodeLoop {
     func drain() async throws {
         while core.hasReady {
             let rd = try core.ready()
+            var leaderChanged = false
             if let ss = rd.softState, ss.leader != lastLeader {
+                leaderChanged = true
                 lastLeader = ss.leader
                 metrics.leaderChanges.increment()
                 logger.info("leader changed", metadata: ["raft.leader": "\(ss.leader)", "raft.role": "\(ss.role)", "raft.term": "\(core.term)"])
@@ -36,6 +38,7 @@ extension NodeLoop {
                 }
             }
             try send(rd.messages)
+            confirmReads(rd.readStates)
             let split = snapshotIO.restoring.isEmpty ? Self.durableCommitted(rd, storageLastIndex: storage.lastIndex()) : 0
             var rest = rd
             if let snapshot = rd.snapshot {
@@ -55,6 +58,7 @@ extension NodeLoop {
                 hold(rd.committedEntries)
             }
             try core.advance(rd)
+            if leaderChanged { try retryReadsAfterLeaderChange() }
             try maybeSnapshot()
         }
         dropUnclaimedSnapshots()

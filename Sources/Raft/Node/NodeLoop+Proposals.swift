@@ -86,6 +86,8 @@ extension NodeLoop {
         if let reported = stateMachine.reportedAppliedIndex {
             try verified(reported, after: "applying entries \(fresh.first!.index)...\(last.index)")
         }
+        // Reads waiting for these entries see the whole batch, never part of it.
+        serveReads()
         var k = results.startIndex
         for e in fresh {
             let r: SM.Result?

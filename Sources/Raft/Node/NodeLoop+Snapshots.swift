@@ -80,6 +80,7 @@ extension NodeLoop {
             try verified(reported, after: "installing snapshot \(meta.index) from the leader")
         }
         try applyHeld()
+        serveReads()
         try maybeSnapshot()
     }
 

@@ -27,7 +27,10 @@ final class NodeLoop<SM: StateMachine> {
     var applied: AppliedIndexGuard
     var lastSnapshot: LogIndex
     var pending: [LogIndex: Pending] = [:]
+    var reads = PendingReads<SM>()
     var ticks = 0
+    /// When the last tick was handled, by the node's clock (``RaftNode/elapsed``).
+    var lastTickAt: Duration = .zero
     /// Disk I/O runs here, off Swift's cooperative pool.
     let io = DispatchQueue(label: "swift-raft.node.io")
     /// State machine snapshots are saved here, beside apply.
@@ -57,6 +60,7 @@ final class NodeLoop<SM: StateMachine> {
         metrics = NodeMetrics(id: node.id, factory: node.configuration.metricsFactory ?? MetricsSystem.factory)
         self.storage = storage
         self.stateMachine = stateMachine
+        lastTickAt = node.elapsed()
         offloadIO = storage.performsBlockingIO
         let c = node.configuration
         senders = SnapshotSenders(
@@ -163,6 +167,7 @@ final class NodeLoop<SM: StateMachine> {
     func shutDown(with error: any Error) async {
         for p in pending.values { p.continuation.resume(throwing: error) }
         pending = [:]
+        failReads(error)
         for w in snapshotWaiters { w.resume(throwing: error) }
         snapshotWaiters = []
         node.fail(unhandled, with: error)
@@ -252,7 +257,9 @@ final class NodeLoop<SM: StateMachine> {
         case .tick:
             try core.tick()
             ticks += 1
+            lastTickAt = node.elapsed()
             expireProposals()
+            try tickReads()
             try carryOut(senders.tick())
         case .cancel(let token):
             // Every entry of the proposal (a batch has several); one that was answered already
@@ -289,6 +296,13 @@ final class NodeLoop<SM: StateMachine> {
             try snapshotSaved(output.value, failure: failure)
         case .snapshotWork(let work):
             try handle(work)
+        case .read(let r):
+            try handleRead(r)
+        case .cancelRead(let token):
+            if let read = reads.byToken.removeValue(forKey: token) {
+                reads.confirmed.remove(token)
+                read.request.fail(CancellationError())
+            }
         case .propose, .stop:
             break
         }

@@ -19,6 +19,10 @@ public struct RaftNodeConfiguration: Sendable {
     public var compactionTrail: UInt64 = 1_000
     /// Ticks a proposal may wait for its result before failing with a timeout.
     public var proposalTimeoutTicks: Int = 50
+    /// Ticks a linearizable or lease read may wait for its read index to be confirmed and
+    /// applied before failing with ``RaftError/Code/timeout``. A read that finds no leader (an
+    /// election) or whose request or answer was lost is retried meanwhile.
+    public var readTimeoutTicks: Int = 30
     /// Where the node's metrics go; `nil` uses the process-wide `MetricsSystem` (bootstrap it
     /// once at startup).
     public var metricsFactory: (any MetricsFactory)?
@@ -81,6 +85,8 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
         case snapshotNow(CheckedContinuation<LogIndex?, any Error>)
         case snapshotSaved(Confined<SnapshotOutput>, RaftError?)
         case snapshotWork(SnapshotWork)
+        case read(ReadRequest)
+        case cancelRead(UInt64)
         case stop
     }
 
@@ -101,6 +107,8 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
     let ticker: @Sendable (Duration, Inbox<Event>) async -> Void
     let nextProposal = Atomic<UInt64>(0)
     let logger: Logger
+    /// Time since this node was created, by its injected clock.
+    let elapsed: @Sendable () -> Duration
 
     /// Creates a node. Nothing happens until ``run()``.
     ///
@@ -136,6 +144,8 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
         l[metadataKey: "raft.node"] = "\(c.raft.id)"
         self.logger = l
         ticker = { interval, inbox in await tickLoop(clock: clock, every: interval, into: inbox, tick: Event.tick) }
+        let origin = clock.now
+        elapsed = { origin.duration(to: clock.now) }
     }
 
     /// `configuration` as the node runs it, or why it cannot.
@@ -147,6 +157,7 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
         try c.raft.validate()
         if c.tickInterval <= .zero { throw RaftError(.invalidConfiguration, "tickInterval must be positive") }
         if c.proposalTimeoutTicks < 1 { throw RaftError(.invalidConfiguration, "proposalTimeoutTicks must be at least 1") }
+        if c.readTimeoutTicks < 1 { throw RaftError(.invalidConfiguration, "readTimeoutTicks must be at least 1") }
         if c.snapshotChunkBytes < 1 { throw RaftError(.invalidConfiguration, "snapshotChunkBytes must be at least 1") }
         if c.snapshotChunksInFlight < 1 { throw RaftError(.invalidConfiguration, "snapshotChunksInFlight must be at least 1") }
         if c.snapshotRetryTicks < 1 { throw RaftError(.invalidConfiguration, "snapshotRetryTicks must be at least 1") }
@@ -258,6 +269,12 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
     /// Runs `body` with a new proposal token, posting a cancellation for it if the task is
     /// cancelled once the proposal is posted.
     func withProposal<R>(_ body: (UInt64, ProposalTicket) async throws -> R) async throws -> R {
+        try await withTicket(cancel: { .cancel($0) }, body)
+    }
+
+    /// Runs `body` with a new request token, posting `cancel(token)` if the task is cancelled
+    /// once `body` marked the request posted on its ticket.
+    func withTicket<R>(cancel: @escaping @Sendable (UInt64) -> Event, _ body: (UInt64, ProposalTicket) async throws -> R) async throws -> R {
         let token = nextProposal.add(1, ordering: .relaxed).newValue
         let ticket = ProposalTicket()
         return try await withTaskCancellationHandler {
@@ -265,8 +282,8 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
         } onCancel: { [inbox] in
             ticket.state.withLock { s in
                 s.cancelled = true
-                // Posted under the ticket's lock, so it cannot overtake its proposal.
-                if s.posted { inbox.post(.cancel(token)) }
+                // Posted under the ticket's lock, so it cannot overtake its request.
+                if s.posted { inbox.post(cancel(token)) }
             }
         }
     }
@@ -306,6 +323,7 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
             case .status(let c): c.resume(returning: nil)
             case .snapshotNow(let c): c.resume(throwing: error)
             case .snapshotSaved(let output, _): output.value.abort()
+            case .read(let r): r.fail(error)
             default: break
             }
         }

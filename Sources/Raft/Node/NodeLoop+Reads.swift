@@ -1,0 +1,159 @@
+// Reads: asking the core for a read index, retrying while there is no leader or an answer was
+// lost, and running queries once the state machine has applied far enough.
+
+/// The run loop's reads, by token (confined to the loop).
+struct PendingReads<SM: StateMachine> {
+    enum Stage {
+        /// Not accepted by the core yet: no leader known (an election), or retried.
+        case waitingForLeader
+        /// Asked at tick `tick` while `leader` led; an answer is due.
+        case asked(tick: Int, leader: NodeID)
+        /// Confirmed at this read index: served once the state machine has applied it.
+        case confirmed(LogIndex)
+    }
+
+    struct Read {
+        var request: RaftNode<SM>.ReadRequest
+        var deadline: Int
+        var stage: Stage
+    }
+
+    var byToken: [UInt64: Read] = [:]
+    /// Tokens of confirmed reads not served yet.
+    var confirmed: Set<UInt64> = []
+
+    var isEmpty: Bool { byToken.isEmpty }
+
+    /// The context a read's token travels as in the core and on the wire.
+    static func context(_ token: UInt64) -> [UInt8] {
+        withUnsafeBytes(of: token.bigEndian) { Array($0) }
+    }
+
+    static func token(_ context: [UInt8]) -> UInt64? {
+        guard context.count == 8 else { return nil }
+        return context.reduce(0) { $0 << 8 | UInt64($1) }
+    }
+}
+
+extension NodeLoop {
+    /// Ticks between asking again for a read index that got no answer (the request or its
+    /// answer may be lost): two heartbeat intervals, so a lost message costs little.
+    var readRetryTicks: Int { max(2, 2 * node.configuration.raft.heartbeatTicks) }
+
+    func handleRead(_ r: RaftNode<SM>.ReadRequest) throws(RaftError) {
+        if r.consistency == .stale {
+            // Whatever is applied, but never beside a restore, which owns the state machine.
+            reads.byToken[r.token] = PendingReads.Read(request: r, deadline: Int.max, stage: .confirmed(.zero))
+            reads.confirmed.insert(r.token)
+            serveReads()
+            return
+        }
+        if r.consistency == .lease && node.configuration.raft.readLease == nil {
+            r.fail(RaftError(.invalidArgument, "node \(node.id): lease reads are not enabled: set RaftConfiguration.readLease (it requires checkQuorum)"))
+            return
+        }
+        reads.byToken[r.token] = PendingReads.Read(
+            request: r, deadline: ticks + node.configuration.readTimeoutTicks, stage: .waitingForLeader)
+        try ask(r.token)
+    }
+
+    /// Asks the core for the read index of `token`'s read; without a leader it waits for one.
+    func ask(_ token: UInt64) throws(RaftError) {
+        guard let read = reads.byToken[token] else { return }
+        var confirmation: ReadConfirmation = read.request.consistency == .lease ? .lease : .quorum
+        // A lease counted in ticks holds only while ticks come on time: if this node's ticks are
+        // late (its process was paused, its loop stalled), its count of the lease is behind the
+        // real time, so confirm with a round instead.
+        if confirmation == .lease && ticksAreLate { confirmation = .quorum }
+        do {
+            try core.readIndex(context: PendingReads<SM>.context(token), confirmation: confirmation)
+            reads.byToken[token]?.stage = .asked(tick: ticks, leader: core.leader)
+        } catch {
+            if core.storageFailure != nil { throw error }
+            // No leader to ask (an election): retried on the next tick and on a leader change.
+            reads.byToken[token]?.stage = .waitingForLeader
+        }
+    }
+
+    /// Whether the last tick this loop handled is more than two tick intervals old by the
+    /// node's clock.
+    var ticksAreLate: Bool {
+        node.elapsed() - lastTickAt > node.configuration.tickInterval * 2
+    }
+
+    /// Records the read indexes the core confirmed, and serves what the state machine holds.
+    func confirmReads(_ states: [ReadState]) {
+        guard !states.isEmpty else { return }
+        for s in states {
+            guard let token = PendingReads<SM>.token(s.context), let read = reads.byToken[token] else { continue }
+            // A retried read may be answered twice: the first answer stands.
+            if case .confirmed = read.stage { continue }
+            reads.byToken[token]?.stage = .confirmed(s.index)
+            reads.confirmed.insert(token)
+        }
+        serveReads()
+    }
+
+    /// Runs the queries of confirmed reads whose index the state machine has applied.
+    func serveReads() {
+        guard !reads.confirmed.isEmpty, snapshotIO.restoring.isEmpty else { return }
+        let applied = applied.applied
+        for token in reads.confirmed {
+            guard let read = reads.byToken[token], case .confirmed(let index) = read.stage, index <= applied else { continue }
+            reads.confirmed.remove(token)
+            reads.byToken[token] = nil
+            read.request.serve(stateMachine)
+        }
+    }
+
+    /// On a tick: fails reads past their deadline, and asks again for those without an answer.
+    func tickReads() throws(RaftError) {
+        guard !reads.isEmpty else { return }
+        for (token, read) in reads.byToken {
+            if read.deadline <= ticks {
+                reads.byToken[token] = nil
+                reads.confirmed.remove(token)
+                read.request.fail(readTimeout())
+                continue
+            }
+            switch read.stage {
+            case .waitingForLeader:
+                try ask(token)
+            case .asked(let tick, let leader):
+                if leader != core.leader || ticks - tick >= readRetryTicks { try ask(token) }
+            case .confirmed:
+                break
+            }
+        }
+    }
+
+    /// After a leader change: a request the old leader held is lost with its term (a leader
+    /// drops its pending reads when it steps down), so ask the new one at once.
+    func retryReadsAfterLeaderChange() throws(RaftError) {
+        guard !reads.isEmpty else { return }
+        for (token, read) in reads.byToken {
+            switch read.stage {
+            case .waitingForLeader: try ask(token)
+            case .asked(_, let leader) where leader != core.leader: try ask(token)
+            default: break
+            }
+        }
+    }
+
+    func readTimeout() -> RaftError {
+        let leader = core.leader
+        var e = RaftError(
+            .timeout,
+            "node \(node.id): no read index was confirmed and applied within \(node.configuration.readTimeoutTicks) ticks"
+                + (leader.isNone ? " (no leader known)" : ""),
+            leaderHint: leader.isNone ? nil : leader)
+        if !leader.isNone { e.leaderAddress = node.configuration.clientAddresses[leader] }
+        return e
+    }
+
+    /// Fails every pending read (the node stops).
+    func failReads(_ error: any Error) {
+        for read in reads.byToken.values { read.request.fail(error) }
+        reads = PendingReads()
+    }
+}
