@@ -6,6 +6,7 @@ import PackageDescription
 //   cd Benchmarks && swift run -c release raft-core-bench
 //   cd Benchmarks && swift run -c release raft-wal-bench
 //   cd Benchmarks && swift run -c release raft-node-bench
+//   cd Benchmarks && swift run -c release raft-read-bench
 let package = Package(
     name: "swift-raft-benchmarks",
     dependencies: [
@@ -42,6 +43,16 @@ let package = Package(
         // disk's fdatasync latency, fsyncs per committed proposal.
         .executableTarget(
             name: "raft-node-bench",
+            dependencies: [
+                .product(name: "Raft", package: "swift-raft"),
+                "BenchSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // Linearizable and lease reads beside writes on three RaftNodes with fsync: reads/s and
+        // latency against the write rate measured in the same run.
+        .executableTarget(
+            name: "raft-read-bench",
             dependencies: [
                 .product(name: "Raft", package: "swift-raft"),
                 "BenchSupport",

@@ -34,7 +34,13 @@ enum ReadmeExample {
             stateMachine: Counter(), transport: transport)
         // Run it in a ServiceGroup (or `try await node.run()`), then:
         let total = try await node.propose([5])   // the state machine's result, once committed
-        return total
+        // Linearizable on any node (ReadIndex: one heartbeat round to a quorum, no log entry):
+        let now = try await node.read { counter in counter.total }
+        // With RaftConfiguration.readLease set: no round while the leader's lease holds.
+        let fast = try await node.read(.lease) { counter in counter.total }
+        // This node's state as it is, possibly behind.
+        let local = try await node.read(.stale) { counter in counter.total }
+        return total + now + fast + local
     }
 
     // --- README: the typed helpers on a [String: [UInt8]] map.

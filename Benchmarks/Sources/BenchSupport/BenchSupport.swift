@@ -107,3 +107,15 @@ public func requireSeconds(_ seconds: Double, _ flag: String, allowZero: Bool) t
 public func requireAll(_ list: IntList, atLeast minimum: Int, _ flag: String) throws {
     try require(list.values.allSatisfy { $0 >= minimum }, "\(flag) needs integers of at least \(minimum), got '\(list)'")
 }
+
+/// Nanoseconds as microseconds, or milliseconds from 10 ms on.
+public func latency(_ nanos: Double) -> String {
+    guard nanos.isFinite else { return "-" }
+    return nanos >= 10e6 ? "\(fixed(nanos / 1e6, 1)) ms" : "\(fixed(nanos / 1e3, 0)) µs"
+}
+
+/// A duration in whole nanoseconds.
+public func nanoseconds(_ d: Duration) -> Int {
+    let c = d.components
+    return Int(c.seconds) * 1_000_000_000 + Int(c.attoseconds / 1_000_000_000)
+}

@@ -456,10 +456,6 @@ func measureRawSync(in directory: String, rounds: Int) throws(RaftError) -> RawS
 
 // MARK: - Helpers
 
-func nanoseconds(_ d: Duration) -> Int {
-    let c = d.components
-    return Int(c.seconds) * 1_000_000_000 + Int(c.attoseconds / 1_000_000_000)
-}
 
 /// The process's CPU time so far, in user space and in the kernel (fsync and I/O submission).
 func processCPUSeconds() -> (user: Double, system: Double) {
@@ -473,11 +469,6 @@ func processCPUSeconds() -> (user: Double, system: Double) {
 
 
 
-/// Nanoseconds as microseconds, or milliseconds from 10 ms on.
-func latency(_ nanos: Double) -> String {
-    guard nanos.isFinite else { return "-" }
-    return nanos >= 10e6 ? "\(fixed(nanos / 1e6, 1)) ms" : "\(fixed(nanos / 1e3, 0)) µs"
-}
 
 
 func ratio(_ a: Int, _ b: Int) -> String { b == 0 ? "-" : fixed(Double(a) / Double(b), 2) }
