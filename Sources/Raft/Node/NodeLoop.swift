@@ -289,6 +289,8 @@ final class NodeLoop<SM: StateMachine> {
             try snapshotSaved(output.value, failure: failure)
         case .snapshotWork(let work):
             try handle(work)
+        case .transport(let event):
+            handle(event)
         case .propose, .stop:
             break
         }

@@ -81,6 +81,8 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
         case snapshotNow(CheckedContinuation<LogIndex?, any Error>)
         case snapshotSaved(Confined<SnapshotOutput>, RaftError?)
         case snapshotWork(SnapshotWork)
+        /// Feedback from the transport (RaftNode+TransportEvents).
+        case transport(TransportEvent)
         case stop
     }
 
@@ -136,6 +138,7 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
         l[metadataKey: "raft.node"] = "\(c.raft.id)"
         self.logger = l
         ticker = { interval, inbox in await tickLoop(clock: clock, every: interval, into: inbox, tick: Event.tick) }
+        attachToTransport()
     }
 
     /// `configuration` as the node runs it, or why it cannot.
