@@ -11,12 +11,15 @@ let package = Package(
     products: [
         .library(name: "Raft", targets: ["Raft"]),
         .library(name: "RaftTestKit", targets: ["RaftTestKit"]),
+        .library(name: "RaftTransportTCP", targets: ["RaftTransportTCP"]),
         .executable(name: "raft-demo", targets: ["raft-demo"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        // Only RaftTransportTCP uses SwiftNIO; the Raft module does not depend on it.
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
     ],
     targets: [
         // The protocol core (standard library only), storage, snapshots and the node runtime.
@@ -30,6 +33,17 @@ let package = Package(
             ]),
         // One system call Swift's Glibc module does not expose (fallocate, to reserve log space).
         .target(name: "CRaftSystem"),
+        // Peers over TCP (SwiftNIO): wire codec, handshake, per-peer connections.
+        .target(
+            name: "RaftTransportTCP",
+            dependencies: [
+                "Raft",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
         // Simulation cluster, safety checker and scenario runner, usable by library users.
         .target(name: "RaftTestKit", dependencies: ["Raft"]),
         // A narrated three-node cluster in one process.
@@ -40,6 +54,17 @@ let package = Package(
             name: "RaftTests",
             dependencies: ["Raft", "RaftTestKit", .product(name: "MetricsTestKit", package: "swift-metrics")],
             exclude: ["testdata"]
+        ),
+        .testTarget(
+            name: "RaftTransportTCPTests",
+            dependencies: [
+                "Raft", "RaftTransportTCP", "RaftTestKit",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -65,6 +65,10 @@ public struct LogIndex: RawRepresentable, Hashable, Comparable, Sendable, Expres
     public static let zero = LogIndex(rawValue: 0)
 
     @inlinable public static func < (lhs: LogIndex, rhs: LogIndex) -> Bool { lhs.rawValue < rhs.rawValue }
+    /// Compares the raw values. Declared so that `Strideable`'s default `==`, which goes through
+    /// ``distance(to:)`` and traps on indexes above `Int.max`, is never used: an index decoded
+    /// from a peer's bytes may be any 64-bit value, and comparing it must not crash the process.
+    @inlinable public static func == (lhs: LogIndex, rhs: LogIndex) -> Bool { lhs.rawValue == rhs.rawValue }
     public var description: String { String(rawValue) }
 
     /// The distance to another index, as an entry count.

@@ -303,6 +303,8 @@ final class NodeLoop<SM: StateMachine> {
                 reads.confirmed.remove(token)
                 read.request.fail(CancellationError())
             }
+        case .transport(let event):
+            handle(event)
         case .propose, .stop:
             break
         }

@@ -87,6 +87,8 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
         case snapshotWork(SnapshotWork)
         case read(ReadRequest)
         case cancelRead(UInt64)
+        /// Feedback from the transport (RaftNode+TransportEvents).
+        case transport(TransportEvent)
         case stop
     }
 
@@ -146,6 +148,7 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
         ticker = { interval, inbox in await tickLoop(clock: clock, every: interval, into: inbox, tick: Event.tick) }
         let origin = clock.now
         elapsed = { origin.duration(to: clock.now) }
+        attachToTransport()
     }
 
     /// `configuration` as the node runs it, or why it cannot.

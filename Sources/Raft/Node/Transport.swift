@@ -11,6 +11,31 @@ import Synchronization
 public protocol RaftTransport: Sendable {
     /// Sends messages; must not block.
     func send(_ messages: [Message])
+
+    /// Tells the transport where to report what it learns about `node`'s peers
+    /// (``TransportEvent``), or to stop reporting (`nil`). A ``RaftNode`` calls it once, when it
+    /// is created, for its own id; a transport shared by several nodes keeps one handler per
+    /// node. The handler only queues the event for the node's run loop, so a transport may call
+    /// it from any thread, at any time, as often as it likes.
+    ///
+    /// The default implementation reports nothing: a transport that cannot tell when a peer is
+    /// unreachable need not implement it (Raft then notices by missing answers alone).
+    func setEventHandler(for node: NodeID, _ handler: (@Sendable (TransportEvent) -> Void)?)
+}
+
+extension RaftTransport {
+    /// Reports nothing.
+    public func setEventHandler(for node: NodeID, _ handler: (@Sendable (TransportEvent) -> Void)?) {}
+}
+
+/// What a transport reports to the node that sends through it.
+public enum TransportEvent: Sendable, Hashable {
+    /// Messages to this peer are not getting through (it cannot be dialled, its connection
+    /// broke, or its queue is full and messages are dropped). A leader stops streaming appends
+    /// to it and probes instead, one append per heartbeat, until it answers
+    /// (``RaftCore/reportUnreachable(_:)``, as etcd's `ReportUnreachable`): nothing piles up
+    /// for a peer that cannot take it.
+    case unreachable(NodeID)
 }
 
 /// An in-process transport: every node of a cluster in one process (tests, examples, the demo).

@@ -1,0 +1,187 @@
+import Logging
+import NIOCore
+import NIOPosix
+import Raft
+import ServiceLifecycle
+
+extension TCPTransport {
+    /// Starts listening (if it is not already) and returns the port it listens on: the one
+    /// configured, or the one the system chose for port 0. Connections are accepted once
+    /// ``run()`` runs.
+    ///
+    /// - Throws: the system's error when the address cannot be bound, or
+    ///   ``Raft/RaftError/Code/stopped`` after ``shutdown()``.
+    @discardableResult
+    public func listen() async throws -> Int {
+        if let port = state.withLock({ $0.server?.channel.localAddress?.port }) { return port }
+        let c = configuration
+        let server = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .bind(host: c.listenAddress.host, port: c.listenAddress.port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(WireFrameDecoder(maxFrameBytes: c.maxFrameBytes)))
+                    try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(WireFrameEncoder(maxFrameBytes: c.maxFrameBytes)))
+                    return try NIOAsyncChannel<WireFrame, WireFrame>(wrappingChannelSynchronously: channel)
+                }
+            }
+        let (kept, stopped) = state.withLock { s -> (NIOAsyncChannel<NIOAsyncChannel<WireFrame, WireFrame>, Never>?, Bool) in
+            if s.shutDown { return (nil, true) }
+            if s.server == nil { s.server = server }
+            return (s.server, false)
+        }
+        if stopped || kept?.channel !== server.channel { server.channel.close(promise: nil) }
+        if stopped { throw RaftError(.stopped, "TCP transport of node \(c.nodeID) is shut down") }
+        guard let port = kept?.channel.localAddress?.port else {
+            throw RaftError(.io, "TCP transport of node \(c.nodeID): the listening socket has no port")
+        }
+        logger.info("listening", metadata: ["raft.tcp.address": "\(c.listenAddress.host):\(port)"])
+        return port
+    }
+
+    /// The port the transport listens on, once ``listen()`` returned.
+    public var listeningPort: Int? { state.withLock { $0.server?.channel.localAddress?.port } }
+
+    /// Accepts connections until graceful shutdown, task cancellation or ``shutdown()``; each
+    /// connection is served by a task of its own, and an error on one closes that one only.
+    /// Then flushes what is queued for every peer and closes every connection.
+    public func run() async throws {
+        _ = try await listen()
+        guard let server = state.withLock({ $0.server }) else { return }
+        try await withGracefulShutdownHandler {
+            try await withTaskCancellationHandler {
+                try await withThrowingDiscardingTaskGroup { group in
+                    try await server.executeThenClose { inbound in
+                        for try await connection in inbound {
+                            group.addTask { await self.serve(connection) }
+                        }
+                    }
+                }
+            } onCancel: {
+                self.stopAccepting()
+            }
+        } onGracefulShutdown: {
+            self.stopAccepting()
+        }
+        await closeLinks()
+    }
+
+    /// Stops the transport: no more connections are accepted, what is queued is flushed (for at
+    /// most a second), and every connection closes. ``run()`` then returns. Messages sent
+    /// afterwards are dropped.
+    public func shutdown() async {
+        stopAccepting()
+        await closeLinks()
+    }
+
+    /// Closes the listening socket and every accepted connection; refuses new links.
+    func stopAccepting() {
+        let (server, accepted) = state.withLock { s -> ((any Channel)?, [any Channel]) in
+            s.shutDown = true
+            let accepted = Array(s.accepted.values)
+            s.accepted = [:]
+            return (s.server?.channel, accepted)
+        }
+        server?.close(promise: nil)
+        for c in accepted { c.close(promise: nil) }
+    }
+
+    /// Flushes and closes every outbound connection.
+    func closeLinks() async {
+        let links = state.withLock { s -> [PeerLink] in
+            s.shutDown = true
+            let links = Array(s.links.values)
+            s.links = [:]
+            return links
+        }
+        for link in links {
+            if let closed = link.flushAndClose(within: .seconds(1)) { try? await closed.get() }
+        }
+    }
+
+    /// Serves one accepted connection: the handshake, then messages to the node until the peer
+    /// closes it, breaks the protocol, or the transport shuts down. Never throws: whatever goes
+    /// wrong is logged and ends this connection only.
+    func serve(_ connection: NIOAsyncChannel<WireFrame, WireFrame>) async {
+        let channel = connection.channel
+        let remote = channel.remoteAddress.map { "\($0)" } ?? "unknown"
+        var metadata: Logger.Metadata = ["raft.tcp.remote": "\(remote)"]
+        let registered = state.withLock { s -> Bool in
+            if s.shutDown { return false }
+            s.accepted[ObjectIdentifier(channel)] = channel
+            return true
+        }
+        guard registered else {
+            channel.close(promise: nil)
+            return
+        }
+        defer { _ = state.withLock { $0.accepted.removeValue(forKey: ObjectIdentifier(channel)) } }
+        let timeout = channel.eventLoop.scheduleTask(in: TimeAmount(configuration.handshakeTimeout)) {
+            channel.close(promise: nil)
+        }
+        do {
+            try await connection.executeThenClose { inbound, outbound in
+                var frames = inbound.makeAsyncIterator()
+                guard case .hello(let hello)? = try await frames.next() else {
+                    timeout.cancel()
+                    refuse("the first frame was not a hello", metadata)
+                    return
+                }
+                timeout.cancel()
+                metadata["raft.peer"] = "\(hello.sender)"
+                metadata["raft.tcp.lane"] = "\(hello.lane.name)"
+                if let why = refusal(of: hello) {
+                    refuse(why, metadata)
+                    return
+                }
+                try await outbound.write(.hello(Hello(clusterID: configuration.clusterID, sender: configuration.nodeID, receiver: hello.sender, lane: hello.lane)))
+                logger.debug("accepted a peer's connection", metadata: metadata)
+                let counters = metrics.inbound(hello.sender, hello.lane)
+                while let frame = try await frames.next() {
+                    guard case .message(let m) = frame else {
+                        logger.info("closing a connection: a second hello", metadata: metadata)
+                        return
+                    }
+                    if let why = violation(m, on: hello) {
+                        logger.info("closing a connection: \(why)", metadata: metadata)
+                        return
+                    }
+                    counters.received(bytes: WireFormat.frameSize(of: m))
+                    deliver(m)
+                }
+            }
+        } catch {
+            timeout.cancel()
+            // A malformed frame, a reset, the transport closing it: this connection only.
+            logger.info("closed a peer's connection: \(error)", metadata: metadata)
+        }
+    }
+
+    func refuse(_ why: String, _ metadata: Logger.Metadata) {
+        metrics.refused()
+        logger.info("refused a connection: \(why)", metadata: metadata)
+    }
+
+    /// Why an accepted connection's hello is refused, or `nil` if the peer may talk.
+    func refusal(of hello: Hello) -> String? {
+        if hello.clusterID != configuration.clusterID {
+            return "the peer belongs to cluster \"\(hello.clusterID)\", not \"\(configuration.clusterID)\""
+        }
+        if hello.sender == configuration.nodeID { return "the peer claims this node's own id \(hello.sender)" }
+        if !state.withLock({ $0.peers[hello.sender] != nil }) { return "node \(hello.sender) is not a configured member" }
+        if hello.receiver != configuration.nodeID { return "the peer meant to reach node \(hello.receiver), not this node" }
+        if hello.version < 1 { return "the peer speaks format version \(hello.version) only" }
+        return nil
+    }
+
+    /// Why a message on a connection breaks the handshake's terms, or `nil` if it is fine.
+    func violation(_ m: Message, on hello: Hello) -> String? {
+        if m.from != hello.sender { return "a message from node \(m.from) on node \(hello.sender)'s connection" }
+        if m.to != configuration.nodeID { return "a message for node \(m.to)" }
+        let chunk: Bool
+        if case .snapshotChunk = m.kind { chunk = true } else { chunk = false }
+        if chunk != (hello.lane == .snapshots) { return "a \(WireFormat.FrameKind(m.kind)) message on the \(hello.lane.name) lane" }
+        return nil
+    }
+}

@@ -1,0 +1,181 @@
+import Logging
+import MetricsTestKit
+import Raft
+import RaftTransportTCP
+import Synchronization
+
+/// A state machine that keeps every command in order; the result of a command is the command.
+final class Journal: StateMachine {
+    var commands: [String] = []
+    let view: JournalView
+
+    init(view: JournalView) { self.view = view }
+
+    func apply(_ entries: ArraySlice<LogEntry>) throws -> [String] {
+        let new = entries.filter { $0.kind == .command }.map { String(decoding: $0.data, as: UTF8.self) }
+        commands += new
+        view.publish(commands)
+        return new
+    }
+
+    func prepareSnapshot() throws -> [String] { commands }
+
+    static func saveSnapshot(_ context: [String], to output: SnapshotOutput) throws {
+        try output.write(context.joined(separator: "\n").utf8)
+    }
+
+    func recoverSnapshot(from input: SnapshotInput, metadata: SnapshotMetadata) throws {
+        let text = String(decoding: try input.readAll(), as: UTF8.self)
+        commands = text.isEmpty ? [] : text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        view.publish(commands)
+    }
+}
+
+/// What a test sees of a ``Journal`` handed to a node.
+final class JournalView: Sendable {
+    private let state = Mutex<[String]>([])
+    var commands: [String] { state.withLock { $0 } }
+    func publish(_ c: [String]) { state.withLock { $0 = c } }
+}
+
+/// Three `RaftNode`s, each with its own `TCPTransport` on 127.0.0.1 (ports chosen by the
+/// system), file storage under a temporary directory, and real time (20 ms ticks).
+///
+/// `@unchecked Sendable`: a test drives its cluster from one task at a time; the tasks it
+/// starts only run the node and the transport they were given.
+final class TCPCluster: @unchecked Sendable {
+    let ids: [NodeID] = [1, 2, 3]
+    let directory: TemporaryDirectory
+    let metrics = TestMetrics()
+    var ports: [NodeID: Int] = [:]
+    var transports: [NodeID: TCPTransport] = [:]
+    var nodes: [NodeID: RaftNode<Journal>] = [:]
+    var views: [NodeID: JournalView] = [:]
+    var nodeRuns: [NodeID: Task<Void, any Error>] = [:]
+    var transportRuns: [NodeID: Task<Void, any Error>] = [:]
+    let tuneTransport: (inout TCPTransportConfiguration) -> Void
+    let tuneNode: (inout RaftNodeConfiguration) -> Void
+
+    init(
+        tuneTransport: @escaping (inout TCPTransportConfiguration) -> Void = { _ in },
+        tuneNode: @escaping (inout RaftNodeConfiguration) -> Void = { _ in }
+    ) async throws {
+        directory = try TemporaryDirectory()
+        self.tuneTransport = tuneTransport
+        self.tuneNode = tuneNode
+        // Bind every transport first (port 0), then tell each where the others are.
+        for id in ids { ports[id] = try await startTransport(id, port: 0) }
+        for id in ids { transports[id]!.setPeers(peers(of: id)) }
+    }
+
+    func peers(of id: NodeID) -> [NodeID: PeerAddress] {
+        var p: [NodeID: PeerAddress] = [:]
+        for other in ids where other != id { p[other] = PeerAddress(host: loopback, port: ports[other] ?? 0) }
+        return p
+    }
+
+    /// Starts node `id`'s transport on `port` and returns the port it listens on.
+    func startTransport(_ id: NodeID, port: Int) async throws -> Int {
+        var c = TCPTransportConfiguration(clusterID: "tcp-test", nodeID: id, listenAddress: PeerAddress(host: loopback, port: port), peers: peers(of: id))
+        c.reconnectBackoff = .milliseconds(20)
+        c.maxReconnectBackoff = .milliseconds(200)
+        tuneTransport(&c)
+        let t = try TCPTransport(configuration: c, metricsFactory: metrics)
+        let bound = try await t.listen()
+        transports[id] = t
+        transportRuns[id] = Task { try await t.run() }
+        return bound
+    }
+
+    func startNode(_ id: NodeID) throws {
+        var c = RaftNodeConfiguration(id: id)
+        c.tickInterval = .milliseconds(20)
+        c.proposalTimeoutTicks = 100
+        tuneNode(&c)
+        let storage = try FileLogStorage(directory: "\(directory.path)/node\(id)", voters: ids)
+        let view = JournalView()
+        let node = try RaftNode(configuration: c, storage: storage, stateMachine: Journal(view: view), transport: transports[id]!)
+        transports[id]!.setReceiver { node.receive($0) }
+        nodes[id] = node
+        views[id] = view
+        nodeRuns[id] = Task { try await node.run() }
+    }
+
+    func startAll() throws { for id in ids { try startNode(id) } }
+
+    /// Stops node `id` and its transport (the process of that node "dies" cleanly).
+    func stop(_ id: NodeID) async throws {
+        nodes[id]?.stop()
+        if let run = nodeRuns[id] { _ = try await within(.seconds(10), "node \(id) stopping") { await run.result } }
+        await transports[id]?.shutdown()
+        if let run = transportRuns[id] { _ = try await within(.seconds(10), "transport \(id) stopping") { await run.result } }
+        nodes[id] = nil
+        nodeRuns[id] = nil
+        transportRuns[id] = nil
+        transports[id] = nil
+    }
+
+    /// Starts node `id` again on the port it had, with the log it left.
+    func restart(_ id: NodeID) async throws {
+        _ = try await startTransport(id, port: ports[id]!)
+        try startNode(id)
+    }
+
+    func stopAll() async {
+        for id in ids { try? await stop(id) }
+        directory.remove()
+    }
+
+    func status(_ id: NodeID) async -> NodeStatus? { try? await nodes[id]?.status() }
+
+    /// The one leader among the running nodes, waiting for it (bounded).
+    func leader(within limit: Duration = .seconds(20)) async throws -> NodeID {
+        let deadline = ContinuousClock.now.advanced(by: limit)
+        while ContinuousClock.now < deadline {
+            var leaders: [NodeID] = []
+            for id in ids {
+                if let s = await status(id), s.raft.role == .leader { leaders.append(id) }
+            }
+            if leaders.count == 1 { return leaders[0] }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        throw RaftError(.timeout, "no single leader within \(limit)")
+    }
+
+    /// Proposes on the current leader, retrying on a leader change (bounded).
+    @discardableResult
+    func propose(_ command: String) async throws -> String {
+        var last: (any Error)?
+        for _ in 0..<20 {
+            let l = try await leader()
+            do { return try await nodes[l]!.propose(Array(command.utf8)) } catch let e as RaftError where e.code == .notLeader || e.code == .proposalDropped {
+                last = e
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+        throw last ?? RaftError(.timeout, "proposal \(command) failed")
+    }
+
+    /// Proposes `prefix0`, `prefix1`, … in turn, checking each result; returns the commands.
+    func proposeMany(_ prefix: String, _ count: Int) async throws -> [String] {
+        var done: [String] = []
+        for i in 0..<count {
+            let c = "\(prefix)\(i)"
+            let result = try await propose(c)
+            guard result == c else { throw RaftError(.stateMachine, "proposal \(c) answered \(result)") }
+            done.append(c)
+        }
+        return done
+    }
+
+    /// Waits until every running node applied exactly `commands`.
+    func waitForAll(_ commands: [String], within limit: Duration = .seconds(20)) async throws {
+        try await eventually(limit, "every running node applying \(commands.count) commands") {
+            self.nodes.keys.allSatisfy { self.views[$0]?.commands == commands }
+        }
+    }
+
+    func counter(_ label: String, node: NodeID, peer: NodeID, lane: String = "messages") -> Int64 {
+        (try? metrics.expectCounter(label, [("node", node.description), ("peer", peer.description), ("lane", lane)]).totalValue) ?? 0
+    }
+}

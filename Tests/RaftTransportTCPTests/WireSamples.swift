@@ -1,0 +1,72 @@
+import NIOCore
+import Raft
+import RaftTransportTCP
+
+/// One message of every kind (and every variant of a kind's payload), with values that use the
+/// whole width of their fields, so a round trip proves every byte is carried.
+enum WireSamples {
+    static let metadata = SnapshotMetadata(index: LogIndex(rawValue: 1 << 40), term: 77, confState: ConfState(voters: [1, 2, 3, NodeID(rawValue: 1 << 63)]))
+
+    static let kinds: [Message.Kind] = [
+        .preVote(RequestVote(lastLogIndex: 12, lastLogTerm: 3)),
+        .preVoteResponse(RequestVoteResponse(granted: true)),
+        .requestVote(RequestVote(lastLogIndex: LogIndex(rawValue: .max), lastLogTerm: Term(rawValue: .max))),
+        .requestVoteResponse(RequestVoteResponse(granted: false)),
+        .appendEntries(AppendEntries(prevLogIndex: 9, prevLogTerm: 2, entries: [], leaderCommit: 8)),
+        .appendEntries(
+            AppendEntries(
+                prevLogIndex: 9, prevLogTerm: 2,
+                entries: [
+                    LogEntry(term: 3, index: 10, kind: .noop),
+                    LogEntry(term: 3, index: 11, data: Array("k=v".utf8)),
+                    LogEntry(term: 3, index: 12, data: (0..<300).map { UInt8(truncatingIfNeeded: $0) }),
+                ],
+                leaderCommit: 9, probe: 5)),
+        .appendEntriesResponse(AppendEntriesResponse(index: 11)),
+        .appendEntriesResponse(AppendEntriesResponse(index: 40, reject: true, rejectHint: 30, rejectHintTerm: 4, probe: 9)),
+        .heartbeat(Heartbeat(commit: 8)),
+        .heartbeat(Heartbeat(commit: 8, round: 1 << 50)),
+        .heartbeatResponse(HeartbeatResponse(round: 17)),
+        .installSnapshot(InstallSnapshot(metadata: metadata, data: .bytes([1, 2, 3, 4, 5]))),
+        .installSnapshot(InstallSnapshot(metadata: metadata, data: .inSenderStorage)),
+        .installSnapshot(InstallSnapshot(metadata: metadata, data: .received(id: 99))),
+        .installSnapshot(
+            InstallSnapshot(metadata: SnapshotMetadata(index: 0, term: 0, confState: ConfState(voters: [])), data: .bytes([]))),
+        .forwardProposal(ForwardProposal(commands: [])),
+        .forwardProposal(ForwardProposal(commands: [[], Array("a=1".utf8), [0xFF]])),
+        .snapshotChunk(SnapshotChunk(transfer: 1 << 60, metadata: metadata, offset: 0, data: [9, 8, 7], checksum: 0xDEAD_BEEF, last: false)),
+        .snapshotChunk(SnapshotChunk(transfer: 3, metadata: metadata, offset: 1 << 33, data: [], checksum: 0, last: true)),
+        .snapshotChunkAck(SnapshotChunkAck(transfer: 3, next: 1 << 33)),
+        .snapshotChunkAck(SnapshotChunkAck(transfer: 3, next: 0, rejected: true)),
+        .snapshotChunkAck(SnapshotChunkAck(transfer: 3, next: 12, sealing: true)),
+        .snapshotChunkAck(SnapshotChunkAck(transfer: 3, next: 12, rejected: true, sealing: true)),
+        .readIndex(ReadIndexRequest(context: [0, 0, 0, 0, 0, 0, 0, 7])),
+        .readIndex(ReadIndexRequest(context: Array(repeating: 0xAB, count: 300), confirmation: .lease)),
+        .readIndexResponse(ReadIndexResponse(context: [1], index: 42)),
+        .readIndexResponse(ReadIndexResponse(context: [0, 0, 0, 0, 0, 0, 0, 9], index: LogIndex(rawValue: 1 << 40))),
+    ]
+
+    static let messages: [Message] = kinds.enumerated().map { k, kind in
+        Message(from: NodeID(rawValue: UInt64(k + 1)), to: NodeID(rawValue: .max - UInt64(k)), term: Term(rawValue: UInt64(k) << 32), kind: kind)
+    }
+
+    static let hellos: [Hello] = [
+        Hello(clusterID: "prod-kv", sender: 1, receiver: 2),
+        Hello(clusterID: "", sender: 3, receiver: 1, version: 200, lane: .snapshots),
+        Hello(clusterID: String(repeating: "é", count: 127), sender: NodeID(rawValue: .max), receiver: 0),
+    ]
+
+    static let frames: [WireFrame] = hellos.map { .hello($0) } + messages.map { .message($0) }
+
+    static func encoded(_ frame: WireFrame) throws -> ByteBuffer {
+        var b = ByteBuffer()
+        try WireFormat.encode(frame, into: &b)
+        return b
+    }
+
+    static func encoded(_ frames: [WireFrame]) throws -> ByteBuffer {
+        var b = ByteBuffer()
+        for f in frames { try WireFormat.encode(f, into: &b) }
+        return b
+    }
+}
