@@ -113,10 +113,12 @@ public struct ReadLease: Sendable, Hashable {
 
     /// How many ticks after sending a round a leader may serve reads on the lease that round
     /// confirms: the `electionTicks - 1` full ticks a follower is certain to wait before it
-    /// votes again, shrunk by the drift, less one tick for the granularity of the leader's own
-    /// count.
+    /// votes again, shrunk by the drift, less two ticks: one for the granularity of the
+    /// leader's own count (it may be almost a tick past its last one), one for a tick handled
+    /// late (a ``RaftNode`` whose last tick is more than one interval old does not use its
+    /// lease at all). 6 ticks with `electionTicks` 10 and a drift of 0.1.
     public func ticks(electionTicks: Int) -> Int {
-        Int((Double(electionTicks - 1) * (1 - maxClockDrift)).rounded(.down)) - 1
+        Int((Double(electionTicks - 1) * (1 - maxClockDrift)).rounded(.down)) - 2
     }
 }
 

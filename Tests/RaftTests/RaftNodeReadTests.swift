@@ -98,6 +98,26 @@ struct RaftNodeReadTests {
         await h.stopAll()
     }
 
+    /// A cancelled read ends at once with `CancellationError`, without waiting for its timeout,
+    /// and the node goes on serving reads.
+    @Test func cancelledReadEndsAtOnce() async throws {
+        let dir = TempDirectory()
+        let h = Self.harness(in: dir) { $0.readTimeoutTicks = 1_000 }
+        try h.startAll()
+        let leader = try await h.electLeader()
+        _ = try await h.write("k=v")
+        let node = h.nodes[leader]!
+        // No round can complete while the leader is cut off.
+        h.transport.isolate(leader, true, from: h.ids)
+        let read = Task { try await node.read { $0.values["k"] ?? "" } }
+        await h.settle()
+        read.cancel()
+        await #expect(throws: CancellationError.self) { _ = try await read.value }
+        h.transport.isolate(leader, false, from: h.ids)
+        #expect(try await h.answer { try await node.read { $0.values["k"] ?? "" } } == "v")
+        await h.stopAll()
+    }
+
     /// A follower's read issued just before the leader stops is answered by the next leader,
     /// with every write the old leader acknowledged.
     @Test func followerReadSurvivesTheLeaderStopping() async throws {

@@ -75,10 +75,10 @@ extension NodeLoop {
         }
     }
 
-    /// Whether the last tick this loop handled is more than two tick intervals old by the
-    /// node's clock.
+    /// Whether the last tick this loop handled is more than one tick interval old by the
+    /// node's clock (``ReadLease/ticks(electionTicks:)`` allows for one such tick).
     var ticksAreLate: Bool {
-        node.elapsed() - lastTickAt > node.configuration.tickInterval * 2
+        node.elapsed() - lastTickAt > node.configuration.tickInterval
     }
 
     /// Records the read indexes the core confirmed, and serves what the state machine holds.

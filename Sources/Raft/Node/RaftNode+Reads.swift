@@ -9,7 +9,8 @@ public enum ReadConsistency: Sendable, Hashable, CustomStringConvertible {
     /// Linearizable as long as the clocks keep to the drift bound of
     /// ``RaftConfiguration/readLease`` (thesis §6.4.1): a leader whose lease holds answers at
     /// once, without a round. Falls back to ``linearizable``'s round when the lease has run out,
-    /// or when this node's own ticks are late (its process was paused). Requires
+    /// or when this node's own ticks are late (its last tick is more than one interval old: its
+    /// process was paused or its loop stalled). Requires
     /// ``RaftConfiguration/readLease``; without it the read fails with
     /// ``RaftError/Code/invalidArgument``.
     case lease
