@@ -213,18 +213,7 @@ final class NodeHarness<SM: StateMachine>: @unchecked Sendable where SM.Result =
     /// Runs `operation` (a proposal, a read) and ticks until it answers, as ``propose(_:at:)``
     /// does; cancels it after 200 ticks.
     func answer<R: Sendable>(_ operation: @escaping @Sendable () async throws -> R) async throws -> R {
-        let answered = Flag()
-        let t = Task {
-            defer { answered.set() }
-            return try await operation()
-        }
-        for _ in 0..<200 where !answered.isSet {
-            await settle()
-            if answered.isSet { break }
-            await tick()
-        }
-        if !answered.isSet { t.cancel() }
-        return try await t.value
+        try await answerWhileTicking(settle: settle, tick: { await self.tick() }, operation)
     }
 
     func stopAll() async { for id in ids { await stop(id) } }
