@@ -78,35 +78,60 @@ struct ReadReviewNodeTests {
         let others = c.ids.filter { $0 != leader }
         c.transport.isolate(leader, true, from: c.ids)
         var ticksPaused = 0
-        var newLeader: NodeID?
-        while newLeader == nil && ticksPaused < 100 {
-            await c.tick(others)
-            ticksPaused += 1
-            for id in others where try await c.nodes[id]!.status().raft.role == .leader { newLeader = id }
-        }
-        let l2 = try #require(newLeader)
-        let before = ticksPaused
+        let l2 = try await c.tickUntilLeader(among: others, ticking: others, counting: &ticksPaused)
         _ = try await c.answer(ticking: others, counting: &ticksPaused) { try await c.nodes[l2]!.propose(Array("k=new".utf8)) }
-        #expect(ticksPaused >= before)
 
         // The leader resumes: its clock moved by the pause, and its first catch-up tick is
         // handled (the rest are still to come).
         c.clocks[leader]!.jump(by: .milliseconds(100) * ticksPaused)
         await c.tick([leader])
-        let answered = Flag()
-        let read = Task {
-            defer { answered.set() }
-            return try await nodeL.read(.lease) { $0.values["k"] ?? "" }
-        }
-        for _ in 0..<20 where !answered.isSet { await c.settle() }
-        // Let the rest of the catch-up ticks come, so a correct read times out.
-        var result: String
-        do {
-            result = try await c.answer(ticking: [leader]) { try await read.value }
-        } catch let e as RaftError {
-            result = "error \(e.code)"
-        }
+        // The rest of the catch-up ticks come after it, so a correct read times out.
+        let result = try await c.outcome(ticking: [leader]) { try await nodeL.read(.lease) { $0.values["k"] ?? "" } }
         #expect(result != "old", "a lease read on a leader back from a \(ticksPaused)-tick pause returned the overwritten value")
+        await c.stopAll()
+    }
+
+    /// A follower's lease read is decided by the leader's core, and the leader's shell never
+    /// checks its own ticks for it: `ticksAreLate` is consulted only by the node that asks
+    /// (here the follower, whose ticks are on time). A leader back from a pause handles the
+    /// follower's request before its first catch-up tick, with a lease count that stopped at
+    /// the pause, and answers it from that lease while the others elected a new leader and
+    /// overwrote the value.
+    ///
+    /// Five nodes: node 2 has an election timeout of 200 ticks (which only lengthens its
+    /// promise, so the lease stays sound), so it keeps following the leader `l`; while `l` is
+    /// paused and cut off, and 2 is cut off from the other three, those three elect a new
+    /// leader and overwrite the key. Expected: 2's lease read does not return the old value.
+    @Test func followerLeaseReadIsNotAnsweredByAPausedLeader() async throws {
+        let c = SplitClockCluster(ids: [1, 2, 3, 4, 5]) { cfg in
+            cfg.raft.readLease = ReadLease(maxClockDrift: 0.1)
+            if cfg.raft.id == 2 { cfg.raft.electionTicks = 200 }
+            cfg.readTimeoutTicks = 20
+        }
+        try c.startAll()
+        let l = try await c.electLeader(ticking: c.ids)
+        try #require(l != 2)
+        _ = try await c.answer(ticking: c.ids) { try await c.nodes[l]!.propose(Array("k=old".utf8)) }
+        await c.tick(c.ids, 2)
+        let follower = c.nodes[2]!
+        #expect(try await c.answer(ticking: c.ids) { try await follower.read(.lease) { $0.values["k"] ?? "" } } == "old")
+
+        // `l` pauses (no ticks, nothing heard); 2 is cut off from the other three, which go on.
+        let rest = c.ids.filter { $0 != l && $0 != 2 }
+        c.transport.isolate(l, true, from: c.ids)
+        for id in rest { c.transport.setLink(2, id, connected: false) }
+        let running = [2] + rest
+        var ticksPaused = 0
+        let l2 = try await c.tickUntilLeader(among: rest, ticking: running, counting: &ticksPaused)
+        _ = try await c.answer(ticking: running, counting: &ticksPaused) { try await c.nodes[l2]!.propose(Array("k=new".utf8)) }
+        let view = try await follower.status().raft
+        try #require(view.role == .follower && view.leader == l, "node 2 must still follow node \(l): \(view)")
+
+        // `l` resumes: its clock moved by the pause, no catch-up tick handled yet; 2 reaches it.
+        c.clocks[l]!.jump(by: .milliseconds(100) * ticksPaused)
+        c.transport.setLink(l, 2, connected: true)
+        let result = try await c.outcome(ticking: c.ids) { try await follower.read(.lease) { $0.values["k"] ?? "" } }
+        #expect(result != "old", "a follower's lease read answered by a leader back from a \(ticksPaused)-tick pause returned the overwritten value")
         await c.stopAll()
     }
 }

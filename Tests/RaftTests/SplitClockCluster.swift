@@ -24,18 +24,20 @@ final class SplitClock: Clock, Sendable {
     }
 }
 
-/// Three ``KVMachine`` nodes on ``MemoryLogStorage`` over a ``LocalTransport``, each on its own
-/// ``SplitClock``, so a test can tick some nodes and not others.
+/// ``KVMachine`` nodes (three by default) on ``MemoryLogStorage`` over a ``LocalTransport``, each
+/// on its own ``SplitClock``, so a test can tick some nodes and not others.
 final class SplitClockCluster: @unchecked Sendable {
     // `@unchecked Sendable`: used from one test task only; the nodes' tasks never touch it.
-    let ids: [NodeID] = [1, 2, 3]
+    let ids: [NodeID]
     let transport = LocalTransport()
     var clocks: [NodeID: SplitClock] = [:]
     var nodes: [NodeID: RaftNode<KVMachine>] = [:]
     var runs: [NodeID: Task<Void, any Error>] = [:]
     let configure: (inout RaftNodeConfiguration) -> Void
 
-    init(configure: @escaping (inout RaftNodeConfiguration) -> Void = { _ in }) {
+    /// `configure` sees each node's configuration with its id set.
+    init(ids: [NodeID] = [1, 2, 3], configure: @escaping (inout RaftNodeConfiguration) -> Void = { _ in }) {
+        self.ids = ids
         self.configure = configure
     }
 
@@ -94,6 +96,33 @@ final class SplitClockCluster: @unchecked Sendable {
             await tick(which)
         }
         throw RaftError(.timeout, "no leader after 60 ticks")
+    }
+
+    /// Ticks `which` until one of `candidates` leads (at most 150 ticks), adding the ticks to
+    /// `ticked`.
+    func tickUntilLeader(among candidates: [NodeID], ticking which: [NodeID], counting ticked: inout Int) async throws -> NodeID {
+        for _ in 0..<150 {
+            await tick(which)
+            ticked += 1
+            for id in candidates where try await nodes[id]!.status().raft.role == .leader { return id }
+        }
+        throw RaftError(.timeout, "none of \(candidates) leads after 150 ticks")
+    }
+
+    /// Starts `read`, lets the nodes handle it without a tick, then ticks `which` until it
+    /// answers: its value, or `error <code>` when it fails with a ``RaftError``.
+    func outcome(ticking which: [NodeID], of read: @escaping @Sendable () async throws -> String) async throws -> String {
+        let answered = Flag()
+        let t = Task {
+            defer { answered.set() }
+            return try await read()
+        }
+        for _ in 0..<20 where !answered.isSet { await settle() }
+        do {
+            return try await answer(ticking: which) { try await t.value }
+        } catch let e as RaftError {
+            return "error \(e.code)"
+        }
     }
 
     /// Runs `operation` and ticks `which` until it answers (at most 200 ticks, then cancels it).
