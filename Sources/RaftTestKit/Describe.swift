@@ -21,6 +21,14 @@ public enum Describe {
         return "[" + es.map(entry).joined(separator: ", ") + "]"
     }
 
+    /// A follower's read-index context as it travels: the caller's context and the core's
+    /// 8-byte sequence number, shown as `'context'#sequence`.
+    static func forwardedContext(_ c: [UInt8]) -> String {
+        guard c.count > 8 else { return data(c) }
+        let sequence = c.suffix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        return data(Array(c.dropLast(8))) + "#\(sequence)"
+    }
+
     /// One message on one line.
     public static func message(_ m: Message) -> String {
         let head = "\(m.from)->\(m.to) "
@@ -56,9 +64,9 @@ public enum Describe {
         case .snapshotChunkAck(let a):
             return head + "snapshotChunkAck term=\(m.term) transfer=\(a.transfer) next=\(a.next)" + (a.rejected ? " rejected" : "") + (a.sealing ? " sealing" : "")
         case .readIndex(let r):
-            return head + "readIndex term=\(m.term) context=\(data(r.context))" + (r.confirmation == .lease ? " lease" : "")
+            return head + "readIndex term=\(m.term) context=\(forwardedContext(r.context))" + (r.confirmation == .lease ? " lease" : "")
         case .readIndexResponse(let r):
-            return head + "readIndexResponse term=\(m.term) context=\(data(r.context)) index=\(r.index)"
+            return head + "readIndexResponse term=\(m.term) context=\(forwardedContext(r.context)) index=\(r.index)"
         }
     }
 }

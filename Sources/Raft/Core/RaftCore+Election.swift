@@ -162,8 +162,11 @@ extension RaftCore {
             return
         case .readIndexResponse(let r):
             // Confirmed by the leader of this term after our request reached it: serve it at
-            // that index, whatever role this node plays by now.
-            readStates.append(ReadState(index: r.index, context: r.context))
+            // that index, whatever role this node plays by now. Only once, and only for a
+            // request outstanding: a duplicate or a late answer to an earlier request would
+            // confirm a later one at an index below writes committed before it was asked.
+            guard let request = readOnly.forwarded.removeValue(forKey: r.context) else { return }
+            readStates.append(ReadState(index: r.index, context: request.context))
             return
         default: break
         }

@@ -49,6 +49,30 @@ struct ReadOnlyQueue {
     /// refuses votes for an election timeout after it received that round.
     var leaseStart: [NodeID: Int] = [:]
 
+    /// Follower: requests sent to the leader and not answered yet, by the context they went
+    /// out with (the caller's context and a sequence number of this core), with the caller's
+    /// context and their sequence number. An answer for any other context is dropped: a
+    /// duplicated or late answer to an earlier request, even one with the same caller context,
+    /// must not confirm a later one.
+    var forwarded: [[UInt8]: (context: [UInt8], sequence: UInt64)] = [:]
+    var forwardedCount: UInt64 = 0
+    /// Requests kept outstanding at most; past it the oldest half is forgotten (their answers are
+    /// then dropped, and their callers retry).
+    static let maxForwarded = 4_096
+
+    /// Records a request to the leader; returns the context it goes out with.
+    mutating func forward(_ context: [UInt8]) -> [UInt8] {
+        forwardedCount += 1
+        var wire = context
+        withUnsafeBytes(of: forwardedCount.bigEndian) { wire.append(contentsOf: $0) }
+        forwarded[wire] = (context, forwardedCount)
+        if forwarded.count > Self.maxForwarded {
+            let cut = forwardedCount - UInt64(Self.maxForwarded / 2)
+            forwarded = forwarded.filter { $0.value.sequence > cut }
+        }
+        return wire
+    }
+
     /// Numbers a new round, whose heartbeats the caller queues.
     mutating func nextRound(recordingSendTick: Bool) -> UInt64 {
         round += 1
@@ -85,6 +109,7 @@ struct ReadOnlyQueue {
         ticks = 0
         sentAt.removeAll()
         leaseStart.removeAll()
+        forwarded.removeAll()
     }
 }
 
@@ -103,8 +128,13 @@ extension RaftCore {
     ///
     /// - Parameters:
     ///   - context: a non-empty value identifying the request, echoed back in its
-    ///     ``ReadState``. Safety does not depend on it being unique (heartbeat rounds are matched,
-    ///     not contexts), but a caller that reuses one cannot tell its answers apart.
+    ///     ``ReadState``. On the leader safety does not depend on it being unique (heartbeat
+    ///     rounds are matched, not contexts). On a follower the request goes out with the context
+    ///     and a sequence number of this core, and the core accepts an answer only for a request
+    ///     it has outstanding, once: reusing a context is safe while the core runs. It is not
+    ///     across restarts (a new core counts from 1 again, and the network may still deliver
+    ///     answers to the old one): use contexts a restarted node never used before
+    ///     (``RaftNode`` starts each from a random value drawn at start).
     ///   - confirmation: ``ReadConfirmation/lease`` requires ``RaftConfiguration/readLease``.
     /// - Throws: ``storageFailure`` once the core stopped (or a new storage failure, which stops
     ///   it); ``RaftError/Code/notLeader`` on a node that knows no leader to ask (with the hint
@@ -126,7 +156,8 @@ extension RaftCore {
         case .leader:
             try guarded { (c) throws(RaftError) in try c.handleRead(context: context, from: c.id, confirmation: confirmation) }
         case .follower where !leader.isNone:
-            send(to: leader, .readIndex(ReadIndexRequest(context: context, confirmation: confirmation)))
+            let wire = readOnly.forward(context)
+            send(to: leader, .readIndex(ReadIndexRequest(context: wire, confirmation: confirmation)))
         case .follower, .preCandidate, .candidate:
             throw RaftError(.notLeader, "node \(id) knows no leader to ask for a read index (an election is under way); retry shortly")
         }
@@ -195,7 +226,7 @@ extension RaftCore {
     /// within the last ``ReadLease/ticks(electionTicks:)`` ticks, so none of them will vote for
     /// another candidate before the lease ends (thesis §6.4.1).
     var leaseHolds: Bool {
-        guard role == .leader, let lease = config.readLease else { return false }
+        guard role == .leader, leaseReadsAllowed, let lease = config.readLease else { return false }
         let length = lease.ticks(electionTicks: config.electionTicks)
         var fresh = 1  // the leader itself
         for v in tracker.voters where v != id {
@@ -203,6 +234,12 @@ extension RaftCore {
         }
         return fresh >= tracker.quorum
     }
+
+    /// Lets a shell stop this leader from answering on its lease (for its own reads and its
+    /// followers' alike) while its count of ticks may be behind the real time: ticks handled
+    /// late, a process that was paused. Reads asking for a lease are then confirmed with a
+    /// round. Allowed by default.
+    public mutating func allowLeaseReads(_ allowed: Bool) { leaseReadsAllowed = allowed }
 
     /// A leader's tick for the lease: count it and forget rounds too old to confirm one.
     mutating func tickLease() {

@@ -48,6 +48,8 @@ public struct RaftCore {
     /// Leader: payload bytes appended but not yet committed (backpressure).
     var uncommittedBytes = 0
     var readOnly = ReadOnlyQueue()
+    /// Whether the shell lets this leader answer on its lease (``allowLeaseReads(_:)``).
+    var leaseReadsAllowed = true
 
     var outboxImmediate: [Message] = []
     var outboxAfterPersist: [Message] = []

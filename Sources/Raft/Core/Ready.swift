@@ -32,8 +32,9 @@ public struct Ready: Sendable {
     public var messages: [Message]
     /// Messages to send only AFTER ``hardState``, ``snapshot`` and ``entries`` are durable.
     public var messagesAfterPersist: [Message]
-    /// Read-index requests confirmed by a quorum; each may be served once the state machine
-    /// has applied ``ReadState/index``.
+    /// Read-index requests confirmed (by a quorum's answers to a heartbeat round, a lease, or,
+    /// on a follower, the leader's answer); each may be served once the state machine has
+    /// applied ``ReadState/index``.
     public var readStates: [ReadState]
 
     /// Whether there is nothing to do.

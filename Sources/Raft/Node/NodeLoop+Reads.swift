@@ -21,17 +21,27 @@ struct PendingReads<SM: StateMachine> {
     var byToken: [UInt64: Read] = [:]
     /// Tokens of confirmed reads not served yet.
     var confirmed: Set<UInt64> = []
+    /// Drawn when the loop starts: every context this run sends begins with it, so an answer a
+    /// leader sent to an earlier run of this node (tokens count from 1 again) never matches a
+    /// read of this one.
+    let nonce = UInt64.random(in: 1...UInt64.max)
 
     var isEmpty: Bool { byToken.isEmpty }
 
-    /// The context a read's token travels as in the core and on the wire.
-    static func context(_ token: UInt64) -> [UInt8] {
-        withUnsafeBytes(of: token.bigEndian) { Array($0) }
+    /// The context a read's token travels as in the core and on the wire: the run's nonce,
+    /// then the token, both big-endian.
+    func context(_ token: UInt64) -> [UInt8] {
+        var bytes = withUnsafeBytes(of: nonce.bigEndian) { Array($0) }
+        withUnsafeBytes(of: token.bigEndian) { bytes.append(contentsOf: $0) }
+        return bytes
     }
 
-    static func token(_ context: [UInt8]) -> UInt64? {
-        guard context.count == 8 else { return nil }
-        return context.reduce(0) { $0 << 8 | UInt64($1) }
+    /// The token of a context this run made, or `nil`.
+    func token(_ context: [UInt8]) -> UInt64? {
+        guard context.count == 16 else { return nil }
+        let prefix = context[..<8].reduce(0) { $0 << 8 | UInt64($1) }
+        guard prefix == nonce else { return nil }
+        return context[8...].reduce(0) { $0 << 8 | UInt64($1) }
     }
 }
 
@@ -43,7 +53,8 @@ extension NodeLoop {
     func handleRead(_ r: RaftNode<SM>.ReadRequest) throws(RaftError) {
         if r.consistency == .stale {
             // Whatever is applied, but never beside a restore, which owns the state machine.
-            reads.byToken[r.token] = PendingReads.Read(request: r, deadline: Int.max, stage: .confirmed(.zero))
+            reads.byToken[r.token] = PendingReads.Read(
+                request: r, deadline: ticks + node.configuration.readTimeoutTicks, stage: .confirmed(.zero))
             reads.confirmed.insert(r.token)
             serveReads()
             return
@@ -66,7 +77,7 @@ extension NodeLoop {
         // real time, so confirm with a round instead.
         if confirmation == .lease && ticksAreLate { confirmation = .quorum }
         do {
-            try core.readIndex(context: PendingReads<SM>.context(token), confirmation: confirmation)
+            try core.readIndex(context: reads.context(token), confirmation: confirmation)
             reads.byToken[token]?.stage = .asked(tick: ticks, leader: core.leader)
         } catch {
             if core.storageFailure != nil { throw error }
@@ -75,17 +86,27 @@ extension NodeLoop {
         }
     }
 
-    /// Whether the last tick this loop handled is more than one tick interval old by the
-    /// node's clock (``ReadLease/ticks(electionTicks:)`` allows for one such tick).
+    /// Whether this loop's count of ticks is behind its clock by more than the one tick
+    /// ``ReadLease/ticks(electionTicks:)`` allows for. The ticker keeps a fixed schedule from
+    /// `tickOrigin` (after a pause it posts the ticks it missed, one by one), so the count is
+    /// compared with the schedule, not with the time of the last tick: right after a pause the
+    /// first catch-up tick is recent while the count is still behind by the whole pause.
     var ticksAreLate: Bool {
-        node.elapsed() - lastTickAt > node.configuration.tickInterval
+        node.elapsed() - tickOrigin >= node.configuration.tickInterval * (ticks + 2)
+    }
+
+    /// Lets the core answer on its lease (its own reads and its followers') only while this
+    /// loop's ticks are on time. Called before each batch of events.
+    func guardLease() {
+        guard node.configuration.raft.readLease != nil else { return }
+        core.allowLeaseReads(!ticksAreLate)
     }
 
     /// Records the read indexes the core confirmed, and serves what the state machine holds.
     func confirmReads(_ states: [ReadState]) {
         guard !states.isEmpty else { return }
         for s in states {
-            guard let token = PendingReads<SM>.token(s.context), let read = reads.byToken[token] else { continue }
+            guard let token = reads.token(s.context), let read = reads.byToken[token] else { continue }
             // A retried read may be answered twice: the first answer stands.
             if case .confirmed = read.stage { continue }
             reads.byToken[token]?.stage = .confirmed(s.index)
@@ -120,6 +141,9 @@ extension NodeLoop {
             case .waitingForLeader:
                 try ask(token)
             case .asked(let tick, let leader):
+                // A leader keeps its own requests until its term ends (then the leader change
+                // asks again): asking it again would only queue duplicates.
+                if leader == node.id && core.leader == node.id { break }
                 if leader != core.leader || ticks - tick >= readRetryTicks { try ask(token) }
             case .confirmed:
                 break

@@ -29,8 +29,9 @@ final class NodeLoop<SM: StateMachine> {
     var pending: [LogIndex: Pending] = [:]
     var reads = PendingReads<SM>()
     var ticks = 0
-    /// When the last tick was handled, by the node's clock (``RaftNode/elapsed``).
-    var lastTickAt: Duration = .zero
+    /// When the ticker started, by the node's clock (``RaftNode/elapsed``): tick `k` is due
+    /// `k` intervals after it.
+    var tickOrigin: Duration = .zero
     /// Disk I/O runs here, off Swift's cooperative pool.
     let io = DispatchQueue(label: "swift-raft.node.io")
     /// State machine snapshots are saved here, beside apply.
@@ -60,7 +61,6 @@ final class NodeLoop<SM: StateMachine> {
         metrics = NodeMetrics(id: node.id, factory: node.configuration.metricsFactory ?? MetricsSystem.factory)
         self.storage = storage
         self.stateMachine = stateMachine
-        lastTickAt = node.elapsed()
         offloadIO = storage.performsBlockingIO
         let c = node.configuration
         senders = SnapshotSenders(
@@ -114,6 +114,7 @@ final class NodeLoop<SM: StateMachine> {
         do {
             running: while true {
                 let events = await node.inbox.next()
+                guardLease()
                 var proposals: [RaftNode<SM>.Proposal] = []
                 // Cancellations are handled once the batch's proposals are registered, so one
                 // that arrives with its proposal is not lost. (A cancellation never arrives
@@ -257,7 +258,6 @@ final class NodeLoop<SM: StateMachine> {
         case .tick:
             try core.tick()
             ticks += 1
-            lastTickAt = node.elapsed()
             expireProposals()
             try tickReads()
             try carryOut(senders.tick())

@@ -200,6 +200,7 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
             failQueued(with: error)
             throw error
         }
+        loop.tickOrigin = elapsed()
         let ticks = Task { [inbox, configuration, ticker] in await ticker(configuration.tickInterval, inbox) }
         defer { ticks.cancel() }
         logger.info("node started", metadata: ["raft.term": "\(loop.core.term)", "raft.applied": "\(loop.applied.applied)"])
@@ -335,7 +336,9 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
     /// Starts an election now (a pre-vote first when configured).
     ///
     /// - Returns: whether an election started: `false` on a leader, on a node that is not a
-    ///   voter, and on one installing a snapshot.
+    ///   voter, and on one installing a snapshot; with lease reads on
+    ///   (``RaftConfiguration/readLease``), also on a node that heard from a leader within the
+    ///   election timeout or started less than one ago (see ``RaftCore/campaign()``).
     /// - Throws: ``RaftError/Code/stopped`` if the node is not running, or a storage failure if
     ///   the election could not start because of it (the node then stops with that error).
     @discardableResult
