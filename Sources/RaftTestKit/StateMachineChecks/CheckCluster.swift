@@ -76,6 +76,15 @@ final class CheckCluster<SM: StateMachine> {
         return ended.withLock { $0[id] ?? nil }
     }
 
+    /// Stops `id` as if its process died: the log is as durable as the node made it (every
+    /// batch is synced before it is acknowledged), the state machine is not synced, so an
+    /// on-disk one keeps only what it made durable by itself.
+    func crash(_ id: NodeID) async -> String? {
+        record.setCrashing(id, true)
+        defer { record.setCrashing(id, false) }
+        return await stop(id)
+    }
+
     func stopAll() async { for id in ids { await stop(id) } }
 
     /// Nodes whose run ended by itself, with the error.

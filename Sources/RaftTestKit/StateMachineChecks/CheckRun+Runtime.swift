@@ -49,6 +49,16 @@ extension CheckRun {
                 try await recover(cluster)
             }
         }
+        /// Ticks until every node applied everything committed. A follower restarted after the
+        /// last proposal may learn the commit index only from the next append (heartbeats
+        /// commit only what it proved it holds in this term), so a command is proposed between
+        /// attempts.
+        func converge() async throws(Failure) {
+            for attempt in 0..<3 {
+                if try await self.converge(cluster, ticks: 60, throwing: attempt == 2) { return }
+                try await write(1)
+            }
+        }
         /// Stops a follower, writes until the leader compacted past it, restarts it and ticks
         /// until it caught up (restarting nodes that crash meanwhile).
         func catchUp() async throws(Failure) {
@@ -63,7 +73,7 @@ extension CheckRun {
                 await cluster.tick()
             }
             try start(cluster, lagging)
-            try await converge(cluster)
+            try await converge()
         }
         try startAll(cluster)
         try await write(perRound)
@@ -82,10 +92,23 @@ extension CheckRun {
             try await recover(cluster)
         }
         cluster.crashes.disarm()
+        // Crashes between snapshots, the leader's then a follower's: what the state machine
+        // applied since its last sync is fed again after the restart.
+        for victim in ["leader", "follower"] {
+            try await write(perRound / 2)
+            guard let leader = await cluster.leader() else { continue }
+            let id = victim == "leader" ? leader : cluster.ids.first { $0 != leader } ?? leader
+            if let error = await cluster.crash(id) {
+                throw Failure(check, "node \(id) stopped with an error: \(error)", fix: Self.nodeErrorFix)
+            }
+            try start(cluster, id)
+            run.notes.append("\(victim) \(id) crashed without a state machine sync")
+        }
+        try await converge()
         await cluster.stopAll()
         try startAll(cluster)
         try await write(perRound / 2)
-        try await converge(cluster)
+        try await converge()
         let fired = cluster.crashes.fired.map { "\($0.0) on node \($0.1)" }
         run.notes.append("\(run.proposed) commands proposed, \(run.acknowledged.count) acknowledged")
         run.notes.append("\(restoresAfterCatchUp) snapshot restores after the first catch-up")
@@ -98,10 +121,12 @@ extension CheckRun {
         }
         for id in cluster.ids {
             if let error = await cluster.stop(id) {
-                throw Failure(check, "node \(id) stopped with an error: \(error)", fix: "see the error; the runtime stops a node whose state machine throws or breaks its applied-index contract")
+                throw Failure(check, "node \(id) stopped with an error: \(error)", fix: Self.nodeErrorFix)
             }
         }
     }
+
+    static var nodeErrorFix: String { "see the error; the runtime stops a node whose state machine throws or breaks its applied-index contract" }
 
     func start(_ cluster: CheckCluster<SM>, _ id: NodeID) throws(Failure) {
         do { try cluster.start(id) } catch {
@@ -119,24 +144,33 @@ extension CheckRun {
             throw Failure(.runtime, "a node could not restart after a crash: \(error)", fix: "the factory and openState must reopen the directory a crashed node left")
         }
         if let first = other.first {
-            throw Failure(.runtime, "a node stopped with an error: \(first)", fix: "see the error; the runtime stops a node whose state machine throws or breaks its applied-index contract")
+            throw Failure(.runtime, "a node stopped with an error: \(first)", fix: Self.nodeErrorFix)
         }
     }
 
-    /// Ticks until every node applied everything the leader committed (at most 200 ticks).
-    func converge(_ cluster: CheckCluster<SM>) async throws(Failure) {
-        for _ in 0..<200 {
+    /// Ticks until every node applied everything the leader committed; `false` after `ticks`
+    /// ticks, or a failure naming where each node is when `throwing`.
+    func converge(_ cluster: CheckCluster<SM>, ticks: Int, throwing: Bool) async throws(Failure) -> Bool {
+        for _ in 0..<ticks {
             try await recover(cluster)
             if let leader = await cluster.leader(), let target = await cluster.status(leader)?.raft.commit {
                 var done = true
                 for id in cluster.ids where await cluster.status(id)?.applied != target { done = false }
-                if done { return }
+                if done { return true }
             }
             await cluster.tick()
         }
+        guard throwing else { return false }
         var where_: [String] = []
-        for id in cluster.ids { where_.append("node \(id) at \(await cluster.status(id).map { "\($0.applied)" } ?? "stopped")") }
-        throw Failure(.runtime, "the cluster did not converge in 200 ticks: \(where_.joined(separator: ", "))", fix: Self.runtimeFix)
+        for id in cluster.ids {
+            guard let s = await cluster.status(id) else {
+                where_.append("node \(id) stopped")
+                continue
+            }
+            let restoring = s.restoringSnapshot.map { ", restoring snapshot \($0)" } ?? ""
+            where_.append("node \(id) (\(s.raft.role), term \(s.raft.term), commit \(s.raft.commit), applied \(s.applied), last \(s.raft.lastIndex)\(restoring))")
+        }
+        throw Failure(.runtime, "the cluster did not converge (every node applying what the leader committed) in the last \(ticks) ticks: \(where_.joined(separator: ", "))", fix: Self.runtimeFix)
     }
 }
 

@@ -35,7 +35,12 @@ final class ObservedStateMachine<Inner: StateMachine>: StateMachine {
     }
 
     func openDurableState() throws -> LogIndex? { try inner.openDurableState() }
-    func sync() throws { try inner.sync() }
+    /// Skipped while the check crashes this node: the state machine loses what it did not
+    /// make durable, as when its process dies.
+    func sync() throws {
+        if record.crashing(node) { return }
+        try inner.sync()
+    }
     var reportedAppliedIndex: LogIndex? { inner.reportedAppliedIndex }
 }
 
@@ -54,6 +59,8 @@ final class RuntimeRecord<Result: Sendable>: Sendable {
         var applies: [NodeID: Int] = [:]
         /// The first time two nodes applied different entries at one index.
         var disagreement: String?
+        /// Nodes being crashed: their state machine is not synced.
+        var crashing: Set<NodeID> = []
     }
 
     let state = Mutex(State())
@@ -69,6 +76,13 @@ final class RuntimeRecord<Result: Sendable>: Sendable {
                 s.applies[node, default: 0] += 1
                 if e.kind == .command, let r = next.next() { s.results[node, default: [:]][e.index] = r }
             }
+        }
+    }
+
+    func crashing(_ node: NodeID) -> Bool { state.withLock { $0.crashing.contains(node) } }
+    func setCrashing(_ node: NodeID, _ on: Bool) {
+        state.withLock { s in
+            if on { s.crashing.insert(node) } else { s.crashing.remove(node) }
         }
     }
 
