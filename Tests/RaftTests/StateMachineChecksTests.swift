@@ -142,6 +142,28 @@ final class IgnoresSnapshotKV: StateMachine {
     func recoverSnapshot(from input: SnapshotInput, metadata: SnapshotMetadata) throws { _ = try input.readAll() }
 }
 
+/// Broken: a result for every entry, no-ops included.
+final class NoopResultKV: StateMachine {
+    let inner = KVMachine()
+
+    func apply(_ entries: ArraySlice<LogEntry>) throws -> [String] {
+        try entries.flatMap { e in e.kind == .noop ? ["noop"] : try inner.apply([e][...]) }
+    }
+    func prepareSnapshot() throws -> [String: String] { try inner.prepareSnapshot() }
+    static func saveSnapshot(_ context: [String: String], to output: SnapshotOutput) throws { try KVMachine.saveSnapshot(context, to: output) }
+    func recoverSnapshot(from input: SnapshotInput, metadata: SnapshotMetadata) throws { try inner.recoverSnapshot(from: input, metadata: metadata) }
+}
+
+/// Broken: the applied index counts commands only, so it lags the log by the no-ops.
+final class CommandIndexKV: FileKV {
+    override func apply(_ entries: ArraySlice<LogEntry>) throws -> [String] {
+        let before = appliedIndex
+        let results = try super.apply(entries)
+        appliedIndex = before + UInt64(results.count)
+        return results
+    }
+}
+
 @Suite("State machine checks")
 struct StateMachineChecksTests {
     @Test func correctInMemoryMachinePasses() async throws {
@@ -235,5 +257,40 @@ struct StateMachineChecksTests {
         print(report)
         let failure = try #require(report.failures.first, "\(report)")
         #expect(failure.check == .runtime, "\(failure)")
+    }
+
+    @Test func resultsForNoopsFailDeterminism() async throws {
+        let report = await StateMachineChecks.run(make: { _ in NoopResultKV() }, commands: kvCommand)
+        let failure = try #require(report.failures.first, "\(report)")
+        #expect(failure.check == .determinism, "\(failure)")
+        #expect(failure.index == 1, "\(failure)")
+        #expect(failure.problem.contains("returned 1 results for entries 1...1, which hold 0 commands"), "\(failure)")
+    }
+
+    @Test func appliedIndexSkippingNoopsFailsOnDiskAppliedIndex() async throws {
+        let report = await StateMachineChecks.run(make: { env in CommandIndexKV(directory: env.directory) }, commands: kvCommand)
+        let failure = try #require(report.failures.first, "\(report)")
+        #expect(failure.check == .onDiskAppliedIndex, "\(failure)")
+        #expect(failure.problem.contains("reports applied index 0"), "\(failure)")
+        #expect(failure.fix.contains("no-ops included"), "\(failure)")
+    }
+
+    /// The run's files are removed at the end, or kept (and named in the report) when asked.
+    @Test func temporaryFilesAreRemovedUnlessKept() async throws {
+        let parent = FileManager.default.temporaryDirectory.appendingPathComponent("smchecks-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: parent) }
+        var options = StateMachineCheckOptions()
+        options.temporaryDirectory = parent
+        options.checks = [.determinism, .onDiskAppliedIndex, .runtime]
+        let removed = await StateMachineChecks.run(make: { env in FileKV(directory: env.directory) }, commands: kvCommand, options: options)
+        #expect(removed.passed, "\(removed)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: parent).isEmpty)
+        options.keepFiles = true
+        options.checks = [.determinism]
+        let kept = await StateMachineChecks.run(make: { env in FileKV(directory: env.directory) }, commands: kvCommand, options: options)
+        let left = try FileManager.default.contentsOfDirectory(atPath: parent)
+        #expect(left.count == 1)
+        #expect(kept.results.first?.notes.contains { $0.contains(parent + "/" + (left.first ?? "?")) } == true, "\(kept)")
     }
 }

@@ -110,9 +110,11 @@ extension CheckRun {
         try await write(perRound / 2)
         try await converge()
         let fired = cluster.crashes.fired.map { "\($0.0) on node \($0.1)" }
-        run.notes.append("\(run.proposed) commands proposed, \(run.acknowledged.count) acknowledged")
-        run.notes.append("\(restoresAfterCatchUp) snapshot restores after the first catch-up")
-        run.notes.append("crashes: " + (fired.isEmpty ? "none reached" : fired.joined(separator: ", ")))
+        run.notes.insert(contentsOf: [
+            "\(run.proposed) commands proposed, \(run.acknowledged.count) acknowledged",
+            "\(restoresAfterCatchUp) snapshot restores after the first catch-up",
+            "crashes at: " + (fired.isEmpty ? "none reached" : fired.joined(separator: ", ")),
+        ], at: 0)
         for id in cluster.ids {
             guard let node = cluster.nodes[id] else { continue }
             do { _ = try await node.snapshot() } catch {

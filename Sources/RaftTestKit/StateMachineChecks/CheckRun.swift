@@ -80,7 +80,7 @@ final class CheckRun<SM: StateMachine> {
         let held = try open(machine, check, what: "a fresh instance")
         if let held, held != .zero {
             throw Failure(
-                check, at: held, "a fresh instance in an empty directory reports applied index \(held) on opening",
+                .onDiskAppliedIndex, at: held, "a fresh instance in an empty directory reports applied index \(held) on opening",
                 fix: "openState() must return 0 for a new, empty state")
         }
         onDisk = held != nil
@@ -133,9 +133,10 @@ final class CheckRun<SM: StateMachine> {
                 "apply returned \(results.count) results for entries \(range.lowerBound)...\(range.upperBound), which hold \(commands.count) commands",
                 fix: "return exactly one result per command entry, in order, and none for a no-op entry")
         }
+        // The applied-index rules are the on-disk check's, whichever check meets them first.
         if let reported = machine.reportedAppliedIndex, reported.rawValue != UInt64(range.upperBound) {
             throw Failure(
-                check, at: LogIndex(rawValue: UInt64(range.upperBound)),
+                .onDiskAppliedIndex, at: LogIndex(rawValue: UInt64(range.upperBound)),
                 "after applying entries \(range.lowerBound)...\(range.upperBound) the state machine reports applied index \(reported)",
                 fix: "after apply, report the index of the last entry given (no-ops included)")
         }
@@ -222,7 +223,7 @@ final class CheckRun<SM: StateMachine> {
         }
         if let reported = machine.reportedAppliedIndex, reported != index {
             throw Failure(
-                check, at: index, "after recovering the snapshot of index \(index) the state machine reports applied index \(reported)",
+                .onDiskAppliedIndex, at: index, "after recovering the snapshot of index \(index) the state machine reports applied index \(reported)",
                 fix: "recoverSnapshot must set the applied index to the snapshot's (metadata.index)")
         }
     }

@@ -24,7 +24,8 @@ public enum StateMachineCheck: String, Sendable, Hashable, CaseIterable, CustomS
     case onDiskAppliedIndex
     /// Three ``RaftNode``s over a ``LocalTransport`` with ``FileLogStorage`` and a
     /// ``ManualClock`` run the state machine under proposals, orderly restarts, crashes at every
-    /// crash point around snapshots and a follower catching up by snapshot; at the end every node
+    /// crash point around snapshots, crashes between snapshots without a state machine sync and
+    /// a follower catching up by snapshot; at the end every node
     /// holds the same state as a fresh instance fed the committed log once, and every
     /// acknowledged command's result is the one that state machine gives at its index.
     case runtime
