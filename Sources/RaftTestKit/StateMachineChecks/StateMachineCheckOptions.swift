@@ -8,8 +8,10 @@ public struct StateMachineCheckOptions: Sendable, Hashable {
     /// Commands fed to the state machine by each single-instance check (determinism, snapshot
     /// round trip and isolation, on-disk applied index).
     public var commands: Int = 200
-    /// Commands proposed through the cluster of the ``StateMachineCheck/runtime`` check, in
-    /// rounds between its restarts and crashes (at least 10 per round).
+    /// Commands proposed through the cluster of the ``StateMachineCheck/runtime`` check, spread
+    /// over the rounds between its restarts and crashes (at least 24 per round, three snapshot
+    /// intervals, so every round compacts the log; a few more are proposed to let restarted
+    /// followers catch up).
     public var runtimeCommands: Int = 200
     /// The checks to run; the others are reported as skipped.
     public var checks: Set<StateMachineCheck> = Set(StateMachineCheck.allCases)
