@@ -117,7 +117,15 @@ extension CheckRun {
         ], at: 0)
         for id in cluster.ids {
             guard let node = cluster.nodes[id] else { continue }
-            do { _ = try await node.snapshot() } catch {
+            // A request while an automatic snapshot is being saved is answered with that one,
+            // which may be behind the last applied index: ask again until it is there.
+            do {
+                for _ in 0..<5 {
+                    let status = try await node.status()
+                    if status.snapshotIndex == status.applied { break }
+                    _ = try await node.snapshot()
+                }
+            } catch {
                 throw Failure(check, "node \(id) could not take its final snapshot: \(error)", fix: Self.runtimeFix)
             }
         }
