@@ -5,7 +5,7 @@ import MetricsTestKit
 import RaftTestKit
 import Testing
 
-@testable import Raft
+@_spi(Testing) @testable import Raft
 
 /// A key-value state machine whose snapshot saving waits at a gate the test opens, so the test
 /// can hold a save in progress and watch what the node does meanwhile. The gate travels in the

@@ -198,8 +198,8 @@ extension NodeLoop {
 }
 
 /// Places in the snapshot paths where tests stop a node as if it crashed
-/// (``RaftNodeConfiguration/crashHook``).
-enum NodeCrashPoint: String, Sendable, CaseIterable {
+/// (``RaftNodeConfiguration/crashHook``). SPI for RaftTestKit's state machine checks.
+@_spi(Testing) public enum NodeCrashPoint: String, Sendable, CaseIterable {
     /// The state machine prepared its context; nothing written yet.
     case snapshotPrepared
     /// The snapshot file is written and synced but not yet renamed into place.

@@ -44,8 +44,9 @@ public struct RaftNodeConfiguration: Sendable {
     /// The largest snapshot this node accepts from a leader, in bytes.
     public var maxSnapshotBytes: UInt64 = 16 << 30
     /// Tests only: asked at each ``NodeCrashPoint``; returning `true` stops the node there with
-    /// an error, as if the process died (unsynced writes are dropped).
-    var crashHook: (@Sendable (NodeID, NodeCrashPoint) -> Bool)?
+    /// an error, as if the process died (unsynced writes are dropped). SPI for RaftTestKit's
+    /// state machine checks (`@_spi(Testing) import Raft`); not part of the supported API.
+    @_spi(Testing) public var crashHook: (@Sendable (NodeID, NodeCrashPoint) -> Bool)?
 
     /// Creates a configuration for node `id` with defaults.
     public init(id: NodeID) { raft = RaftConfiguration(id: id) }
