@@ -97,6 +97,12 @@ public final class SimCluster {
     var partitionGroup: [Int]
     /// Entries kept behind a compaction point so slightly slow followers catch up from the log.
     public var compactionTrail: UInt64 = 5
+    /// Each node's tick rate for ``runRound()``, as a fraction of one tick per round (clock
+    /// drift); `nil` ticks every node every round.
+    public var tickRates: [Double]?
+    var tickPhase: [Double]
+    /// How many times each node was restarted (crash-restarts and wipes), in cluster order.
+    public private(set) var restarts: [Int]
 
     /// Creates a cluster of `nodes` voters with ids `1...nodes`.
     ///
@@ -118,6 +124,8 @@ public final class SimCluster {
         cores = []
         machines = []
         partitionGroup = Array(repeating: 0, count: nodes)
+        tickPhase = Array(repeating: 0, count: nodes)
+        restarts = Array(repeating: 0, count: nodes)
         inProgress = Array(repeating: nil, count: nodes)
         unsyncedEntries = Array(repeating: [], count: nodes)
         for id in ids {
@@ -472,6 +480,7 @@ public final class SimCluster {
         machines[i] = snap.isEmpty ? SimStateMachine() : (SimStateMachine(snapshotData: snap.data) ?? SimStateMachine())
         let c = try RaftCore(configuration: configs[i], storage: s)
         cores[i] = c
+        restarts[i] += 1
         checker.restarted(i, commit: c.commitIndex)
         note("restart \(id)")
         process(i)

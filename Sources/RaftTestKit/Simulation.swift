@@ -40,7 +40,15 @@ extension SimCluster {
         for id in ids where chance(faults.stallRate) { hold(id) }
         for m in due { deliverIfConnected(m) }
 
-        for id in ids { tick(id) }
+        for (i, id) in ids.enumerated() {
+            if let rates = tickRates {
+                // A slower clock skips a tick now and then.
+                tickPhase[i] += rates[i]
+                guard tickPhase[i] >= 1 else { continue }
+                tickPhase[i] -= 1
+            }
+            tick(id)
+        }
 
         if chance(faults.proposeRate) {
             let id = ids[Int(rng.next() % UInt64(ids.count))]
