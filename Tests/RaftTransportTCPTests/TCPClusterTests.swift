@@ -81,19 +81,8 @@ import Testing
             $0.snapshotChunkBytes = 64
         })
         do {
-            try cluster.startAll()
-            let leader = try await cluster.leader()
-            let follower = cluster.ids.first { $0 != leader }!
-            try await cluster.stop(follower)
-            var expected: [String] = []
-            for i in 0..<40 {
-                let c = "snapshot-me-\(i)-" + String(repeating: "z", count: 20)
-                try await cluster.propose(c)
-                expected.append(c)
-            }
-            try await eventually(.seconds(10), "the leader compacting past the follower") {
-                (await cluster.status(leader)?.snapshotIndex ?? .zero) >= 20
-            }
+            let (leader, follower, expected) = try await cluster.lagOneFollower(
+                prefix: "snapshot-me-" + String(repeating: "z", count: 20), batches: 2, perBatch: 20, snapshotAt: 20)
             try await cluster.restart(follower)
             try await cluster.waitForAll(expected)
             // Whoever led by then (leadership may have moved) streamed the chunks on the
@@ -121,17 +110,8 @@ import Testing
             $0.snapshotChunkBytes = 16
         })
         do {
-            try cluster.startAll()
-            let leader = try await cluster.leader()
-            let follower = cluster.ids.first { $0 != leader }!
-            try await cluster.stop(follower)
-            var expected: [String] = []
-            for batch in 0..<10 {
-                expected += try await cluster.proposeMany("cut-\(batch)-" + String(repeating: "q", count: 40) + "-", 20)
-            }
-            try await eventually(.seconds(10), "the leader compacting past the follower") {
-                (await cluster.status(leader)?.snapshotIndex ?? .zero) >= 150
-            }
+            let (leader, follower, expected) = try await cluster.lagOneFollower(
+                prefix: "cut-" + String(repeating: "q", count: 40), batches: 10, perBatch: 20, snapshotAt: 150)
             try await cluster.restart(follower)
             @Sendable func chunks() -> Int64 { cluster.counter("raft_tcp_frames_out_total", node: leader, peer: follower, lane: "snapshots") }
             try await eventually(.seconds(10), "the transfer under way") { chunks() >= 20 }
