@@ -5,7 +5,7 @@ import PackageDescription
 // benchmark code and no extra targets. Run with:
 //   cd Benchmarks && swift run -c release raft-core-bench
 //   cd Benchmarks && swift run -c release raft-wal-bench
-//   cd Benchmarks && swift run -c release raft-node-bench
+//   cd Benchmarks && swift run -c release raft-node-bench          # LocalTransport, then TCP
 //   cd Benchmarks && swift run -c release raft-read-bench
 let package = Package(
     name: "swift-raft-benchmarks",
@@ -39,12 +39,14 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        // Three RaftNodes on FileLogStorage in real time: proposals/s and latency against the
-        // disk's fdatasync latency, fsyncs per committed proposal.
+        // Three RaftNodes on FileLogStorage in real time, over LocalTransport and over TCP:
+        // proposals/s and latency against the disk's fdatasync latency, fsyncs per committed
+        // proposal, bytes on the wire per proposal.
         .executableTarget(
             name: "raft-node-bench",
             dependencies: [
                 .product(name: "Raft", package: "swift-raft"),
+                .product(name: "RaftTransportTCP", package: "swift-raft"),
                 "BenchSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

@@ -79,7 +79,7 @@ extension TCPTransport {
     func stopAccepting() {
         let (server, accepted) = state.withLock { s -> ((any Channel)?, [any Channel]) in
             s.shutDown = true
-            let accepted = Array(s.accepted.values)
+            let accepted = s.accepted.values.map(\.channel)
             s.accepted = [:]
             return (s.server?.channel, accepted)
         }
@@ -109,7 +109,7 @@ extension TCPTransport {
         var metadata: Logger.Metadata = ["raft.tcp.remote": "\(remote)"]
         let registered = state.withLock { s -> Bool in
             if s.shutDown { return false }
-            s.accepted[ObjectIdentifier(channel)] = channel
+            s.accepted[ObjectIdentifier(channel)] = AcceptedConnection(channel: channel)
             return true
         }
         guard registered else {
@@ -135,6 +135,7 @@ extension TCPTransport {
                     refuse(why, metadata)
                     return
                 }
+                state.withLock { $0.accepted[ObjectIdentifier(channel)]?.peer = hello.sender }
                 try await outbound.write(.hello(Hello(clusterID: configuration.clusterID, sender: configuration.nodeID, receiver: hello.sender, lane: hello.lane)))
                 logger.debug("accepted a peer's connection", metadata: metadata)
                 let counters = metrics.inbound(hello.sender, hello.lane)

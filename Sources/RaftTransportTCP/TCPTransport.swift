@@ -48,9 +48,15 @@ public final class TCPTransport: RaftTransport, Service, Sendable {
         var peers: [NodeID: PeerAddress]
         var links: [LinkKey: PeerLink] = [:]
         var server: NIOAsyncChannel<NIOAsyncChannel<WireFrame, WireFrame>, Never>?
-        /// Accepted connections, closed on shutdown.
-        var accepted: [ObjectIdentifier: any Channel] = [:]
+        /// Accepted connections (with the peer once its handshake passed), closed on shutdown,
+        /// and a peer's when it is removed.
+        var accepted: [ObjectIdentifier: AcceptedConnection] = [:]
         var shutDown = false
+    }
+
+    struct AcceptedConnection {
+        let channel: any Channel
+        var peer: NodeID?
     }
 
     struct LinkKey: Hashable {
@@ -110,13 +116,16 @@ public final class TCPTransport: RaftTransport, Service, Sendable {
     /// new one is dialled when the node first sends to it, and one whose address changed is
     /// redialled there. A peer equal to this node is ignored.
     public func setPeers(_ peers: [NodeID: PeerAddress]) {
-        let closing = state.withLock { s -> [PeerLink] in
+        let (closing, dropping) = state.withLock { s -> ([PeerLink], [any Channel]) in
             s.peers = peers.filter { $0.key != configuration.nodeID && !$0.key.isNone }
             let gone = s.links.filter { s.peers[$0.key.peer] != $0.value.address }
             for key in gone.keys { s.links[key] = nil }
-            return Array(gone.values)
+            // A removed peer's inbound connections close too: it is no longer a member.
+            let removed = s.accepted.values.filter { c in c.peer.map { s.peers[$0] == nil } ?? false }.map(\.channel)
+            return (Array(gone.values), removed)
         }
         for link in closing { link.close() }
+        for channel in dropping { channel.close(promise: nil) }
     }
 
     public func send(_ messages: [Message]) {

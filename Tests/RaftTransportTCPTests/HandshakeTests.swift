@@ -131,4 +131,28 @@ import Testing
         #expect(server.delivered.all.isEmpty)
         try await server.stop()
     }
+
+    /// A member removed at run time: its open connection closes and it can no longer connect.
+    @Test func removedMemberIsDisconnectedAndRefused() async throws {
+        let server = try await Server()
+        let member = try await RawClient.framed(port: server.port)
+        let endedAfterRemoval = try await within(.seconds(10), "the removed member's connection closing") {
+            try await member.executeThenClose { inbound, outbound in
+                try await outbound.write(.hello(Hello(clusterID: "test", sender: 2, receiver: 1)))
+                var it = inbound.makeAsyncIterator()
+                guard case .hello? = try await it.next() else { return false }
+                server.transport.setPeers([3: PeerAddress(host: loopback, port: 1)])
+                do { while try await it.next() != nil {} } catch {}
+                return true
+            }
+        }
+        #expect(endedAfterRemoval)
+        let answers = try await within(.seconds(10), "the removed member knocking again") { [port = server.port] in
+            try await RawClient.knock(port: port, sending: [.hello(Hello(clusterID: "test", sender: 2, receiver: 1)), .message(Self.heartbeat)])
+        }
+        #expect(answers.isEmpty)
+        #expect(server.delivered.all.isEmpty)
+        #expect(server.refused == 1)
+        try await server.stop()
+    }
 }

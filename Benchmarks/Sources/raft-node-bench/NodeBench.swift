@@ -10,6 +10,7 @@
 import ArgumentParser
 import BenchSupport
 import Raft
+import RaftTransportTCP
 import Synchronization
 
 // MARK: - Options
@@ -20,6 +21,34 @@ enum SyncCounting: String, CaseIterable, ExpressibleByArgument {
     /// The `FileLogStorage`s are handed to the nodes unwrapped; a `FileSystem` wrapper counts
     /// the files' `sync()` (fdatasync) calls instead.
     case fileSystem = "filesystem"
+}
+
+/// How the three nodes talk.
+enum TransportKind: String, CaseIterable, Sendable {
+    /// In process, through `LocalTransport`.
+    case local
+    /// Over TCP on 127.0.0.1, one `TCPTransport` per node.
+    case tcp
+}
+
+/// A comma-separated list of transports (`local,tcp`).
+struct TransportList: ExpressibleByArgument, Sendable, CustomStringConvertible {
+    var values: [TransportKind]
+
+    init(_ values: [TransportKind]) { self.values = values }
+
+    init?(argument: String) {
+        var values: [TransportKind] = []
+        for part in argument.split(separator: ",") {
+            guard let kind = TransportKind(rawValue: String(part.filter { $0 != " " })) else { return nil }
+            values.append(kind)
+        }
+        if values.isEmpty { return nil }
+        self.values = values
+    }
+
+    var description: String { values.map(\.rawValue).joined(separator: ",") }
+    var defaultValueDescription: String { description }
 }
 
 /// The command-line options (`--help` prints them with their defaults).
@@ -66,6 +95,11 @@ struct Options: ParsableArguments {
         name: .customLong("preallocate"),
         help: ArgumentHelp("FileLogStorageOptions.preallocateBytes (0: off).", valueName: "bytes"))
     var preallocate = FileLogStorageOptions().preallocateBytes
+
+    @Option(
+        name: .customLong("transport"),
+        help: ArgumentHelp("Transports to measure, one after the other in this run, comma separated: local, tcp.", valueName: "list"))
+    var transports = TransportList([.local, .tcp])
 
     /// The concurrency levels, in order.
     var levels: [Int] { levelList.values }
@@ -252,25 +286,50 @@ typealias Node = RaftNode<CountingStateMachine>
 
 final class Cluster {
     let ids: [NodeID] = [1, 2, 3]
-    let transport = LocalTransport()
+    let kind: TransportKind
+    let local = LocalTransport()
+    var tcp: [NodeID: TCPTransport] = [:]
+    var tcpRuns: [Task<Void, any Error>] = []
     var nodes: [NodeID: Node] = [:]
     var counters: [NodeID: SyncCounters] = [:]
     var runs: [NodeID: Task<Void, any Error>] = [:]
 
-    init(root: String, options: Options) throws {
+    init(root: String, options: Options, kind: TransportKind) async throws {
+        self.kind = kind
+        if kind == .tcp {
+            // Bind each node's transport on a port the system chooses, then tell each the others'.
+            var ports: [NodeID: Int] = [:]
+            for id in ids {
+                let c = TCPTransportConfiguration(clusterID: "raft-node-bench", nodeID: id, listenAddress: PeerAddress(host: "127.0.0.1", port: 0), peers: [:])
+                let t = try TCPTransport(configuration: c)
+                ports[id] = try await t.listen()
+                tcp[id] = t
+                tcpRuns.append(Task { try await t.run() })
+            }
+            for id in ids {
+                tcp[id]!.setPeers(Dictionary(uniqueKeysWithValues: ids.filter { $0 != id }.map { ($0, PeerAddress(host: "127.0.0.1", port: ports[$0]!)) }))
+            }
+        }
         for id in ids {
             let c = SyncCounters()
             var conf = RaftNodeConfiguration(id: id)
             conf.tickInterval = .milliseconds(options.tickMillis)
             conf.snapshotEvery = options.snapshotEvery
+            let transport: any RaftTransport = kind == .tcp ? tcp[id]! : local
             let node = try Node(
                 configuration: conf, storage: Self.openStorage("\(root)/node\(id)", voters: ids, options: options, counters: c),
                 stateMachine: CountingStateMachine(), transport: transport)
-            transport.register(id, receive: { node.receive($0) })
+            if kind == .tcp { tcp[id]!.setReceiver { node.receive($0) } } else { local.register(id, receive: { node.receive($0) }) }
             nodes[id] = node
             counters[id] = c
         }
     }
+
+    /// Bytes every node's transport wrote so far (zero in process).
+    func wireBytes() -> Int64 { tcp.values.reduce(0) { $0 + $1.statistics.bytesOut } }
+
+    /// Messages the transports dropped so far (zero in process).
+    func wireDrops() -> Int64 { tcp.values.reduce(0) { $0 + $1.statistics.droppedMessages } }
 
     /// A node's storage, counting its syncs as `options` says. The node takes it over and closes
     /// it when it stops (the counting wrapper forwards `close()`).
@@ -313,7 +372,7 @@ final class Cluster {
     func stop() async -> [String] {
         var errors: [String] = []
         for id in ids {
-            transport.unregister(id)
+            local.unregister(id)
             nodes[id]?.stop()
         }
         for id in ids {
@@ -321,6 +380,10 @@ final class Cluster {
                 if let r = e as? RaftError, r.code == .stopped { continue }
                 errors.append("node \(id): \(e)")
             }
+        }
+        for t in tcp.values { await t.shutdown() }
+        for r in tcpRuns {
+            if case .failure(let e) = await r.result { errors.append("tcp transport: \(e)") }
         }
         return errors
     }
@@ -350,6 +413,9 @@ struct LevelResult {
     var leader: SyncCounters.Reading
     var cpuUser: Double
     var cpuSystem: Double
+    /// Bytes all three transports wrote in the measured window (TCP only).
+    var wireBytes: Int64
+    var wireDrops: Int64
 
     var completed: Int { latencies.count }
     var rate: Double { Double(completed) / seconds }
@@ -395,6 +461,7 @@ func runLevel(_ proposers: Int, leader: Node, cluster: Cluster, leaderID: NodeID
     try? await Task.sleep(for: .milliseconds(Int(options.warmup * 1000)))
     let all0 = cluster.readingAll()
     let leader0 = cluster.reading(leaderID)
+    let wire0 = (cluster.wireBytes(), cluster.wireDrops())
     let cpu0 = processCPUSeconds()
     let t0 = ContinuousClock.now
     control.phase.store(Control.measure, ordering: .relaxed)
@@ -403,6 +470,7 @@ func runLevel(_ proposers: Int, leader: Node, cluster: Cluster, leaderID: NodeID
     let elapsed = t0.duration(to: .now)
     let all1 = cluster.readingAll()
     let leader1 = cluster.reading(leaderID)
+    let wire1 = (cluster.wireBytes(), cluster.wireDrops())
     let cpu1 = processCPUSeconds()
     var latencies: [Int] = []
     var errors: [String: Int] = [:]
@@ -414,7 +482,8 @@ func runLevel(_ proposers: Int, leader: Node, cluster: Cluster, leaderID: NodeID
     latencies.sort()
     return LevelResult(
         proposers: proposers, seconds: Double(nanoseconds(elapsed)) / 1e9, latencies: latencies, errors: errors, all: all1 - all0,
-        leader: leader1 - leader0, cpuUser: cpu1.user - cpu0.user, cpuSystem: cpu1.system - cpu0.system)
+        leader: leader1 - leader0, cpuUser: cpu1.user - cpu0.user, cpuSystem: cpu1.system - cpu0.system, wireBytes: wire1.0 - wire0.0,
+        wireDrops: wire1.1 - wire0.1)
 }
 
 // MARK: - The raw disk
@@ -498,7 +567,7 @@ struct RaftNodeBench: AsyncParsableCommand {
     }
 
     static func run(_ options: Options, root: String) async throws -> Bool {
-        print("raft-node-bench: 3 RaftNodes over LocalTransport, FileLogStorage (fsync on) under \(root)")
+        print("raft-node-bench: 3 RaftNodes over \(options.transports.values.map(\.title).joined(separator: ", then ")), FileLogStorage (fsync on) under \(root)")
         print(
             "\(options.payload)-byte commands, tick \(options.tickMillis) ms, snapshots "
                 + (options.snapshotEvery == 0 ? "off" : "every \(options.snapshotEvery)")
@@ -515,54 +584,23 @@ struct RaftNodeBench: AsyncParsableCommand {
         // The disk on its own, before the cluster touches it (and again after, for drift).
         let before = try measureRawSync(in: root, rounds: options.rawSyncs)
         print("raw disk, before: 40-byte append + fdatasync x \(grouped(options.rawSyncs)): \(before.text)")
-        print("")
 
-        let cluster = try Cluster(root: root, options: options)
-        cluster.start()
-        try await cluster.nodes[1]!.campaign()
-        guard var leader = await cluster.leader() else {
-            _ = await cluster.stop()
-            throw RaftError(.timeout, "no leader was elected within 15 s")
+        var byTransport: [TransportKind: [LevelResult]] = [:]
+        var stopErrors: [String] = []
+        for kind in options.transports.values {
+            print("")
+            print("== \(kind.title)")
+            let (results, errors) = try await runCluster(kind, options: options, root: "\(root)/\(kind.rawValue)")
+            byTransport[kind] = results
+            stopErrors += errors
+            for e in errors { print("raft-node-bench: \(e)") }
         }
-        print("leader: node \(leader.id)")
-        print("")
-        let columns = [
-            ("proposers", 9), ("proposals/s", 11), ("p50", 8), ("p99", 8), ("p99.9", 8), ("mean", 8), ("fsync/prop", 10), ("leader", 6),
-            ("batch", 6), ("fsync", 6), ("CPU usr+sys", 11),
-        ]
-        print(columns.map { padLeft($0.0, $0.1) }.joined(separator: "  ") + "  errors")
-
-        var results: [LevelResult] = []
-        for level in options.levels {
-            if let s = try? await leader.node.status(), s.raft.role != .leader {
-                guard let l = await cluster.leader() else { break }
-                leader = l
-                print("(leader changed: now node \(leader.id))")
-            }
-            let r = await runLevel(level, leader: leader.node, cluster: cluster, leaderID: leader.id, options: options)
-            results.append(r)
-            let cells: [String] = [
-                String(level),
-                grouped(Int(r.rate.rounded())),
-                latency(r.percentile(0.5)),
-                latency(r.percentile(0.99)),
-                latency(r.percentile(0.999)),
-                latency(r.mean),
-                ratio(r.all.syncs, r.completed),
-                ratio(r.leader.syncs, r.completed),
-                options.counting == .storage ? ratio(r.leader.appendedEntries, r.leader.appends) : "-",
-                r.all.syncs == 0 ? "-" : latency(Double(r.all.syncNanos) / Double(r.all.syncs)),
-                "\(fixed(100 * r.cpuUser / r.seconds, 0))+\(fixed(100 * r.cpuSystem / r.seconds, 0))%",
-            ]
-            let errors = r.errors.isEmpty ? "none" : r.errors.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-            print(zip(cells, columns).map { padLeft($0, $1.1) }.joined(separator: "  ") + "  " + errors)
-        }
-        let stopErrors = await cluster.stop()
-        for e in stopErrors { print("raft-node-bench: \(e)") }
         print("")
         print("proposals/s and latencies: proposals completed inside the measured window. fsync/prop: fsyncs of all three")
         print("nodes per completed proposal (leader: the leader's alone). batch: entries per leader append (storage mode).")
         print("fsync: mean time inside one sync() (all nodes). CPU: process user+system time per second (200% = both cores).")
+        print("wire B/prop (TCP): bytes all three transports wrote (frames, headers included: appends to both followers, their")
+        print("answers, heartbeats) per completed proposal.")
         print("")
 
         let after = try measureRawSync(in: root, rounds: options.rawSyncs)
@@ -571,6 +609,7 @@ struct RaftNodeBench: AsyncParsableCommand {
         print("raw disk, pooled: \(pooled.text)")
 
         // Targets.
+        let results = byTransport[options.transports.values[0]] ?? []
         var missed = !stopErrors.isEmpty
         if let one = results.first(where: { $0.proposers == 1 }) {
             let p50 = one.percentile(0.5)
@@ -588,6 +627,9 @@ struct RaftNodeBench: AsyncParsableCommand {
             print("target: 256 proposers, >= 100,000 proposals/s: \(grouped(Int(many.rate.rounded()))) -> \(met ? "MET" : "MISSED")")
         } else {
             print("target: 256 proposers throughput: not measured (no level with 256 proposers)")
+        }
+        if let local = byTransport[.local], let tcp = byTransport[.tcp] {
+            missed = compareTransports(local: local, tcp: tcp) || missed
         }
         return missed
     }
