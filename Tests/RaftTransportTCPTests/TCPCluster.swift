@@ -115,9 +115,22 @@ final class TCPCluster: @unchecked Sendable {
         transports[id] = nil
     }
 
-    /// Starts node `id` again on the port it had, with the log it left.
+    /// Starts node `id` again on the port it had, with the log it left. The port may be taken
+    /// meanwhile (the system hands freed ports out again, to other tests' connections too):
+    /// then the node comes back on a new port and the others are told its address, as an
+    /// operator would after moving it.
     func restart(_ id: NodeID) async throws {
-        _ = try await startTransport(id, port: ports[id]!)
+        var bound: Int?
+        for attempt in 0..<10 where bound == nil {
+            do { bound = try await startTransport(id, port: ports[id]!) } catch {
+                if attempt < 9 { try await Task.sleep(for: .milliseconds(100)) }
+            }
+        }
+        if bound == nil {
+            ports[id] = try await startTransport(id, port: 0)
+            for other in ids where other != id { transports[other]?.setPeers(peers(of: other)) }
+            transports[id]!.setPeers(peers(of: id))
+        }
         try startNode(id)
     }
 
