@@ -29,4 +29,7 @@ class ForwardingStorage: WritableLogStorage {
     func compact(upTo index: LogIndex) throws(RaftError) { try base.compact(upTo: index) }
     func sync() throws(RaftError) { try base.sync() }
     func close() { base.close() }
+    /// `false`, as the protocol's default: a subclass overrides it to have the node persist
+    /// on its I/O thread.
+    var performsBlockingIO: Bool { false }
 }

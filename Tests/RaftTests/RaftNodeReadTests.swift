@@ -1,5 +1,5 @@
 import Foundation
-import Raft
+@testable import Raft
 import RaftTestKit
 import Synchronization
 import Testing
@@ -211,6 +211,89 @@ struct RaftNodeReadTests {
             }
         }
         #expect(values.count == 50 && values.allSatisfy { $0 == "v" })
+        await h.stopAll()
+    }
+}
+
+/// Makes the syncs a node's I/O thread runs (the overlapped writes, never the loop's inline
+/// ones) wait until released, so a test can look at the node while a batch is being persisted.
+final class SyncStall: Sendable {
+    let armed = Atomic<Bool>(false)
+    let entered = DispatchSemaphore(value: 0)
+    let release = DispatchSemaphore(value: 0)
+}
+
+final class StallingStorage: ForwardingStorage {
+    let stall: SyncStall
+
+    init(_ base: any WritableLogStorage, stall: SyncStall) {
+        self.stall = stall
+        super.init(base)
+    }
+
+    override var performsBlockingIO: Bool { true }
+
+    override func sync() throws(RaftError) {
+        if !LoopExecutor.isCurrent, stall.armed.compareExchange(expected: true, desired: false, ordering: .sequentiallyConsistent).exchanged {
+            stall.entered.signal()
+            // Bounded, so a failing test cannot hang the node.
+            _ = stall.release.wait(timeout: .now() + 10)
+        }
+        try base.sync()
+    }
+}
+
+extension RaftNodeReadTests {
+    /// While the leader's I/O thread persists a batch, its loop serves lease and stale reads at
+    /// once (they need nothing from the core's storage), and holds linearizable reads until the
+    /// write is done.
+    @Test func leaseReadsAreServedWhileABatchIsPersisted() async throws {
+        let stalls: [NodeID: SyncStall] = [1: SyncStall(), 2: SyncStall(), 3: SyncStall()]
+        let h = NodeHarness<KVMachine>(
+            make: { _ in KVMachine() }, configure: { $0.raft.readLease = ReadLease(maxClockDrift: 0.1) },
+            openStorage: { id in StallingStorage(MemoryLogStorage(voters: [1, 2, 3]), stall: stalls[id]!) })
+        try h.startAll()
+        let leader = try await h.electLeader()
+        _ = try await h.write("k=v1")
+        let node = h.nodes[leader]!
+        #expect(try await h.answer { try await node.read(.lease) { $0.values["k"] ?? "" } } == "v1")
+        let stall = stalls[leader]!
+        stall.armed.store(true, ordering: .sequentiallyConsistent)
+        // Writes until one of the leader's batches is persisted by its I/O thread (one that
+        // also has committed entries to apply), which then stalls.
+        let writers = (0..<8).map { k in
+            Task {
+                for n in 0..<500 where stall.armed.load(ordering: .sequentiallyConsistent) {
+                    _ = try? await node.propose(Array("w\(k)=\(n)".utf8))
+                }
+            }
+        }
+        let entered = await withCheckedContinuation { c in
+            DispatchQueue.global().async { c.resume(returning: stall.entered.wait(timeout: .now() + 10) == .success) }
+        }
+        try #require(entered, "no overlapped write happened")
+        // Both answer within two seconds, while the write stays stalled (up to ten).
+        for consistency in [ReadConsistency.lease, .stale] {
+            let served = Flag()
+            let read = Task {
+                defer { served.set() }
+                return try await node.read(consistency) { $0.values["k"] ?? "" }
+            }
+            for _ in 0..<200 where !served.isSet { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(served.isSet, "a \(consistency) read waited for the leader's write")
+            #expect(try await read.value == "v1")
+        }
+        let served = Flag()
+        let linearizable = Task {
+            defer { served.set() }
+            return try await node.read { $0.values["k"] ?? "" }
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(!served.isSet, "a linearizable read was served while the leader's write was in flight")
+        stall.release.signal()
+        #expect(try await h.answer { try await linearizable.value } == "v1")
+        for w in writers { _ = await w.result }
+        #expect(h.failures.isEmpty)
         await h.stopAll()
     }
 }

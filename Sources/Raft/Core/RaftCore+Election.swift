@@ -44,6 +44,7 @@ extension RaftCore {
             tracker.progress[i] = p
         }
         uncommittedBytes = 0
+        termCommitted = false
         readOnly.removeAll()
         verifiedMatch = log.committed
     }

@@ -235,6 +235,17 @@ extension RaftCore {
         return fresh >= tracker.quorum
     }
 
+    /// The index a lease read may be served at right now, without a round and without changing
+    /// anything: this node's commit index when it leads, an entry of its term is committed and
+    /// its lease holds (``RaftConfiguration/readLease``, ``allowLeaseReads(_:)``); `nil`
+    /// otherwise (ask with ``readIndex(context:confirmation:)`` then). It reads no storage, so
+    /// a shell may call it between ``ready()`` and ``advance(_:)`` while another thread persists
+    /// the batch.
+    public var leaseReadIndex: LogIndex? {
+        guard storageFailure == nil, role == .leader, termCommitted, leaseHolds else { return nil }
+        return log.committed
+    }
+
     /// Lets a shell stop this leader from answering on its lease (for its own reads and its
     /// followers' alike) while its count of ticks may be behind the real time: ticks handled
     /// late, a process that was paused. Reads asking for a lease are then confirmed with a

@@ -228,6 +228,7 @@ extension RaftCore {
         let q = tracker.committedIndex()
         guard q > log.committed, try log.termOrZero(q) == term else { return false }
         log.commitTo(q)
+        termCommitted = true
         try releaseReadsAwaitingCommit()
         return true
     }

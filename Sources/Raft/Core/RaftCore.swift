@@ -50,6 +50,8 @@ public struct RaftCore {
     var readOnly = ReadOnlyQueue()
     /// Whether the shell lets this leader answer on its lease (``allowLeaseReads(_:)``).
     var leaseReadsAllowed = true
+    /// Leader: whether an entry of this term is committed (so the commit index is current).
+    var termCommitted = false
 
     var outboxImmediate: [Message] = []
     var outboxAfterPersist: [Message] = []

@@ -43,6 +43,15 @@ final class Inbox<Event: Sendable>: Sendable {
         }
     }
 
+    /// Everything queued now, without waiting (possibly nothing).
+    func takeNow() -> [Event] {
+        state.withLock { s in
+            let items = s.items
+            s.items = []
+            return items
+        }
+    }
+
     /// Refuses further events; returns those still queued.
     func close() -> [Event] {
         state.withLock { s in

@@ -119,22 +119,37 @@ extension NodeLoop {
         let start = ContinuousClock.now
         let job = Confined(value: (storage, rd))
         let transport = node.transport
-        var overlapped: RaftError?
-        let result: Result<Void, RaftError> = await withCheckedContinuation { c in
-            io.async {
-                do throws(RaftError) {
-                    try job.value.0.persist(job.value.1)
-                    transport.send(job.value.1.messagesAfterPersist)
-                    c.resume(returning: .success(()))
-                } catch {
-                    c.resume(returning: .failure(error))
-                }
+        let inbox = node.inbox
+        io.async {
+            do throws(RaftError) {
+                try job.value.0.persist(job.value.1)
+                transport.send(job.value.1.messagesAfterPersist)
+                inbox.post(.persisted(nil))
+            } catch {
+                inbox.post(.persisted(error))
             }
-            // The loop's share of the work while the I/O thread writes.
-            do throws(RaftError) { try meanwhile() } catch { overlapped = error }
+        }
+        // The loop's share of the work while the I/O thread writes.
+        var overlapped: RaftError?
+        do throws(RaftError) { try meanwhile() } catch { overlapped = error }
+        // Then, until the write is done, serve the reads that need nothing from the core or
+        // the storage (both belong to the write until it ends); everything else waits, in
+        // order, for the loop's next turn.
+        var failure: RaftError?
+        waiting: while true {
+            let events = await inbox.next()
+            for (k, e) in events.enumerated() {
+                if case .persisted(let error) = e {
+                    failure = error
+                    deferred += events[(k + 1)...]
+                    break waiting
+                }
+                if case .read(let r) = e, overlapped == nil, serveDuringPersist(r) { continue }
+                deferred.append(e)
+            }
         }
         metrics.syncLatency.recordNanoseconds(Int64((ContinuousClock.now - start) / .nanoseconds(1)))
-        try result.get()
+        if let failure { throw failure }
         if let overlapped { throw overlapped }
     }
 }

@@ -68,6 +68,27 @@ extension NodeLoop {
         try ask(r.token)
     }
 
+    /// Serves `r` at once if it needs neither the core's help nor the storage, while another
+    /// thread persists a batch: a stale read, or a lease read on a leader whose lease holds and
+    /// whose state machine has applied the commit index (the query sees every write committed
+    /// so far). Returns whether it did.
+    func serveDuringPersist(_ r: RaftNode<SM>.ReadRequest) -> Bool {
+        guard snapshotIO.restoring.isEmpty else { return false }
+        switch r.consistency {
+        case .stale:
+            r.serve(stateMachine)
+            return true
+        case .lease:
+            guard node.configuration.raft.readLease != nil, !ticksAreLate, let index = core.leaseReadIndex, applied.applied >= index else {
+                return false
+            }
+            r.serve(stateMachine)
+            return true
+        case .linearizable:
+            return false
+        }
+    }
+
     /// Asks the core for the read index of `token`'s read; without a leader it waits for one.
     func ask(_ token: UInt64) throws(RaftError) {
         guard let read = reads.byToken[token] else { return }

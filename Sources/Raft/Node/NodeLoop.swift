@@ -42,6 +42,9 @@ final class NodeLoop<SM: StateMachine> {
     var snapshotWaiters: [CheckedContinuation<LogIndex?, any Error>] = []
     /// Events taken from the inbox that the loop stopped before handling.
     var unhandled: [Event] = []
+    /// Events that arrived while a batch was being persisted (NodeLoop+Persistence), in
+    /// order: the loop handles them before anything newer.
+    var deferred: [Event] = []
     let offloadIO: Bool
     let metrics: NodeMetrics
     var logger: Logger { node.logger }
@@ -113,7 +116,13 @@ final class NodeLoop<SM: StateMachine> {
     func run() async throws {
         do {
             running: while true {
-                let events = await node.inbox.next()
+                let events: [Event]
+                if deferred.isEmpty {
+                    events = await node.inbox.next()
+                } else {
+                    events = deferred + node.inbox.takeNow()
+                    deferred = []
+                }
                 guardLease()
                 var proposals: [RaftNode<SM>.Proposal] = []
                 // Cancellations are handled once the batch's proposals are registered, so one
@@ -173,6 +182,8 @@ final class NodeLoop<SM: StateMachine> {
         snapshotWaiters = []
         node.fail(unhandled, with: error)
         unhandled = []
+        node.fail(deferred, with: error)
+        deferred = []
         node.failQueued(with: error)
         for queue in [snapshotQueue, snapshotIO.transferQueue] {
             await withCheckedContinuation { c in queue.async { c.resume() } }
@@ -305,7 +316,7 @@ final class NodeLoop<SM: StateMachine> {
             }
         case .transport(let event):
             handle(event)
-        case .propose, .stop:
+        case .propose, .stop, .persisted:
             break
         }
     }

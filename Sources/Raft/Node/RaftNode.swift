@@ -88,6 +88,8 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
         case snapshotWork(SnapshotWork)
         case read(ReadRequest)
         case cancelRead(UInt64)
+        /// The I/O thread finished persisting a batch (with its failure, if any).
+        case persisted(RaftError?)
         /// Feedback from the transport (RaftNode+TransportEvents).
         case transport(TransportEvent)
         case stop
