@@ -7,6 +7,7 @@ import PackageDescription
 //   cd Benchmarks && swift run -c release raft-wal-bench
 //   cd Benchmarks && swift run -c release raft-node-bench          # LocalTransport, then TCP
 //   cd Benchmarks && swift run -c release raft-read-bench
+//   cd Benchmarks && swift run -c release raft-lincheck-bench
 let package = Package(
     name: "swift-raft-benchmarks",
     dependencies: [
@@ -57,6 +58,15 @@ let package = Package(
             name: "raft-read-bench",
             dependencies: [
                 .product(name: "Raft", package: "swift-raft"),
+                "BenchSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // Time to check key-value histories of 10k and 50k operations for linearizability.
+        .executableTarget(
+            name: "raft-lincheck-bench",
+            dependencies: [
+                .product(name: "RaftTestKit", package: "swift-raft"),
                 "BenchSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

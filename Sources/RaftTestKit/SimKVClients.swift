@@ -325,9 +325,12 @@ extension SimCluster {
     /// With `clients.leaseReads`, each node's ticks run at a rate drawn from
     /// `1 - drift / 2 ... 1` (`drift` the cluster's ``ReadLease/maxClockDrift``), so clocks drift
     /// apart within the lease's documented bound.
+    ///
+    /// - Parameter checkerSteps: the ``LinearizabilityChecker``'s budget; a history it cannot
+    ///   decide within it fails the seed (``LinearizabilityResult/unknown(_:)``).
     public static func simulateWithClients(
         seed: UInt64, nodes: Int, rounds: Int, faults: SimFaults = .all, clients: SimKVClients.Options = SimKVClients.Options(),
-        livenessRounds: Int = 400, configure: (inout RaftConfiguration) -> Void = { _ in }
+        livenessRounds: Int = 400, checkerSteps: Int = 20_000_000, configure: (inout RaftConfiguration) -> Void = { _ in }
     ) throws -> SimClientsStats {
         var lease: ReadLease?
         let cluster = try SimCluster(nodes: nodes, seed: seed, faults: faults, configure: { c in
@@ -356,7 +359,9 @@ extension SimCluster {
         }
         workload.runRound()
         workload.finish()
-        let result = LinearizabilityChecker(model: SimKVClients.Model()).check(workload.history)
+        // Bounded: rejecting a history is exponential in the unknown-outcome writes on one key,
+        // and a check that cannot decide must fail the seed, not hang the run.
+        let result = LinearizabilityChecker(model: SimKVClients.Model(), budget: .steps(checkerSteps)).check(workload.history)
         if !result.isLinearizable { throw failure(["linearizability: \(result)"]) }
         return SimClientsStats(
             operations: workload.history.count, completedWrites: workload.completedWrites, completedReads: workload.completedReads,
