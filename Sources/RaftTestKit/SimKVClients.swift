@@ -95,6 +95,11 @@ public final class SimKVClients {
             previous?(id, rd)
             self.observe(id, rd)
         }
+        // The store is the committed log from index 1: clients that missed part of it would
+        // record every answer against the wrong state.
+        if let node = cluster.ids.first(where: { (cluster.core($0)?.commitIndex ?? .zero) > .zero }) {
+            violations.append("SimKVClients attached after node \(node) committed entries: attach the clients before the cluster commits anything")
+        }
     }
 
     // MARK: The store
@@ -161,14 +166,19 @@ public final class SimKVClients {
         }
     }
 
+    /// Called with every batch a node hands out, before the node applies it: the moment a
+    /// ``RaftNode`` serves the reads it confirms (with the state it holds then) and those whose
+    /// index the previous batch applied.
     func observe(_ id: NodeID, _ rd: Ready) {
         if !rd.committedEntries.isEmpty { learnCommitted(rd.committedEntries, from: id) }
-        guard !rd.readStates.isEmpty else { return }
         for s in rd.readStates {
             for (c, p) in clients.enumerated() {
                 guard case .read(let key, let node, let incarnation, let context, nil, let call, let deadline) = p, node == id, context == s.context else { continue }
                 clients[c] = .read(key: key, node: node, incarnation: incarnation, context: context, readIndex: s.index, call: call, deadline: deadline)
             }
+        }
+        for c in clients.indices {
+            if case .read(_, let node, _, _, _?, _, _)? = clients[c], node == id { progress(c) }
         }
     }
 
