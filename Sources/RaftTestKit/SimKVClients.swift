@@ -333,8 +333,8 @@ extension SimCluster {
     /// non-linearizable history throws with the checker's explanation).
     ///
     /// With `clients.leaseReads`, each node's ticks run at a rate drawn from
-    /// `1 - drift / 2 ... 1` (`drift` the cluster's ``ReadLease/maxClockDrift``), so clocks drift
-    /// apart within the lease's documented bound.
+    /// `1 / (1 + drift) ... 1` (`drift` the cluster's ``ReadLease/maxClockDrift``), so clocks drift
+    /// apart up to the edge of the lease's documented bound.
     ///
     /// - Parameter checkerSteps: the ``LinearizabilityChecker``'s budget; a history it cannot
     ///   decide within it fails the seed (``LinearizabilityResult/unknown(_:)``).
@@ -351,7 +351,9 @@ extension SimCluster {
         let workload = SimKVClients(cluster: cluster, seed: seed, options: clients)
         if clients.leaseReads, let lease {
             var rng = SeededGenerator(seed: seed ^ 0xD21F7)
-            cluster.tickRates = cluster.ids.map { _ in 1 - lease.maxClockDrift / 2 * Double(rng.next() % 1001) / 1000 }
+            // Rates in 1/(1 + drift) ... 1: any two differ by a factor within 1 ± drift, up to the edge.
+            let slowest = 1 / (1 + lease.maxClockDrift)
+            cluster.tickRates = cluster.ids.map { _ in slowest + (1 - slowest) * Double(rng.next() % 1001) / 1000 }
         }
         func failure(_ extra: [String]) -> SimulationFailure {
             SimulationFailure(

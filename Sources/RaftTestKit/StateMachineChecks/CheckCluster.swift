@@ -48,8 +48,10 @@ final class CheckCluster<SM: StateMachine> {
         let environment = StateMachineEnvironment(directory: "\(root)/node-\(id)/state", isFresh: !used.contains(id), node: id)
         try PosixFileSystem().createDirectory(environment.directory)
         used.insert(id)
-        let storage = try FileLogStorage(directory: "\(root)/node-\(id)/raft", voters: ids)
+        // The machine first: a factory that throws must not leave the storage open (its LOCK
+        // held), or the next start of this node would fail.
         let machine = ObservedStateMachine(try make(environment), node: id, record: record)
+        let storage = try FileLogStorage(directory: "\(root)/node-\(id)/raft", voters: ids)
         let node = try RaftNode(configuration: configuration(id), storage: storage, stateMachine: machine, transport: transport, clock: clock)
         nodes[id] = node
         transport.register(id, receive: { node.receive($0) })
