@@ -1,5 +1,10 @@
 @_spi(Testing) import Raft
 import Synchronization
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// The three-node cluster of the runtime check: real ``RaftNode``s running the user's state
 /// machine (observed), each with a ``FileLogStorage`` and a state directory of its own, over a
@@ -43,6 +48,21 @@ final class CheckCluster<SM: StateMachine> {
         return c
     }
 
+    /// Opens a node's log. Under a parallel test run a restart has once found the directory's
+    /// LOCK still held just after the previous node's run ended (its storage is closed before
+    /// `run()` returns; the cause is not known): a lock held that way is retried for up to two
+    /// seconds, any other error is thrown at once.
+    static func openStorage(_ directory: String, voters: [NodeID]) throws -> FileLogStorage {
+        var attempts = 0
+        while true {
+            do { return try FileLogStorage(directory: directory, voters: voters) } catch {
+                attempts += 1
+                guard error.code == .invalidConfiguration, error.message.contains("LOCK"), attempts < 40 else { throw error }
+                usleep(50_000)
+            }
+        }
+    }
+
     func start(_ id: NodeID) throws {
         guard nodes[id] == nil else { return }
         let environment = StateMachineEnvironment(directory: "\(root)/node-\(id)/state", isFresh: !used.contains(id), node: id)
@@ -51,7 +71,7 @@ final class CheckCluster<SM: StateMachine> {
         // The machine first: a factory that throws must not leave the storage open (its LOCK
         // held), or the next start of this node would fail.
         let machine = ObservedStateMachine(try make(environment), node: id, record: record)
-        let storage = try FileLogStorage(directory: "\(root)/node-\(id)/raft", voters: ids)
+        let storage = try Self.openStorage("\(root)/node-\(id)/raft", voters: ids)
         let node = try RaftNode(configuration: configuration(id), storage: storage, stateMachine: machine, transport: transport, clock: clock)
         nodes[id] = node
         transport.register(id, receive: { node.receive($0) })
