@@ -17,10 +17,14 @@ let package = Package(
     targets: [
         // Interposes malloc and friends to count heap allocations (glibc only).
         .target(name: "MallocCounter"),
-        // Number formatting, temporary directories and option parsing, shared by the programs.
+        // Number formatting, temporary directories, option parsing and the node benchmarks' state
+        // machine, shared by the programs.
         .target(
             name: "BenchSupport",
-            dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: [
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Raft", package: "swift-raft"),
+            ]
         ),
         .executableTarget(
             name: "raft-core-bench",

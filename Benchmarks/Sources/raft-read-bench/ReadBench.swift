@@ -217,33 +217,9 @@ struct Tally: Sendable {
     }
 }
 
-/// Counts commands; the result of each entry is its index.
-final class Counter: StateMachine {
-    var commands: UInt64 = 0
-
-    func apply(_ entries: ArraySlice<LogEntry>) throws -> [UInt64] {
-        var results: [UInt64] = []
-        results.reserveCapacity(entries.count)
-        for e in entries where e.kind == .command {
-            commands += 1
-            results.append(e.index.rawValue)
-        }
-        return results
-    }
-
-    func prepareSnapshot() throws -> UInt64 { commands }
-
-    static func saveSnapshot(_ context: UInt64, to output: SnapshotOutput) throws {
-        try output.write((0..<8).map { UInt8(truncatingIfNeeded: context >> (8 * UInt64($0))) })
-    }
-
-    func recoverSnapshot(from input: SnapshotInput, metadata: SnapshotMetadata) throws {
-        commands = try input.read(exactly: 8).enumerated().reduce(0) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
-    }
-}
 
 final class ReadCluster {
-    typealias Node = RaftNode<Counter>
+    typealias Node = RaftNode<CountingStateMachine>
     let ids: [NodeID] = [1, 2, 3]
     let transport = LocalTransport()
     var nodes: [NodeID: Node] = [:]
@@ -256,7 +232,7 @@ final class ReadCluster {
             conf.snapshotEvery = 0
             conf.raft.readLease = ReadLease(maxClockDrift: 0.1)
             let node = try Node(
-                configuration: conf, storage: try FileLogStorage(directory: "\(root)/node\(id)", voters: ids), stateMachine: Counter(),
+                configuration: conf, storage: try FileLogStorage(directory: "\(root)/node\(id)", voters: ids), stateMachine: CountingStateMachine(),
                 transport: transport)
             transport.register(id, receive: { node.receive($0) })
             nodes[id] = node
