@@ -1,0 +1,169 @@
+import Raft
+import RaftTestKit
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Broken: the snapshot leaves out key `k0`, so a node that recovers a snapshot forgets it
+/// (its snapshot bytes still look like everyone else's: only its results tell).
+final class ForgetfulSnapshotKV: StateMachine {
+    let inner = KVMachine()
+
+    func apply(_ entries: ArraySlice<LogEntry>) throws -> [String] { try inner.apply(entries) }
+    func prepareSnapshot() throws -> [String: String] { try inner.prepareSnapshot().filter { $0.key != "k0" } }
+    static func saveSnapshot(_ context: [String: String], to output: SnapshotOutput) throws { try KVMachine.saveSnapshot(context, to: output) }
+    func recoverSnapshot(from input: SnapshotInput, metadata: SnapshotMetadata) throws { try inner.recoverSnapshot(from: input, metadata: metadata) }
+}
+
+/// The deterministic simulation running a user's state machine (`SimCluster.check`): the test
+/// kit's sample machines pass, and each deliberately broken one (see
+/// `StateMachineChecksTests.swift`) fails with its named rule and likely cause, on a seed that
+/// replays.
+@Suite("Simulation of the user's state machine")
+struct SimStateMachineTests {
+    static func env(_ name: String) -> String? {
+        guard let p = getenv(name) else { return nil }
+        return String(cString: p)
+    }
+
+    /// Seeds a correct machine runs: 200 by default, in 4 shards; `RAFT_SIM_SM_SEEDS` runs more.
+    static let seeds = UInt64(env("RAFT_SIM_SM_SEEDS") ?? "") ?? 200
+    static let shards: UInt64 = 4
+    /// Seeds a broken machine may take to fail (each stops at its first failing seed).
+    static let brokenSeeds: UInt64 = 100
+
+    static var options: SimCheckOptions {
+        var o = SimCheckOptions()
+        if let rounds = Int(env("RAFT_SIM_ROUNDS") ?? "") { o.rounds = rounds }
+        return o
+    }
+
+    static func shard(_ n: UInt64) -> StrideTo<UInt64> { stride(from: n, to: seeds, by: Int(shards)) }
+
+    /// The report must show the checks had something to compare: snapshots saved and
+    /// recovered, states and results compared between nodes.
+    static func expectWork(_ report: SimCheckReport) {
+        let s = report.stats
+        #expect(s.snapshotsSaved > 0 && s.snapshotsRecovered > 0, "\(report)")
+        #expect(s.statesCompared > s.snapshotsRecovered && s.resultsCompared > 0, "\(report)")
+        #expect(report.committed > UInt64(report.seedsRun) * 20, "\(report)")
+    }
+
+    @Test("the sample key-value machine passes", arguments: 0..<shards)
+    func keyValueMachinePasses(shard: UInt64) {
+        let report = SimCluster.check(stateMachine: { KVMachine() }, commands: kvCommand, seeds: Self.shard(shard), options: Self.options)
+        print(report)
+        #expect(report.passed, "\(report)")
+        #expect(report.seedsRun == Self.shard(shard).underestimatedCount)
+        Self.expectWork(report)
+    }
+
+    /// States compared by a description; nodes on the real file storage, whose crashes tear
+    /// what was not synced; snapshots saved at once.
+    @Test func describedStatesOnFileStoragePass() {
+        var options = Self.options
+        options.fileStorage = true
+        options.snapshotSaveRounds = 0...0
+        let report = SimCluster.check(
+            stateMachine: { KVMachine() }, commands: kvCommand, seeds: 0..<(Self.seeds / 8), options: options,
+            describeState: { m in "\(m.values.sorted { $0.key < $1.key })" })
+        print(report)
+        #expect(report.passed, "\(report)")
+        Self.expectWork(report)
+    }
+
+    /// Runs a broken machine until a seed fails; returns its first finding after checking that
+    /// the failure names the seed and replays on its own with the same finding.
+    static func firstFinding<SM: StateMachine>(_ machine: SimMachineUnderTest<SM>) throws -> SimStateMachineFinding {
+        let report = SimCluster.check(machine, seeds: 0..<brokenSeeds, options: options)
+        print(report)
+        let failure = try #require(report.failures.first, "a broken state machine passed \(report.seedsRun) seeds")
+        #expect(report.failures.count == 1 && report.seedsRun == Int(failure.seed) + 1, "it stops at the first failing seed")
+        let finding = try #require(failure.findings.first, "\(failure)")
+        #expect(failure.description.contains("seeds: [\(failure.seed)]"), "\(failure)")
+        #expect(failure.simulation.violations.contains { $0.contains(finding.problem) }, "the finding is a checker violation")
+        let replay = SimCluster.check(machine, seeds: [failure.seed], options: options)
+        let again = try #require(replay.failures.first?.findings.first, "seed \(failure.seed) did not fail again: \(replay)")
+        #expect(again.rule == finding.rule && again.cause == finding.cause, "replayed: \(again), first: \(finding)")
+        return finding
+    }
+
+    @Test func nonDeterministicApplyIsFound() throws {
+        let finding = try Self.firstFinding(SimMachineUnderTest(make: { StampingKV() }, commands: kvCommand))
+        #expect(finding.rule == .stateMachineSafety || finding.rule == .sameResults, "\(finding)")
+        #expect(finding.cause == .nonDeterministicApply, "\(finding)")
+        #expect(finding.index != nil && finding.fix.contains("deterministic"), "\(finding)")
+    }
+
+    @Test func snapshotReadingLiveStateIsFound() throws {
+        let finding = try Self.firstFinding(SimMachineUnderTest(make: { LiveSnapshotKV() }, commands: kvCommand))
+        #expect(finding.rule == .stateMachineSafety, "\(finding)")
+        #expect(finding.cause == .snapshotHoldsLaterState, "\(finding)")
+        #expect(finding.problem.contains("after the snapshot's index") && finding.fix.contains("point-in-time"), "\(finding)")
+    }
+
+    @Test func recoverIgnoringTheSnapshotIsFound() throws {
+        let finding = try Self.firstFinding(SimMachineUnderTest(make: { IgnoresSnapshotKV() }, commands: kvCommand))
+        #expect(finding.rule == .stateMachineSafety, "\(finding)")
+        #expect(finding.cause == .recoverIgnoresSnapshot, "\(finding)")
+        #expect(finding.problem.contains("right after recovering"), "\(finding)")
+    }
+
+    /// A snapshot that leaves out state: its bytes compare equal, so the results tell; with a
+    /// description of the whole state, the states differ.
+    @Test func snapshotLeavingOutStateIsFound() throws {
+        let byResults = try Self.firstFinding(SimMachineUnderTest(make: { ForgetfulSnapshotKV() }, commands: kvCommand))
+        #expect(byResults.rule == .sameResults, "\(byResults)")
+        #expect(byResults.cause == .snapshotLosesState, "\(byResults)")
+        #expect(byResults.problem.contains("it recovered"), "\(byResults)")
+        let byState = try Self.firstFinding(
+            SimMachineUnderTest(make: { ForgetfulSnapshotKV() }, commands: kvCommand, describeState: { m in "\(m.inner.values.sorted { $0.key < $1.key })" }))
+        #expect(byState.rule == .stateMachineSafety, "\(byState)")
+        #expect(byState.cause == .snapshotLosesState, "\(byState)")
+    }
+
+    @Test func resultsForNoopsAreFound() throws {
+        let finding = try Self.firstFinding(SimMachineUnderTest(make: { NoopResultKV() }, commands: kvCommand))
+        #expect(finding.rule == .oneResultPerCommand && finding.cause == .contract, "\(finding)")
+        #expect(finding.problem.contains("which hold 0 commands"), "\(finding)")
+    }
+
+    /// Step by step: the user's instances are there to inspect, hold the same state once the
+    /// cluster is quiet, and a restarted node rebuilds its state from its snapshot and the log.
+    @Test func clusterRunsTheMachineStepByStep() throws {
+        let cluster = try SimCluster(nodes: 3, seed: 7, machine: SimMachineUnderTest(make: { KVMachine() }, commands: kvCommand))
+        #expect(cluster.campaign(1))
+        cluster.stabilize()
+        for k in 0..<12 { try cluster.propose(1, [Array("k\(k % 4)=\(k)".utf8)]) }
+        cluster.stabilize()
+        let applied = cluster.machine(1).applied
+        #expect(cluster.compact(3) == applied)
+        cluster.crash(3)
+        try cluster.restart(3)
+        cluster.stabilize()
+        let values = cluster.ids.map { cluster.stateMachine($0, as: KVMachine.self)?.values }
+        #expect(values.allSatisfy { $0 == ["k0": "8", "k1": "9", "k2": "10", "k3": "11"] }, "\(values)")
+        #expect(cluster.stateMachine(3, as: KVMachine.self)?.restores == 1)
+        #expect(cluster.stateMachineFindings.isEmpty && cluster.checker.violations.isEmpty, "\(cluster.checker.violations)")
+        #expect(cluster.stateMachineStats.snapshotsRecovered == 1 && cluster.stateMachineStats.statesCompared > 0)
+    }
+
+    /// Simulated key-value clients propose commands a user's machine would not understand: they
+    /// refuse such a cluster, with a violation, rather than feed it.
+    @Test func clientsRefuseAUserMachine() throws {
+        let cluster = try SimCluster(nodes: 3, seed: 1, machine: SimMachineUnderTest(make: { KVMachine() }, commands: kvCommand))
+        let clients = SimKVClients(cluster: cluster, seed: 1)
+        #expect(clients.violations.contains { $0.contains("not a user's state machine") }, "\(clients.violations)")
+    }
+
+    /// Replays one seed of the key-value machine:
+    /// `RAFT_SIM_SM_SEED=<seed> swift test --filter SimStateMachineTests/replay`.
+    @Test func replay() {
+        guard let s = Self.env("RAFT_SIM_SM_SEED"), let seed = UInt64(s) else { return }
+        let report = SimCluster.check(stateMachine: { KVMachine() }, commands: kvCommand, seeds: [seed], options: Self.options)
+        print(report)
+        #expect(report.passed, "\(report)")
+    }
+}
