@@ -59,7 +59,10 @@ public struct SimFaults: Sendable, Hashable {
 ///
 /// Each node has a ``MemoryLogStorage`` standing for its disk: a crash throws away the core (its
 /// memory, including whatever a pending ``Ready`` had not yet persisted) and keeps the storage.
-/// Every batch a node handles is followed by the ``SafetyChecker``.
+/// Every batch a node handles is followed by the ``SafetyChecker``. Every node runs the hash
+/// machine (``SimStateMachine``); a cluster can also run your own state machine on every node
+/// (``init(nodes:seed:faults:machine:snapshotSaveRounds:configure:disk:)``,
+/// ``check(_:seeds:options:)``).
 ///
 /// The cluster is driven either at random (``runRound()``, used by simulations) or step by step
 /// (``deliverAll()``, ``tick(_:)``, ``stabilize()``, used by scenario files). Same seed, same run.

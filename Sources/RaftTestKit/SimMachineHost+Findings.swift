@@ -30,27 +30,27 @@ extension SimMachineHost {
             }
         } else if !state.viaSnapshot && !known.viaSnapshot {
             cause = .nonDeterministicApply
-            how = "(\(history(n))) after applying entries up to index \(index)"
+            how = "after applying entries up to index \(index) (\(history(n)))"
             why = "; neither node recovered a snapshot, both applied the same entries"
         } else {
             cause = .snapshotLosesState
-            how = "(\(history(n))) after applying entries up to index \(index)"
+            how = "after applying entries up to index \(index) (\(history(n)))"
         }
         report(
             .init(
                 .stateMachineSafety, cause: cause, node: ids[n], at: index,
-                "node \(ids[n]) \(how) holds \(state.preview); node \(known.node) held \(known.preview) at that index\(why)",
+                "\(how), it holds \(state.preview); node \(known.node) held \(known.preview) at that index\(why)",
                 fix: Self.fix(for: cause)))
     }
 
     /// Node `n` returned `result` for `entry`; the first node to apply it returned another.
     func resultsDiffer(_ n: Int, _ replica: Replica, _ entry: LogEntry, _ result: SM.Result, _ known: (node: NodeID, result: SM.Result, viaSnapshot: Bool)) {
         let cause: Cause = replica.recoveries.isEmpty && !known.viaSnapshot ? .nonDeterministicApply : .snapshotLosesState
-        let same = known.node == ids[n] ? "itself, before a restart," : "node \(known.node)"
+        let other = known.node == ids[n] ? "before a restart it returned" : "node \(known.node) returned"
         report(
             .init(
                 .sameResults, cause: cause, node: ids[n], at: entry.index,
-                "node \(ids[n]) (\(history(n))) returned \(Self.clip(String(reflecting: result))) for \(Describe.entry(entry)); \(same) returned \(Self.clip(String(reflecting: known.result)))",
+                "it returned \(Self.clip(String(reflecting: result))) for \(Describe.entry(entry)) (\(history(n))); \(other) \(Self.clip(String(reflecting: known.result)))",
                 fix: Self.fix(for: cause)))
     }
 
@@ -77,7 +77,8 @@ extension SimMachineHost {
             return "recoverSnapshot must replace the whole state with the one it reads (StateMachineChecks' snapshotRoundTrip check)"
         case .snapshotLosesState:
             return "saveSnapshot must write every part of the state that apply reads, and recoverSnapshot restore all of it "
-                + "(StateMachineChecks' snapshotRoundTrip check; pass describeState to compare the whole state, not only what the snapshot holds)"
+                + "(StateMachineChecks' snapshotRoundTrip check; pass describeState to compare the whole state, not only what the snapshot holds); "
+                + "if the snapshot holds everything, apply is not deterministic"
         case .contract:
             return "keep the state machine contract (see StateMachine)"
         }

@@ -51,9 +51,12 @@ struct SimStateMachineTests {
         #expect(report.committed > UInt64(report.seedsRun) * 20, "\(report)")
     }
 
+    /// Three nodes in two shards, five in the others.
     @Test("the sample key-value machine passes", arguments: 0..<shards)
     func keyValueMachinePasses(shard: UInt64) {
-        let report = SimCluster.check(stateMachine: { KVMachine() }, commands: kvCommand, seeds: Self.shard(shard), options: Self.options)
+        var options = Self.options
+        options.nodes = shard % 2 == 0 ? 3 : 5
+        let report = SimCluster.check(stateMachine: { KVMachine() }, commands: kvCommand, seeds: Self.shard(shard), options: options)
         print(report)
         #expect(report.passed, "\(report)")
         #expect(report.seedsRun == Self.shard(shard).underestimatedCount)
@@ -128,6 +131,21 @@ struct SimStateMachineTests {
         let finding = try Self.firstFinding(SimMachineUnderTest(make: { NoopResultKV() }, commands: kvCommand))
         #expect(finding.rule == .oneResultPerCommand && finding.cause == .contract, "\(finding)")
         #expect(finding.problem.contains("which hold 0 commands"), "\(finding)")
+    }
+
+    /// Results compared by the caller's comparison (for a `Result` that is not `Equatable`):
+    /// it is asked once per comparison the report counts.
+    @Test func resultsAreComparedByTheGivenComparison() {
+        final class Count { var n = 0 }
+        let count = Count()
+        let report = SimCluster.check(
+            stateMachine: { KVMachine() }, commands: kvCommand, seeds: 0..<10, options: Self.options,
+            resultsMatch: { a, b in
+                count.n += 1
+                return a == b
+            })
+        #expect(report.passed, "\(report)")
+        #expect(count.n > 0 && count.n == report.stats.resultsCompared, "\(count.n) calls, \(report)")
     }
 
     /// Step by step: the user's instances are there to inspect, hold the same state once the
