@@ -184,6 +184,13 @@ final class SimMachineHost<SM: StateMachine>: SimMachineDriver {
                 fix: "recoverSnapshot must read back everything saveSnapshot wrote")
             return false
         }
+        if let reported = replica.machine.reportedAppliedIndex, reported != metadata.index {
+            broke(
+                n, .reportedAppliedIndex, at: metadata.index,
+                "after recovering \(source) at index \(metadata.index) the state machine reports applied index \(reported)",
+                fix: "recoverSnapshot must set the applied index to the snapshot's (metadata.index)")
+            return false
+        }
         replica.recoveries.append((metadata.index, source))
         replicas[n] = replica
         stats.snapshotsRecovered += 1
@@ -221,6 +228,12 @@ final class SimMachineHost<SM: StateMachine>: SimMachineDriver {
             broke(
                 n, .oneResultPerCommand, at: last.index, "apply returned \(got.count) results for entries \(span), which hold \(commands.count) commands",
                 fix: "return exactly one result per command entry, in order, and none for a no-op entry")
+            return
+        }
+        if let reported = replica.machine.reportedAppliedIndex, reported != last.index {
+            broke(
+                n, .reportedAppliedIndex, at: last.index, "after applying entries \(span) the state machine reports applied index \(reported)",
+                fix: "after apply, report the index of the last entry given (no-ops included)")
             return
         }
         let viaSnapshot = !replica.recoveries.isEmpty

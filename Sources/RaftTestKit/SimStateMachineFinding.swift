@@ -28,6 +28,11 @@ public struct SimStateMachineFinding: Sendable, Hashable, CustomStringConvertibl
         case snapshotRecover
         /// The factory threw, or made an instance that does not start empty.
         case freshInstance
+        /// The applied index the state machine reports (``Raft/StateMachine/reportedAppliedIndex``,
+        /// an ``Raft/OnDiskStateMachine``'s ``Raft/OnDiskStateMachine/appliedIndex``) is not the
+        /// last entry applied, or the snapshot's index after a recovery; a ``Raft/RaftNode``
+        /// stops with ``Raft/RaftError/Code/stateMachine``.
+        case reportedAppliedIndex
 
         public var description: String { rawValue }
     }

@@ -1,5 +1,7 @@
+import Foundation
 import Raft
 import RaftTestKit
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -131,6 +133,23 @@ struct SimStateMachineTests {
         let finding = try Self.firstFinding(SimMachineUnderTest(make: { NoopResultKV() }, commands: kvCommand))
         #expect(finding.rule == .oneResultPerCommand && finding.cause == .contract, "\(finding)")
         #expect(finding.problem.contains("which hold 0 commands"), "\(finding)")
+    }
+
+    /// An applied index that skips no-ops, on an on-disk machine given a new directory per
+    /// instance: the simulation stops it as a node would.
+    @Test func reportedAppliedIndexIsChecked() throws {
+        let parent = FileManager.default.temporaryDirectory.appendingPathComponent("simsm-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: parent) }
+        let made = Atomic<Int>(0)
+        let finding = try Self.firstFinding(
+            SimMachineUnderTest(
+                make: {
+                    let dir = parent + "/\(made.wrappingAdd(1, ordering: .relaxed).newValue)"
+                    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+                    return CommandIndexKV(directory: dir)
+                }, commands: kvCommand))
+        #expect(finding.rule == .reportedAppliedIndex && finding.cause == .contract, "\(finding)")
+        #expect(finding.index == 1 && finding.problem.contains("reports applied index 0"), "\(finding)")
     }
 
     /// Results compared by the caller's comparison (for a `Result` that is not `Equatable`):
