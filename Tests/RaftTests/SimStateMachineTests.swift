@@ -129,6 +129,16 @@ struct SimStateMachineTests {
         #expect(byState.cause == .snapshotLosesState, "\(byState)")
     }
 
+    /// The single-instance checks name the same rule for the machine whose snapshot leaves out
+    /// state: the round trip gives other results.
+    @Test func stateMachineChecksAgreeOnTheForgetfulSnapshot() async throws {
+        var options = StateMachineCheckOptions()
+        options.checks = [.determinism, .snapshotRoundTrip]
+        let report = await StateMachineChecks.run(make: { _ in ForgetfulSnapshotKV() }, commands: kvCommand, options: options)
+        let failure = try #require(report.failures.first, "\(report)")
+        #expect(failure.check == .snapshotRoundTrip, "\(failure)")
+    }
+
     @Test func resultsForNoopsAreFound() throws {
         let finding = try Self.firstFinding(SimMachineUnderTest(make: { NoopResultKV() }, commands: kvCommand))
         #expect(finding.rule == .oneResultPerCommand && finding.cause == .contract, "\(finding)")
