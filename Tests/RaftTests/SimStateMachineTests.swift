@@ -19,6 +19,29 @@ final class ForgetfulSnapshotKV: StateMachine {
     func recoverSnapshot(from input: SnapshotInput, metadata: SnapshotMetadata) throws { try inner.recoverSnapshot(from: input, metadata: metadata) }
 }
 
+/// Broken: apply throws on a command that sets a value ending in 13.
+final class ThrowingApplyKV: StateMachine {
+    let inner = KVMachine()
+
+    func apply(_ entries: ArraySlice<LogEntry>) throws -> [String] {
+        if entries.contains(where: { String(decoding: $0.data, as: UTF8.self).hasSuffix("13") }) { throw RaftError(.invalidArgument, "unlucky value") }
+        return try inner.apply(entries)
+    }
+    func prepareSnapshot() throws -> [String: String] { try inner.prepareSnapshot() }
+    static func saveSnapshot(_ context: [String: String], to output: SnapshotOutput) throws { try KVMachine.saveSnapshot(context, to: output) }
+    func recoverSnapshot(from input: SnapshotInput, metadata: SnapshotMetadata) throws { try inner.recoverSnapshot(from: input, metadata: metadata) }
+}
+
+/// Broken: recovering any snapshot throws.
+final class ThrowingRecoverKV: StateMachine {
+    let inner = KVMachine()
+
+    func apply(_ entries: ArraySlice<LogEntry>) throws -> [String] { try inner.apply(entries) }
+    func prepareSnapshot() throws -> [String: String] { try inner.prepareSnapshot() }
+    static func saveSnapshot(_ context: [String: String], to output: SnapshotOutput) throws { try KVMachine.saveSnapshot(context, to: output) }
+    func recoverSnapshot(from input: SnapshotInput, metadata: SnapshotMetadata) throws { throw RaftError(.corruption, "cannot read it") }
+}
+
 /// The deterministic simulation running a user's state machine (`SimCluster.check`): the test
 /// kit's sample machines pass, and each deliberately broken one (see
 /// `StateMachineChecksTests.swift`) fails with its named rule and likely cause, on a seed that
@@ -175,6 +198,29 @@ struct SimStateMachineTests {
             })
         #expect(report.passed, "\(report)")
         #expect(count.n > 0 && count.n == report.stats.resultsCompared, "\(count.n) calls, \(report)")
+    }
+
+    /// A state machine that throws is stopped, as a node stops, and named.
+    @Test(arguments: ["apply", "recover", "factory"])
+    func throwingMachinesAreFound(_ what: String) throws {
+        let finding: SimStateMachineFinding
+        switch what {
+        case "apply": finding = try Self.firstFinding(SimMachineUnderTest(make: { ThrowingApplyKV() }, commands: kvCommand))
+        case "recover": finding = try Self.firstFinding(SimMachineUnderTest(make: { ThrowingRecoverKV() }, commands: kvCommand))
+        default:
+            // Only the first three instances are made: the first restart fails (and the replay's
+            // cluster cannot even start).
+            let made = Atomic<Int>(0)
+            finding = try Self.firstFinding(
+                SimMachineUnderTest(
+                    make: {
+                        guard made.wrappingAdd(1, ordering: .relaxed).newValue <= 3 else { throw RaftError(.unavailable, "no instance today") }
+                        return KVMachine()
+                    }, commands: kvCommand))
+        }
+        let rule: SimStateMachineFinding.Rule = what == "apply" ? .applyThrows : what == "recover" ? .snapshotRecover : .freshInstance
+        #expect(finding.rule == rule && finding.cause == .contract, "\(finding)")
+        #expect(finding.problem.contains("threw"), "\(finding)")
     }
 
     /// Step by step: the user's instances are there to inspect, hold the same state once the
