@@ -74,7 +74,10 @@ public struct SimFaults: Sendable, Hashable {
 ///
 /// Each node has a ``MemoryLogStorage`` standing for its disk: a crash throws away the core (its
 /// memory, including whatever a pending ``Ready`` had not yet persisted) and keeps the storage.
-/// Every batch a node handles is followed by the ``SafetyChecker``.
+/// Every batch a node handles is followed by the ``SafetyChecker``. Every node runs the hash
+/// machine (``SimStateMachine``); a cluster can also run your own state machine on every node
+/// (``init(nodes:seed:faults:machine:snapshotSaveRounds:configure:disk:)``,
+/// ``check(_:seeds:options:)``).
 ///
 /// The cluster is driven either at random (``runRound()``, used by simulations) or step by step
 /// (``deliverAll()``, ``tick(_:)``, ``stabilize()``, used by scenario files). Same seed, same run.
@@ -124,6 +127,9 @@ public final class SimCluster {
     public private(set) var restarts: [Int]
     /// The voters the first nodes were bootstrapped with; the other nodes start empty.
     let bootstrapVoters: [NodeID]
+    /// The user's state machine every node runs beside the hash machine, if the cluster was
+    /// made with one (`SimCluster+StateMachine.swift`).
+    var userMachines: (any SimMachineDriver)?
 
     /// Creates a cluster of `nodes` nodes with ids `1...nodes`; the first `voters` of them (all by
     /// default) are bootstrapped as the voters, the others start with an empty membership and
@@ -310,7 +316,7 @@ public final class SimCluster {
             do {
                 let snap = try install.inMemorySnapshot()
                 try s.applySnapshot(snap)
-                let sm = SimStateMachine(snapshotData: snap.data) ?? SimStateMachine()
+                let sm = hashMachine(fromSnapshot: snap.data) ?? SimStateMachine()
                 checker.snapshotInstalled(i, index: snap.metadata.index, term: snap.metadata.term, hash: sm.hash)
             } catch {
                 checker.fail("storage: node \(ids[i]) could not install snapshot \(install.metadata.index): \(error)")
@@ -343,7 +349,7 @@ public final class SimCluster {
 
     func apply(_ i: Int, _ rd: Ready) {
         if let snap = rd.snapshot {
-            guard let bytes = try? snap.inMemorySnapshot().data, let sm = SimStateMachine(snapshotData: bytes) else {
+            guard let bytes = try? snap.inMemorySnapshot().data, let sm = hashMachine(fromSnapshot: bytes) else {
                 checker.fail("state machine: node \(ids[i]) received malformed snapshot data")
                 return
             }
@@ -352,6 +358,7 @@ public final class SimCluster {
             }
             machines[i] = sm
             checker.applied(i, sm)
+            installInUserMachine(i, bytes, snap.metadata)
         }
         for e in rd.committedEntries {
             if e.index <= machines[i].applied { checker.fail("apply: node \(ids[i]) was given entry \(e.index) again (applied \(machines[i].applied))") }
@@ -361,6 +368,7 @@ public final class SimCluster {
             }
             checker.applied(i, machines[i])
         }
+        userMachines?.apply(i, rd.committedEntries[...])
     }
 
     // MARK: Network
@@ -492,6 +500,7 @@ public final class SimCluster {
         cores[i] = nil
         inProgress[i] = nil
         held.remove(i)
+        userMachines?.stop(i)
         disks[i].powerLoss(seed: rng.next())
         note("crash \(id) phase \(phase)")
     }
@@ -505,7 +514,8 @@ public final class SimCluster {
         checker.reloaded(i, storage: s, unsynced: unsyncedEntries[i])
         unsyncedEntries[i] = []
         let snap = try s.snapshot()
-        machines[i] = snap.isEmpty ? SimStateMachine() : (SimStateMachine(snapshotData: snap.data) ?? SimStateMachine())
+        machines[i] = snap.isEmpty ? SimStateMachine() : (hashMachine(fromSnapshot: snap.data) ?? SimStateMachine())
+        startUserMachine(i, from: snap)
         let c = try RaftCore(configuration: configs[i], storage: s)
         cores[i] = c
         restarts[i] += 1
@@ -524,6 +534,7 @@ public final class SimCluster {
         disks[i] = makeDisk(bootstrap(ids[i]))
         storages[i] = try disks[i].open()
         machines[i] = SimStateMachine()
+        userMachines?.stop(i)
         checker.wiped(i)
         note("wipe \(id)")
         try restart(id)
@@ -536,20 +547,32 @@ public final class SimCluster {
         let i = slot(id)
         guard let c = cores[i] else { return nil }
         let sm = machines[i]
+        guard let held = try? storages[i].snapshot(), sm.applied > held.metadata.index, sm.applied == c.appliedIndex,
+            let data = snapshotData(i, sm)
+        else { return nil }
+        return recordSnapshot(i, at: sm.applied, data: data) ? sm.applied : nil
+    }
+
+    /// Records node `i`'s snapshot at `index` (applied, durable) and compacts its log,
+    /// keeping ``compactionTrail`` entries. Returns whether it was recorded.
+    @discardableResult
+    func recordSnapshot(_ i: Int, at index: LogIndex, data: [UInt8]) -> Bool {
         let s = storages[i]
-        guard let held = try? s.snapshot(), sm.applied > held.metadata.index, sm.applied == c.appliedIndex else { return nil }
         do {
-            try s.createSnapshot(at: sm.applied, confState: c.membership(at: sm.applied), data: sm.snapshotData)
-            let upTo = sm.applied.rawValue > compactionTrail ? sm.applied - compactionTrail : .zero
+            // The snapshot records the membership in force at its index.
+            guard let conf = cores[i]?.membership(at: index) else { return false }
+            try s.createSnapshot(at: index, confState: conf, data: data)
+            let upTo = index.rawValue > compactionTrail ? index - compactionTrail : .zero
             if upTo >= s.firstIndex() {
                 try s.compact(upTo: upTo)
                 checker.compacted(i, upTo: upTo)
             }
-            note("compact \(id) at \(sm.applied)")
-            return sm.applied
+            userMachines?.stats.snapshotsSaved += 1
+            note("compact \(ids[i]) at \(index)")
+            return true
         } catch {
-            checker.fail("compaction: node \(id): \(error)")
-            return nil
+            checker.fail("compaction: node \(ids[i]): \(error)")
+            return false
         }
     }
 }

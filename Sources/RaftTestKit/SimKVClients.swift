@@ -95,6 +95,9 @@ public final class SimKVClients {
             previous?(id, rd)
             self.observe(id, rd)
         }
+        if cluster.userMachines != nil {
+            violations.append("SimKVClients proposes its own key-value commands: attach it to a cluster running the hash machine, not a user's state machine")
+        }
         // The store is the committed log from index 1: clients that missed part of it would
         // record every answer against the wrong state.
         if let node = cluster.ids.first(where: { (cluster.core($0)?.commitIndex ?? .zero) > .zero }) {

@@ -1,6 +1,7 @@
 import Raft
 
-/// The state machine every simulated node runs: a running hash of every applied entry.
+/// The state machine every simulated node runs (beside a user's, when the cluster runs one): a
+/// running hash of every applied entry.
 ///
 /// Two nodes that applied the same entries in the same order hold the same hash, so comparing
 /// hashes per index checks state machine safety (§5.4.3) at no cost. The hash of a log prefix is

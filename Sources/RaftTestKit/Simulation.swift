@@ -53,7 +53,7 @@ extension SimCluster {
         if chance(faults.proposeRate) {
             let id = ids[Int(rng.next() % UInt64(ids.count))]
             proposed += 1
-            let command = Array("c\(proposed)".utf8)
+            let command = nextCommand()
             _ = try? propose(id, [command])
         }
         if chance(faults.crashRate) {
@@ -79,7 +79,8 @@ extension SimCluster {
                 heal()
             }
         }
-        for id in ids where chance(faults.compactRate) { compact(id) }
+        finishSnapshots()
+        for id in ids where chance(faults.compactRate) { beginCompaction(id) }
         if chance(faults.membershipRate) { randomMembershipChange() }
         if chance(faults.transferRate) { randomTransfer() }
     }
@@ -94,14 +95,16 @@ extension SimCluster {
         if let l = leader, let c = core(l), c.membership.isJoint, !c.membership.autoLeave { _ = try? leaveJoint(l) }
         for id in ids where held.contains(slot(id)) { release(id) }
         for id in ids where !isUp(id) { try? restart(id) }
-        let marker = Array("liveness-\(round)".utf8)
+        let marker = livenessMarker()
         var proposedAt: Int?
+        var receipt: ProposalReceipt?
         let start = round
         while round - start < maxRounds {
             runRound()
             // Like a client: propose, and propose again if a leader change lost the command.
-            if proposedAt == nil || round - proposedAt! > 40, let l = leader, (try? propose(l, [marker])) != nil {
+            if proposedAt == nil || round - proposedAt! > 40, let l = leader, let r = try? propose(l, [marker]) {
                 proposedAt = round
+                receipt = r
             }
             // An operator leaves a joint membership left by hand (refused while its entry is
             // not committed yet; asked again next round).
@@ -115,7 +118,7 @@ extension SimCluster {
                     return c.commitIndex >= c.lastIndex && machine(id).applied == c.lastIndex && (try? c.term(at: c.lastIndex)) != nil
                         && members.allSatisfy { machine($0).hash == machine(id).hash }
                 }
-                if done && machines.contains(where: { $0.lastCommand == marker }) { return round - start }
+                if done && livenessMarkerApplied(marker, receipt) { return round - start }
             }
         }
         return nil
@@ -129,22 +132,28 @@ extension SimCluster {
         disk: @escaping ([NodeID]) -> any SimDisk = { MemoryDisk(voters: $0) }
     ) throws -> SimulationStats {
         let cluster = try SimCluster(nodes: nodes, voters: voters, seed: seed, faults: faults, configure: configure, disk: disk)
+        return try cluster.simulate(seed: seed, rounds: rounds, livenessRounds: livenessRounds)
+    }
+
+    /// Runs this cluster's simulation (see ``simulate(seed:nodes:rounds:faults:livenessRounds:configure:disk:)``):
+    /// `rounds` rounds of the random schedule, then the liveness phase. `seed` is the one the
+    /// cluster was made with, for the failure.
+    func simulate(seed: UInt64, rounds: Int, livenessRounds: Int) throws(SimulationFailure) -> SimulationStats {
         func failure(_ extra: [String] = []) -> SimulationFailure {
-            SimulationFailure(seed: seed, nodes: nodes, round: cluster.round, violations: cluster.checker.violations + extra, trace: cluster.trace)
+            SimulationFailure(seed: seed, nodes: ids.count, round: round, violations: checker.violations + extra, trace: trace)
         }
         for _ in 0..<rounds {
-            cluster.runRound()
-            if !cluster.checker.violations.isEmpty { throw failure() }
+            runRound()
+            if !checker.violations.isEmpty { throw failure() }
         }
-        guard let settled = cluster.settle(maxRounds: livenessRounds) else {
+        guard let settled = settle(maxRounds: livenessRounds) else {
             throw failure(["liveness: no leader committed a new command on every node within \(livenessRounds) rounds after healing"]
-                + cluster.ids.map { cluster.describeNode($0) } + cluster.ids.map { cluster.describeMembership($0) })
+                + ids.map { describeNode($0) } + ids.map { describeMembership($0) })
         }
-        if !cluster.checker.violations.isEmpty { throw failure() }
-        let commit = cluster.ids.compactMap { cluster.core($0)?.commitIndex }.max() ?? .zero
+        if !checker.violations.isEmpty { throw failure() }
+        let commit = ids.compactMap { core($0)?.commitIndex }.max() ?? .zero
         return SimulationStats(
-            committed: commit, proposed: cluster.proposed, settleRounds: settled, membershipChanges: cluster.membershipChanges,
-            transfers: cluster.transfers)
+            committed: commit, proposed: proposed, settleRounds: settled, membershipChanges: membershipChanges, transfers: transfers)
     }
 }
 

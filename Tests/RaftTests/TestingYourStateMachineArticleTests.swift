@@ -50,3 +50,12 @@ final class Balances: StateMachine {
     print(report)
     try report.requirePassed()
 }
+
+@Test func balancesSurviveTheSimulation() throws {
+    let report = SimCluster.check(
+        stateMachine: { Balances() },
+        commands: { random in Array("deposit account\(random.next() % 10) \(random.next() % 1000)".utf8) },
+        seeds: 0..<100)
+    print(report)
+    try report.requirePassed()
+}
