@@ -75,14 +75,24 @@ public struct RaftConfiguration: Sendable, Hashable {
         }
     }
 
-    /// Checks a membership: at least one voter, no zero id, no duplicates.
+    /// Checks a membership: at least one voter, no zero id, no id listed twice in a list, no
+    /// learner that is also a voter of the new configuration, addresses only for members.
     public static func validate(_ conf: ConfState) throws(RaftError) {
+        func refuse(_ why: String) -> RaftError { RaftError(.invalidConfiguration, why) }
         if conf.voters.isEmpty {
-            throw RaftError(.invalidConfiguration, "the voter set is empty: bootstrap the storage with at least one voter")
+            throw refuse("the voter set is empty: bootstrap the storage with at least one voter")
         }
-        if conf.voters.contains(.none) { throw RaftError(.invalidConfiguration, "voter id 0 is reserved for \"no node\"") }
-        for i in conf.voters.indices.dropFirst() where conf.voters[i] == conf.voters[i - 1] {
-            throw RaftError(.invalidConfiguration, "voter \(conf.voters[i]) is listed more than once")
+        for (name, list) in [("voter", conf.voters), ("outgoing voter", conf.outgoingVoters), ("learner", conf.learners)] {
+            if list.contains(.none) { throw refuse("\(name) id 0 is reserved for \"no node\"") }
+            for i in list.indices.dropFirst() where list[i] == list[i - 1] {
+                throw refuse("\(name) \(list[i]) is listed more than once")
+            }
+        }
+        for l in conf.learners where conf.voters.contains(l) {
+            throw refuse("node \(l) is both a voter and a learner")
+        }
+        for id in conf.addresses.keys where !conf.contains(id) {
+            throw refuse("an address is given for node \(id), which is not a member")
         }
     }
 }

@@ -8,7 +8,7 @@ public struct RaftError: Error, Sendable, Hashable, CustomStringConvertible {
             case invalidConfiguration, notLeader, proposalDropped, uncommittedLimitExceeded
             case compacted, unavailable, snapshotTemporarilyUnavailable, snapshotOutOfDate
             case unknownPeer, storage, io, corruption, unsupportedFormat, invalidMessage, timeout, stopped, stateMachine
-            case invalidArgument
+            case invalidArgument, membershipChangeInProgress, leadershipTransferInProgress
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -36,6 +36,15 @@ public struct RaftError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let invalidArgument = Code(.invalidArgument)
         /// A command named a node that is not a member.
         public static let unknownPeer = Code(.unknownPeer)
+        /// A membership change was refused because another one is not finished: its entry is not
+        /// committed yet, the cluster is still in a joint configuration, or a new leader has not
+        /// yet committed an entry of its term. Nothing changed; retry once the pending change
+        /// completes (``RaftStatus/membership`` shows it).
+        public static let membershipChangeInProgress = Code(.membershipChangeInProgress)
+        /// The leader is handing leadership over (``RaftCore/transferLeadership(to:)``) and takes no
+        /// proposals or membership changes meanwhile. Nothing changed; retry on the new leader
+        /// (``RaftError/leaderHint`` names the target).
+        public static let leadershipTransferInProgress = Code(.leadershipTransferInProgress)
         /// A peer's message is malformed (entries out of order, indexes past what the protocol
         /// allows, an invalid membership); it was not applied. The message says what was wrong.
         public static let invalidMessage = Code(.invalidMessage)

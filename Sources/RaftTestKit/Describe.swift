@@ -10,7 +10,26 @@ public enum Describe {
 
     /// An entry as `index/term` plus its payload.
     public static func entry(_ e: LogEntry) -> String {
-        "\(e.index)/\(e.term) " + (e.kind == .noop ? "noop" : data(e.data))
+        let payload: String
+        switch e.kind {
+        case .noop: payload = "noop"
+        case .command: payload = data(e.data)
+        case .membership: payload = (try? ConfState(decoding: e.data[...])).map(membership) ?? "membership <\(e.data.count) bytes, malformed>"
+        }
+        return "\(e.index)/\(e.term) " + payload
+    }
+
+    /// A membership on one line: `voters=1,2,3`, plus learners, the outgoing voters of a joint
+    /// change (and whether it is left by hand), and addresses when any.
+    public static func membership(_ c: ConfState) -> String {
+        func ids(_ list: [NodeID]) -> String { list.map(\.description).joined(separator: ",") }
+        var s = "voters=" + ids(c.voters)
+        if !c.learners.isEmpty { s += " learners=" + ids(c.learners) }
+        if c.isJoint { s += " outgoing=" + ids(c.outgoingVoters) + (c.autoLeave ? "" : " manual-leave") }
+        if !c.addresses.isEmpty {
+            s += " addresses=" + c.addresses.keys.sorted().map { "\($0)@\(c.addresses[$0]!)" }.joined(separator: ",")
+        }
+        return s
     }
 
     /// A list of entries, compacted when long.
@@ -38,7 +57,7 @@ public enum Describe {
         case .preVoteResponse(let r):
             return head + "preVoteResponse term=\(m.term) " + (r.granted ? "granted" : "rejected")
         case .requestVote(let r):
-            return head + "requestVote term=\(m.term) last=\(r.lastLogIndex)/\(r.lastLogTerm)"
+            return head + "requestVote term=\(m.term) last=\(r.lastLogIndex)/\(r.lastLogTerm)" + (r.leadershipTransfer ? " transfer" : "")
         case .requestVoteResponse(let r):
             return head + "requestVoteResponse term=\(m.term) " + (r.granted ? "granted" : "rejected")
         case .appendEntries(let a):
@@ -56,7 +75,7 @@ public enum Describe {
             return head + "heartbeatResponse term=\(m.term)" + (h.round == 0 ? "" : " round=\(h.round)")
         case .installSnapshot(let s):
             let md = s.metadata
-            return head + "installSnapshot term=\(m.term) snapshot=\(md.index)/\(md.term) voters=\(md.confState.voters.map(\.description).joined(separator: ","))"
+            return head + "installSnapshot term=\(m.term) snapshot=\(md.index)/\(md.term) " + membership(md.confState)
         case .forwardProposal(let p):
             return head + "forwardProposal commands=[" + p.commands.map(data).joined(separator: ", ") + "]"
         case .snapshotChunk(let c):
@@ -67,6 +86,8 @@ public enum Describe {
             return head + "readIndex term=\(m.term) context=\(forwardedContext(r.context))" + (r.confirmation == .lease ? " lease" : "")
         case .readIndexResponse(let r):
             return head + "readIndexResponse term=\(m.term) context=\(forwardedContext(r.context)) index=\(r.index)"
+        case .timeoutNow:
+            return head + "timeoutNow term=\(m.term)"
         }
     }
 }

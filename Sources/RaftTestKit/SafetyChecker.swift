@@ -64,6 +64,23 @@ public final class SafetyChecker {
         }
     }
 
+    /// Leader `n` committed `index` (of `term`) counting with `membership`: the entry must be
+    /// durable on a majority of its voters, and of its outgoing voters while joint (thesis
+    /// §4.3: no entry commits without a majority of every configuration in force).
+    func checkCommitQuorum(leader n: Int, index: LogIndex, term: Term, membership: ConfState) {
+        for (name, set) in [("voters", membership.voters), ("outgoing voters", membership.outgoingVoters)] where !set.isEmpty {
+            var holding: [NodeID] = []
+            for id in set {
+                guard let k = ids.firstIndex(of: id) else { continue }
+                if views[k].term(index) == term { holding.append(id) }
+            }
+            if holding.count <= set.count / 2 {
+                fail(
+                    "commit quorum: leader \(ids[n]) committed \(index)/\(term) held durably only by \(holding) of its \(name) \(set)")
+            }
+        }
+    }
+
     // MARK: Log changes
 
     /// Node `n` persisted a snapshot.

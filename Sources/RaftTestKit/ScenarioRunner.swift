@@ -130,7 +130,8 @@ public final class ScenarioRunner {
             let nodes = a.int("nodes", 3)
             let onFile = a.named["disk"] == "file"
             let disk: ([NodeID]) -> any SimDisk = { onFile ? FileDisk(voters: $0) as any SimDisk : MemoryDisk(voters: $0) }
-            let c = try SimCluster(nodes: nodes, seed: UInt64(a.int("seed", 1)), configure: { cfg in
+            let voters = a.named["voters"].flatMap { Int($0) }
+            let c = try SimCluster(nodes: nodes, voters: voters, seed: UInt64(a.int("seed", 1)), configure: { cfg in
                 cfg.preVote = a.bool("prevote", true)
                 cfg.checkQuorum = a.bool("checkquorum", true)
                 cfg.electionTicks = a.int("election", 10)
@@ -279,6 +280,7 @@ public final class ScenarioRunner {
             let c = try requireCluster(ln)
             out.append(c.checker.violations.isEmpty ? "safety ok" : c.checker.violations.joined(separator: "\n"))
         default:
+            if try executeMembership(cmd, a, line: ln) { return }
             throw ScenarioError(line: ln, message: "unknown directive '\(cmd)'")
         }
     }

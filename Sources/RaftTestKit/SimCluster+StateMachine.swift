@@ -80,8 +80,8 @@ extension SimCluster {
     }
 
     func snapshotMetadata(_ i: Int, at index: LogIndex) -> SnapshotMetadata? {
-        guard let term = try? cores[i]?.term(at: index) else { return nil }
-        return SnapshotMetadata(index: index, term: term, confState: ConfState(voters: ids))
+        guard let core = cores[i], let term = try? core.term(at: index), let conf = core.membership(at: index) else { return nil }
+        return SnapshotMetadata(index: index, term: term, confState: conf)
     }
 
     /// A command for the random schedule: the user's, or a numbered one for the hash machine.

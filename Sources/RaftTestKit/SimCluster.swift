@@ -21,6 +21,13 @@ public struct SimFaults: Sendable, Hashable {
     public var stallRate: Double = 0
     /// Chance per round that a client proposes at a random node.
     public var proposeRate: Double = 0.3
+    /// Chance per round that the leader is asked for a random membership change (a learner or
+    /// voter added, a learner promoted, a voter demoted, a member removed, a voter replaced
+    /// through joint consensus, the leader itself among them), or to leave a joint membership
+    /// it was told to leave by hand. Use a cluster with spare nodes (``SimCluster/init(nodes:voters:seed:faults:configure:disk:)``).
+    public var membershipRate: Double = 0
+    /// Chance per round that the leader is asked to hand leadership to a random other voter.
+    public var transferRate: Double = 0
 
     /// A perfect network with no crashes.
     public static let none = SimFaults()
@@ -29,6 +36,14 @@ public struct SimFaults: Sendable, Hashable {
     public static let all = SimFaults(
         dropRate: 0.05, duplicateRate: 0.03, maxDelay: 3, partitionRate: 0.02, crashRate: 0.01,
         restartRate: 0.15, compactRate: 0.04, stallRate: 0.1, proposeRate: 0.4)
+
+    /// Every fault of ``all`` plus membership changes and leadership transfers.
+    public static let membership: SimFaults = {
+        var f = SimFaults.all
+        f.membershipRate = 0.05
+        f.transferRate = 0.01
+        return f
+    }()
 
     /// Every fault on, with frequent leader changes: short partitions and many crashes, the
     /// conditions under which committing an older term's entry by counting would go wrong
@@ -83,6 +98,10 @@ public final class SimCluster {
     public var onReady: ((NodeID, Ready) -> Void)?
     /// Number of commands proposed by ``runRound()`` so far.
     public internal(set) var proposed = 0
+    /// Membership changes a leader accepted (``changeMembership(_:_:mode:)``).
+    public internal(set) var membershipChanges = 0
+    /// Leadership transfers a leader started (``transferLeadership(_:to:)``).
+    public internal(set) var transfers = 0
 
     var rng: SeededGenerator
     var configs: [RaftConfiguration]
@@ -106,20 +125,25 @@ public final class SimCluster {
     var tickPhase: [Double]
     /// How many times each node was restarted (crash-restarts and wipes), in cluster order.
     public private(set) var restarts: [Int]
+    /// The voters the first nodes were bootstrapped with; the other nodes start empty.
+    let bootstrapVoters: [NodeID]
     /// The user's state machine every node runs beside the hash machine, if the cluster was
     /// made with one (`SimCluster+StateMachine.swift`).
     var userMachines: (any SimMachineDriver)?
 
-    /// Creates a cluster of `nodes` voters with ids `1...nodes`.
+    /// Creates a cluster of `nodes` nodes with ids `1...nodes`; the first `voters` of them (all by
+    /// default) are bootstrapped as the voters, the others start with an empty membership and
+    /// wait to be added (``changeMembership(_:_:mode:)``).
     ///
     /// - Parameter configure: adjusts each node's configuration (the id and seed are set already).
     /// - Parameter disk: makes each node's disk from the voter list; ``MemoryDisk`` by default,
     ///   ``FileDisk`` to run the real file storage under power loss.
     public init(
-        nodes: Int, seed: UInt64, faults: SimFaults = .none, configure: (inout RaftConfiguration) -> Void = { _ in },
-        disk: @escaping ([NodeID]) -> any SimDisk = { MemoryDisk(voters: $0) }
+        nodes: Int, voters: Int? = nil, seed: UInt64, faults: SimFaults = .none,
+        configure: (inout RaftConfiguration) -> Void = { _ in }, disk: @escaping ([NodeID]) -> any SimDisk = { MemoryDisk(voters: $0) }
     ) throws(RaftError) {
         ids = (1...UInt64(nodes)).map { NodeID(rawValue: $0) }
+        bootstrapVoters = Array(ids.prefix(voters ?? nodes))
         makeDisk = disk
         disks = []
         self.faults = faults
@@ -140,7 +164,7 @@ public final class SimCluster {
             configure(&c)
             c.id = id
             configs.append(c)
-            let d = disk(ids)
+            let d = disk(bootstrap(id))
             disks.append(d)
             let s = try d.open()
             storages.append(s)
@@ -190,7 +214,9 @@ public final class SimCluster {
         let i = slot(id)
         guard var c = cores[i] else { return nil }
         cores[i] = nil
+        let before = CommitWatch(c)
         defer {
+            checkCommitQuorum(i, before, c)
             cores[i] = c
             process(i)
         }
@@ -267,7 +293,9 @@ public final class SimCluster {
             for m in rd.messagesAfterPersist { send(m) }
             apply(i, rd)
             c = cores[i]!
+            let before = CommitWatch(c)
             do { try c.advance(rd) } catch { checker.fail("storage: node \(ids[i]) failed a read: \(error)") }
+            checkCommitQuorum(i, before, c)
             cores[i] = c
             checker.check(i, core: c, storage: storages[i], synced: rd.mustSync || !(storages[i] is FileLogStorage))
         }
@@ -503,7 +531,7 @@ public final class SimCluster {
         cores[i] = nil
         inProgress[i] = nil
         held.remove(i)
-        disks[i] = makeDisk(ids)
+        disks[i] = makeDisk(bootstrap(ids[i]))
         storages[i] = try disks[i].open()
         machines[i] = SimStateMachine()
         userMachines?.stop(i)
@@ -531,7 +559,9 @@ public final class SimCluster {
     func recordSnapshot(_ i: Int, at index: LogIndex, data: [UInt8]) -> Bool {
         let s = storages[i]
         do {
-            try s.createSnapshot(at: index, confState: nil, data: data)
+            // The snapshot records the membership in force at its index.
+            guard let conf = cores[i]?.membership(at: index) else { return false }
+            try s.createSnapshot(at: index, confState: conf, data: data)
             let upTo = index.rawValue > compactionTrail ? index - compactionTrail : .zero
             if upTo >= s.firstIndex() {
                 try s.compact(upTo: upTo)

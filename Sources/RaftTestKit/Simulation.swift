@@ -81,6 +81,8 @@ extension SimCluster {
         }
         finishSnapshots()
         for id in ids where chance(faults.compactRate) { beginCompaction(id) }
+        if chance(faults.membershipRate) { randomMembershipChange() }
+        if chance(faults.transferRate) { randomTransfer() }
     }
 
     /// Heals the network, restarts every node, turns faults off, and runs until a leader is
@@ -89,6 +91,8 @@ extension SimCluster {
     public func settle(maxRounds: Int) -> Int? {
         heal()
         faults = SimFaults(proposeRate: 0)
+        // A joint membership left by hand is left now, as an operator would.
+        if let l = leader, let c = core(l), c.membership.isJoint, !c.membership.autoLeave { _ = try? leaveJoint(l) }
         for id in ids where held.contains(slot(id)) { release(id) }
         for id in ids where !isUp(id) { try? restart(id) }
         let marker = livenessMarker()
@@ -102,12 +106,17 @@ extension SimCluster {
                 proposedAt = round
                 receipt = r
             }
-            if proposedAt != nil {
-                // Done once every node applied the marker (or something after it).
-                let done = ids.allSatisfy { id in
+            // An operator leaves a joint membership left by hand (refused while its entry is
+            // not committed yet; asked again next round).
+            if let l = leader, let c = core(l), c.membership.isJoint, !c.membership.autoLeave { _ = try? leaveJoint(l) }
+            if proposedAt != nil, let l = leader, let lc = core(l), !lc.membershipChangePending {
+                // Done once every member of the leader's membership applied the marker (or
+                // something after it); removed and spare nodes are not part of the cluster.
+                let members = lc.membership.members
+                let done = members.allSatisfy { id in
                     let c = core(id)!
                     return c.commitIndex >= c.lastIndex && machine(id).applied == c.lastIndex && (try? c.term(at: c.lastIndex)) != nil
-                        && machines.allSatisfy { $0.hash == machine(id).hash }
+                        && members.allSatisfy { machine($0).hash == machine(id).hash }
                 }
                 if done && livenessMarkerApplied(marker, receipt) { return round - start }
             }
@@ -118,11 +127,11 @@ extension SimCluster {
     /// Runs one seeded simulation: `rounds` rounds with the given faults, checking safety
     /// after every batch, then a liveness phase. Throws the first failure with its seed.
     public static func simulate(
-        seed: UInt64, nodes: Int, rounds: Int, faults: SimFaults = .all, livenessRounds: Int = 400,
+        seed: UInt64, nodes: Int, voters: Int? = nil, rounds: Int, faults: SimFaults = .all, livenessRounds: Int = 400,
         configure: (inout RaftConfiguration) -> Void = { _ in },
         disk: @escaping ([NodeID]) -> any SimDisk = { MemoryDisk(voters: $0) }
     ) throws -> SimulationStats {
-        let cluster = try SimCluster(nodes: nodes, seed: seed, faults: faults, configure: configure, disk: disk)
+        let cluster = try SimCluster(nodes: nodes, voters: voters, seed: seed, faults: faults, configure: configure, disk: disk)
         return try cluster.simulate(seed: seed, rounds: rounds, livenessRounds: livenessRounds)
     }
 
@@ -138,11 +147,13 @@ extension SimCluster {
             if !checker.violations.isEmpty { throw failure() }
         }
         guard let settled = settle(maxRounds: livenessRounds) else {
-            throw failure(["liveness: no leader committed a new command on every node within \(livenessRounds) rounds after healing"] + ids.map { describeNode($0) })
+            throw failure(["liveness: no leader committed a new command on every node within \(livenessRounds) rounds after healing"]
+                + ids.map { describeNode($0) } + ids.map { describeMembership($0) })
         }
         if !checker.violations.isEmpty { throw failure() }
         let commit = ids.compactMap { core($0)?.commitIndex }.max() ?? .zero
-        return SimulationStats(committed: commit, proposed: proposed, settleRounds: settled)
+        return SimulationStats(
+            committed: commit, proposed: proposed, settleRounds: settled, membershipChanges: membershipChanges, transfers: transfers)
     }
 }
 
@@ -159,6 +170,17 @@ extension SimCluster {
     }
 }
 
+extension SimCluster {
+    /// One line with the membership a node uses, for failure reports.
+    public func describeMembership(_ id: NodeID) -> String {
+        guard let c = core(id) else { return "node \(id): down" }
+        var s = "node \(id): \(Describe.membership(c.membership)) (entry \(c.membershipIndex)"
+        s += c.membershipChangePending ? ", pending)" : ")"
+        if !c.leadershipTransferTarget.isNone { s += " transferring to \(c.leadershipTransferTarget)" }
+        return s
+    }
+}
+
 /// What one simulation achieved, to check that a fault profile still makes progress.
 public struct SimulationStats: Sendable, Hashable {
     /// The highest commit index reached.
@@ -167,4 +189,8 @@ public struct SimulationStats: Sendable, Hashable {
     public var proposed: Int
     /// Rounds the liveness phase needed.
     public var settleRounds: Int
+    /// Membership changes a leader accepted.
+    public var membershipChanges: Int = 0
+    /// Leadership transfers a leader started.
+    public var transfers: Int = 0
 }

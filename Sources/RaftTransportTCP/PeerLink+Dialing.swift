@@ -42,7 +42,9 @@ extension PeerLink {
         if answer.sender != peer { return "it is node \(answer.sender), not node \(peer)" }
         if answer.receiver != configuration.nodeID { return "it answered node \(answer.receiver), not this node" }
         if answer.lane != lane { return "it answered on lane \(answer.lane.name), not \(lane.name)" }
-        if answer.version < 1 { return "it speaks format version \(answer.version) only" }
+        if answer.version < WireFormat.minimumPeerVersion {
+            return "it speaks format version \(answer.version) only, and this node version \(WireFormat.version): run the same library version on every node"
+        }
         return nil
     }
 

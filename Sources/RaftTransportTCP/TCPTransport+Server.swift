@@ -172,7 +172,9 @@ extension TCPTransport {
         if hello.sender == configuration.nodeID { return "the peer claims this node's own id \(hello.sender)" }
         if !state.withLock({ $0.peers[hello.sender] != nil }) { return "node \(hello.sender) is not a configured member" }
         if hello.receiver != configuration.nodeID { return "the peer meant to reach node \(hello.receiver), not this node" }
-        if hello.version < 1 { return "the peer speaks format version \(hello.version) only" }
+        if hello.version < WireFormat.minimumPeerVersion {
+            return "the peer speaks format version \(hello.version) only, and this node version \(WireFormat.version): run the same library version on every node"
+        }
         return nil
     }
 

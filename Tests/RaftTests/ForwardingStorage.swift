@@ -14,6 +14,7 @@ class ForwardingStorage: WritableLogStorage {
         try base.entries(in: range, maxBytes: maxBytes)
     }
     func term(at index: LogIndex) throws(RaftError) -> Term { try base.term(at: index) }
+    func membershipEntries() throws(RaftError) -> [LogEntry] { try base.membershipEntries() }
     func firstIndex() -> LogIndex { base.firstIndex() }
     func lastIndex() -> LogIndex { base.lastIndex() }
     func snapshot() throws(RaftError) -> Snapshot { try base.snapshot() }

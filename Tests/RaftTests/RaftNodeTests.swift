@@ -91,7 +91,7 @@ func decodeKV(_ data: [UInt8]) -> [String: String] {
 final class NodeHarness<SM: StateMachine>: @unchecked Sendable where SM.Result == String {
     let clock = ManualClock()
     let transport = LocalTransport()
-    let ids: [NodeID] = [1, 2, 3]
+    let ids: [NodeID]
     var nodes: [NodeID: RaftNode<SM>] = [:]
     /// What the tests see of ``KVMachine``s (set by the `KVMachine` convenience initializer):
     /// the node owns each machine.
@@ -109,9 +109,10 @@ final class NodeHarness<SM: StateMachine>: @unchecked Sendable where SM.Result =
     let openStorage: ((NodeID) throws -> any WritableLogStorage)?
 
     init(
-        make: @escaping (NodeID) -> SM, configure: @escaping (inout RaftNodeConfiguration) -> Void = { _ in },
+        ids: [NodeID] = [1, 2, 3], make: @escaping (NodeID) -> SM, configure: @escaping (inout RaftNodeConfiguration) -> Void = { _ in },
         openStorage: ((NodeID) throws -> any WritableLogStorage)? = nil
     ) {
+        self.ids = ids
         self.make = make
         self.configure = configure
         self.openStorage = openStorage

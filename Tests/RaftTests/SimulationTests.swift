@@ -41,6 +41,59 @@ struct SimulationTests {
         #expect(committed > UInt64(Self.seedsPerSize / Self.shards) * 20)
     }
 
+    /// Seeds of the membership simulation (issue 8): 1,000 by default.
+    static let membershipSeeds = Int(env("RAFT_SIM_MEMBERSHIP_SEEDS") ?? "") ?? 1000
+
+    /// Every fault of the default mix plus random membership changes (learners added, promoted,
+    /// demoted and removed, voters added, removed and replaced through joint consensus, the
+    /// leader among them) and leadership transfers, on clusters with spare nodes: 3 voters of 5
+    /// nodes, 2 of 4, 3 of 4. Every invariant is checked against the membership in force, plus
+    /// one more: no leader commits an entry its voters (old and new while joint) do not hold on
+    /// a majority. Crash-restarts during changes must converge in the liveness phase.
+    @Test("membership changes and transfers", arguments: 0..<8)
+    func membershipChanges(shard: Int) throws {
+        var seed = UInt64(shard)
+        var changes = 0
+        var transfers = 0
+        while seed < UInt64(Self.membershipSeeds) {
+            let (nodes, voters) = Self.membershipShape(seed)
+            do {
+                let stats = try SimCluster.simulate(
+                    seed: seed &+ 0x3E3B << 32, nodes: nodes, voters: voters, rounds: Self.rounds, faults: .membership)
+                changes += stats.membershipChanges
+                transfers += stats.transfers
+            } catch let f as SimulationFailure {
+                Issue.record("\(f)\n(membership: replay with RAFT_SIM_MEMBERSHIP_SEED=\(seed) swift test --filter SimulationTests/replayMembership)")
+                return
+            }
+            seed += 8
+        }
+        // The schedule must really change the membership, or the checks prove little.
+        let runs = Self.membershipSeeds / 8
+        #expect(changes > runs * 3, "only \(changes) membership changes in \(runs) runs")
+        #expect(transfers > runs / 2, "only \(transfers) transfers in \(runs) runs")
+    }
+
+    static func membershipShape(_ seed: UInt64) -> (nodes: Int, voters: Int) {
+        switch seed % 3 {
+        case 0: (5, 3)
+        case 1: (4, 2)
+        default: (4, 3)
+        }
+    }
+
+    /// Replays one membership seed: `RAFT_SIM_MEMBERSHIP_SEED=<seed> swift test --filter SimulationTests/replayMembership`.
+    @Test func replayMembership() throws {
+        guard let s = Self.env("RAFT_SIM_MEMBERSHIP_SEED"), let seed = UInt64(s) else { return }
+        let (nodes, voters) = Self.membershipShape(seed)
+        do {
+            let stats = try SimCluster.simulate(seed: seed &+ 0x3E3B << 32, nodes: nodes, voters: voters, rounds: Self.rounds, faults: .membership)
+            print("seed \(seed): committed \(stats.committed), \(stats.membershipChanges) changes, \(stats.transfers) transfers, settled in \(stats.settleRounds) rounds")
+        } catch let f as SimulationFailure {
+            Issue.record("\(f)")
+        }
+    }
+
     static let fileSeeds = Int(env("RAFT_SIM_FILE_SEEDS") ?? "") ?? 120
 
     /// The same simulation with every node on the real file storage over a simulated file

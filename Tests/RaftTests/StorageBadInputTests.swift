@@ -18,12 +18,20 @@ private enum Format {
     static func entryRecordSize(dataBytes: Int) -> Int { frameSize + 1 + 8 + 8 + 1 + dataBytes }
     /// Frame, type byte, term, vote, commit (u64 each).
     static let hardStateRecordSize = frameSize + 1 + 8 + 8 + 8
-    /// Frame, type byte, index u64, term u64, reset u8, voter count u32, voters u64 each.
-    static func baseRecordSize(voters: Int) -> Int { frameSize + 1 + 8 + 8 + 1 + 4 + 8 * voters }
+    /// Frame, type byte, index u64, term u64, reset u8, then a membership of `voters` voters and
+    /// nothing else: version u8, flags u8, three lists (count u32, ids u64 each), no addresses
+    /// (count u32).
+    static func baseRecordSize(voters: Int) -> Int { frameSize + 1 + 8 + 8 + 1 + membershipSize(voters: voters) }
+    static func membershipSize(voters: Int) -> Int { 1 + 1 + (4 + 8 * voters) + 4 + 4 + 4 }
+    /// The format version written.
+    static let version: UInt16 = 2
 
     static let entryType: UInt8 = 1
     static let hardStateType: UInt8 = 2
-    static let baseType: UInt8 = 3
+    /// The base record of version 2 (with the whole membership).
+    static let baseType: UInt8 = 4
+    /// The base record of version 1 (voters only).
+    static let legacyBaseType: UInt8 = 3
 
     struct Record {
         var offset: Int
@@ -193,7 +201,7 @@ struct StorageBadInputTests {
         let seg = try Disk.segments(dir.path)
         #expect(seg.map { ($0 as NSString).lastPathComponent } == [Format.segmentName(0)])
         let b = try Disk.read(seg[0])
-        #expect(Array(b[0..<Format.headerSize]) == Format.header(seq: 0, version: 1))
+        #expect(Array(b[0..<Format.headerSize]) == Format.header(seq: 0, version: Format.version))
         let r = Format.records(b)
         // Base (3 voters), the initial hard state, the hard state set before the entries, 3 entries.
         #expect(r.map(\.type) == [Format.baseType, Format.hardStateType, Format.hardStateType] + [Format.entryType, Format.entryType, Format.entryType])
@@ -399,7 +407,11 @@ struct StorageBadInputTests {
         let boundary = (synced.count / 512 + 1) * 512
         // Entry 11 ends `spill` bytes into the sector at `boundary`; entries 12...21 follow.
         let firstSize = boundary + spill - synced.count
-        var batch = Format.entryRecord(term: 1, index: 11, data: entry(11, term: 1, size: firstSize - Format.entryRecordSize(dataBytes: 0)).data)
+        var data11 = entry(11, term: 1, size: firstSize - Format.entryRecordSize(dataBytes: 0)).data
+        // The bytes reaching into the lost sector must differ from what the loss leaves (zeros),
+        // or the record would survive the loss intact.
+        for k in max(0, data11.count - 8)..<data11.count where data11[k] == 0 { data11[k] = 0xA5 }
+        var batch = Format.entryRecord(term: 1, index: 11, data: data11)
         #expect(batch.count == firstSize)
         for i in UInt64(12)...21 {
             batch += Format.entryRecord(term: 1, index: i, data: entry(i, term: 1, size: 100).data)
@@ -601,10 +613,10 @@ struct StorageBadInputTests {
         try makeLog(dir.path, count: 3)
         let seg = try Disk.segments(dir.path)[0]
         var b = try Disk.read(seg)
-        b.replaceSubrange(0..<Format.headerSize, with: Format.header(seq: 0, version: 2))
+        b.replaceSubrange(0..<Format.headerSize, with: Format.header(seq: 0, version: Format.version + 1))
         try Disk.write(seg, b)
         let error = failure { () throws(RaftError) in try FileLogStorage(directory: dir.path, voters: [1, 2, 3]) }
-        expectError(error, .unsupportedFormat, naming: [seg, "version 2"])
+        expectError(error, .unsupportedFormat, naming: [seg, "version \(Format.version + 1)", "library version that wrote it"])
         #expect(try Disk.read(seg) == b)
     }
 
@@ -638,8 +650,8 @@ struct StorageBadInputTests {
         do {
             let dir = try Disk.copy(base, into: tmp, as: "marker")
             let seg = try Disk.segments(dir)[0]
-            let voters = Format.le(3, 4) + [1, 2, 3].flatMap { Format.le($0, 8) }
-            let marker = Format.record(type: Format.baseType, payload: Format.le(4, 8) + Format.le(1, 8) + [0] + voters)
+            let membership = ConfState(voters: [1, 2, 3]).encoded()
+            let marker = Format.record(type: Format.baseType, payload: Format.le(4, 8) + Format.le(1, 8) + [0] + membership)
             #expect(marker.count == Format.baseRecordSize(voters: 3))
             try Disk.write(seg, try Disk.read(seg) + marker)
             let error = failure { () throws(RaftError) in try FileLogStorage(directory: dir, voters: [1, 2, 3]) }
@@ -758,9 +770,9 @@ struct StorageBadInputTests {
         let name = Format.snapshotName(index: 7, term: 2)
         let path = snapDir + "/" + name
         let full = try Disk.read(path)
-        // magic 8, version 2, reserved 2, metadata length 4, metadata (3 u64, count u32, 2 voters),
-        // one chunk (length u32 + data), terminator u32, checksum u32.
-        let metaBytes = 8 * 3 + 4 + 8 * 2
+        // magic 8, version 2, reserved 2, metadata length 4, metadata (3 u64, the membership of 2
+        // voters), one chunk (length u32 + data), terminator u32, checksum u32.
+        let metaBytes = 8 * 3 + Format.membershipSize(voters: 2)
         #expect(full.count == 16 + metaBytes + 4 + data.count + 4 + 4)
         #expect(Array(full[0..<8]) == Array("SWRFTSNP".utf8))
         #expect(Format.u32(full, 12) == UInt32(metaBytes))
@@ -882,7 +894,7 @@ struct StorageBadInputTests {
         do {
             let dir = try Disk.copy(base, into: tmp, as: "started")
             let path = dir + "/wal/" + Format.segmentName(1)
-            try Disk.write(path, Array(Format.header(seq: 1, version: 1).prefix(10)) + [UInt8](repeating: 0, count: 30))
+            try Disk.write(path, Array(Format.header(seq: 1, version: Format.version).prefix(10)) + [UInt8](repeating: 0, count: 30))
             let s = try FileLogStorage(directory: dir, voters: [1, 2, 3])
             #expect(s.recovery.removedEmptySegment == Format.segmentName(1))
             #expect(!Disk.exists(path))
@@ -896,7 +908,7 @@ struct StorageBadInputTests {
     @Test func segmentWhoseFirstWriteNeverArrived() throws {
         let tmp = TempDirectory()
         // A brand-new directory: only the header of segment 0 arrived, or a header's length of zeros.
-        for (k, content) in [Format.header(seq: 0, version: 1) + [0x26, 0, 0], [UInt8](repeating: 0, count: 95)].enumerated() {
+        for (k, content) in [Format.header(seq: 0, version: Format.version) + [0x26, 0, 0], [UInt8](repeating: 0, count: 95)].enumerated() {
             let dir = tmp.path + "/new\(k)"
             try FileManager.default.createDirectory(atPath: dir + "/wal", withIntermediateDirectories: true)
             let path = dir + "/wal/" + Format.segmentName(0)

@@ -33,7 +33,6 @@ struct ConfigurationTests {
     }
 
     @Test(arguments: [
-        ([NodeID](), "voter set is empty"),
         ([1, 0, 2], "reserved"),
         ([1, 2, 2], "listed more than once"),
     ])
@@ -45,6 +44,17 @@ struct ConfigurationTests {
             #expect(error.code == .invalidConfiguration)
             #expect(error.message.contains(why), "message was: \(error.message)")
         }
+    }
+
+    /// An empty membership is a node waiting to be added (issue 8): it starts, but never
+    /// campaigns, however long it waits.
+    @Test func emptyMembershipWaitsToBeAdded() throws {
+        var core = try RaftCore(configuration: RaftConfiguration(id: 4), storage: MemoryLogStorage(voters: []))
+        #expect(core.membership.isEmpty)
+        #expect(try !core.campaign())
+        for _ in 0..<100 { try core.tick() }
+        #expect(core.role == .follower)
+        #expect(try core.ready().messages.isEmpty)
     }
 
     @Test func defaultsAreValid() throws {
@@ -208,13 +218,14 @@ struct ProgressTests {
     @Test(arguments: quorumCases)
     func quorumCommitIndex(_ matches: [UInt64], _ expected: UInt64) {
         var t = ProgressTracker(
-            voters: (1...UInt64(matches.count)).map { NodeID(rawValue: $0) }, next: 1, maxInflight: 1, maxInflightBytes: 0)
+            conf: ConfState(voters: (1...UInt64(matches.count)).map { NodeID(rawValue: $0) }), next: 1, maxInflight: 1,
+            maxInflightBytes: 0)
         for (i, m) in matches.enumerated() { t.progress[i].match = LogIndex(rawValue: m) }
         #expect(t.committedIndex() == LogIndex(rawValue: expected))
     }
 
     @Test func voteTally() {
-        var t = ProgressTracker(voters: [1, 2, 3, 4, 5], next: 1, maxInflight: 1, maxInflightBytes: 0)
+        var t = ProgressTracker(conf: ConfState(voters: [1, 2, 3, 4, 5]), next: 1, maxInflight: 1, maxInflightBytes: 0)
         t.recordVote(from: 1, granted: true)
         t.recordVote(from: 2, granted: false)
         #expect(t.tally() == .pending)

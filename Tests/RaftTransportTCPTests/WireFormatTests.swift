@@ -37,13 +37,13 @@ import Testing
         let bytes = b.getBytes(at: 0, length: b.readableBytes)!
         // The bytes of the article's example (its checksum computed by an independent CRC-32C).
         let documented = hexBytes(
-            "52 46 54 57 01 16 00 00 00 00 00 28 dd 4f 6b e6 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00 02"
+            "52 46 54 57 02 16 00 00 00 00 00 28 f9 34 4c ea 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00 02"
                 + " 00 00 00 00 00 00 00 03 00 00 00 00 00 00 00 04 00 00 00 00 00 00 00 05")
         #expect(bytes == documented)
         let hello = try WireSamples.encoded(.hello(Hello(clusterID: "prod-kv", sender: 1, receiver: 2)))
         #expect(
             hello.getBytes(at: 0, length: hello.readableBytes)!
-                == hexBytes("52 46 54 57 01 01 00 00 00 00 00 1a 07 c9 ee 7b 01 00 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00 02 07 70 72 6f 64 2d 6b 76"))
+                == hexBytes("52 46 54 57 01 01 00 00 00 00 00 1a 71 3a 62 6a 02 00 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00 02 07 70 72 6f 64 2d 6b 76"))
     }
 
     /// NIOTestUtils feeds the stream whole, byte by byte, in random splits, and checks the
@@ -121,7 +121,9 @@ import Testing
             } catch { return error }
         }
         #expect(decode { $0.setInteger(UInt8(0x00), at: 0) }?.code == .invalidMessage)
-        #expect(decode { $0.setInteger(UInt8(2), at: 4) }?.code == .unsupportedFormat)
+        #expect(decode { $0.setInteger(UInt8(3), at: 4) }?.code == .unsupportedFormat)
+        // Version 1 is only a hello's header version; a message frame saying it is refused.
+        #expect(decode { $0.setInteger(UInt8(1), at: 4) }?.code == .unsupportedFormat)
         #expect(decode { $0.setInteger(UInt8(0x7F), at: 5) }?.code == .invalidMessage)
         #expect(decode { $0.setInteger(UInt16(1), at: 6) }?.code == .invalidMessage)
         #expect(decode { $0.setInteger(UInt8(0xAA), at: 20) }?.code == .corruption)

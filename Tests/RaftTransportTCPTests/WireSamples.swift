@@ -6,6 +6,12 @@ import RaftTransportTCP
 /// whole width of their fields, so a round trip proves every byte is carried.
 enum WireSamples {
     static let metadata = SnapshotMetadata(index: LogIndex(rawValue: 1 << 40), term: 77, confState: ConfState(voters: [1, 2, 3, NodeID(rawValue: 1 << 63)]))
+    /// A joint membership with learners and addresses: every field of the membership's form.
+    static let jointMetadata = SnapshotMetadata(
+        index: 5, term: 2,
+        confState: ConfState(
+            voters: [1, 2, 4], learners: [3, 9], outgoingVoters: [1, 2, 3],
+            addresses: [1: "10.0.0.1:7000", 4: "[::1]:7004", 9: "é.example:1"], autoLeave: false))
 
     static let kinds: [Message.Kind] = [
         .preVote(RequestVote(lastLogIndex: 12, lastLogTerm: 3)),
@@ -20,6 +26,7 @@ enum WireSamples {
                     LogEntry(term: 3, index: 10, kind: .noop),
                     LogEntry(term: 3, index: 11, data: Array("k=v".utf8)),
                     LogEntry(term: 3, index: 12, data: (0..<300).map { UInt8(truncatingIfNeeded: $0) }),
+                    LogEntry(term: 3, index: 13, kind: .membership, data: jointMetadata.confState.encoded()),
                 ],
                 leaderCommit: 9, probe: 5)),
         .appendEntriesResponse(AppendEntriesResponse(index: 11)),
@@ -30,6 +37,7 @@ enum WireSamples {
         .installSnapshot(InstallSnapshot(metadata: metadata, data: .bytes([1, 2, 3, 4, 5]))),
         .installSnapshot(InstallSnapshot(metadata: metadata, data: .inSenderStorage)),
         .installSnapshot(InstallSnapshot(metadata: metadata, data: .received(id: 99))),
+        .installSnapshot(InstallSnapshot(metadata: jointMetadata, data: .inSenderStorage)),
         .installSnapshot(
             InstallSnapshot(metadata: SnapshotMetadata(index: 0, term: 0, confState: ConfState(voters: [])), data: .bytes([]))),
         .forwardProposal(ForwardProposal(commands: [])),
@@ -44,6 +52,8 @@ enum WireSamples {
         .readIndex(ReadIndexRequest(context: Array(repeating: 0xAB, count: 300), confirmation: .lease)),
         .readIndexResponse(ReadIndexResponse(context: [1], index: 42)),
         .readIndexResponse(ReadIndexResponse(context: [0, 0, 0, 0, 0, 0, 0, 9], index: LogIndex(rawValue: 1 << 40))),
+        .requestVote(RequestVote(lastLogIndex: 7, lastLogTerm: 2, leadershipTransfer: true)),
+        .timeoutNow,
     ]
 
     static let messages: [Message] = kinds.enumerated().map { k, kind in

@@ -38,11 +38,12 @@ extension RaftCore {
         tracker.resetVotes()
         let last = log.lastIndex()
         let stable = log.stableLastIndex
-        for i in tracker.voters.indices {
+        for i in tracker.members.indices {
             var p = Progress(next: last + 1, maxInflight: config.maxInflightMessages, maxInflightBytes: config.maxInflightBytes)
-            if tracker.voters[i] == id { p.match = stable }
+            if tracker.members[i] == id { p.match = stable }
             tracker.progress[i] = p
         }
+        abortLeadershipTransfer()
         uncommittedBytes = 0
         termCommitted = false
         readOnly.removeAll()
@@ -84,7 +85,7 @@ extension RaftCore {
         try bcastAppend()
     }
 
-    mutating func startCampaign(preVote: Bool) throws(RaftError) {
+    mutating func startCampaign(preVote: Bool, transfer: Bool = false) throws(RaftError) {
         let voteTerm: Term
         if preVote {
             becomePreCandidate()
@@ -99,7 +100,7 @@ extension RaftCore {
             if preVote { try startCampaign(preVote: false) } else { try becomeLeader() }
             return
         }
-        let request = RequestVote(lastLogIndex: log.lastIndex(), lastLogTerm: try log.lastTerm())
+        let request = RequestVote(lastLogIndex: log.lastIndex(), lastLogTerm: try log.lastTerm(), leadershipTransfer: transfer)
         for peer in tracker.voters where peer != id {
             send(to: peer, term: voteTerm, preVote ? .preVote(request) : .requestVote(request))
         }
@@ -126,10 +127,11 @@ extension RaftCore {
         }
         if m.term > term {
             switch m.kind {
-            case .preVote, .requestVote:
+            case .preVote(let rv), .requestVote(let rv):
                 // Leader lease (thesis §4.2.3, §9.6): while we hear from a leader, ignore
-                // candidates that would depose it.
-                if inLeaderLease { return }
+                // candidates that would depose it, unless that leader asked for the election
+                // (a leadership transfer, §3.10).
+                if inLeaderLease && !rv.leadershipTransfer { return }
             default: break
             }
             switch m.kind {
@@ -223,6 +225,9 @@ extension RaftCore {
             for e in a.entries {
                 if e.index != expected { throw bad("entry \(e.index) where \(expected) was expected") }
                 if e.term < lastTerm || e.term > m.term { throw bad("entry \(e.index) has term \(e.term) out of order") }
+                if e.kind == .membership {
+                    do { _ = try Self.decodeMembership(e) } catch { throw bad(error.message) }
+                }
                 lastTerm = e.term
                 expected = expected + 1
             }
@@ -269,6 +274,9 @@ extension RaftCore {
         case .installSnapshot(let s):
             becomeFollower(term: m.term, leader: m.from)
             try handleInstallSnapshot(from: m.from, s)
+        case .timeoutNow:
+            // A candidate of this term already campaigns; a stale order changes nothing.
+            break
         case .preVoteResponse(let r):
             guard role == .preCandidate else { return }
             // A granted pre-vote answers with the term we asked about; anything else is stale.
@@ -308,6 +316,8 @@ extension RaftCore {
             electionElapsed = 0
             leader = m.from
             try handleInstallSnapshot(from: m.from, s)
+        case .timeoutNow:
+            try handleTimeoutNow(from: m.from)
         default:
             break
         }

@@ -174,7 +174,7 @@ extension RaftCore {
     }
 
     mutating func startRead(context: [UInt8], from: NodeID, confirmation: ReadConfirmation) {
-        if tracker.voters.count == 1 || (confirmation == .lease && leaseHolds) {
+        if tracker.isSoleVoter(id) || (confirmation == .lease && leaseHolds) {
             answerRead(ReadState(index: log.committed, context: context), to: from)
             return
         }
@@ -213,9 +213,12 @@ extension RaftCore {
         }
         var confirmed = 0
         for r in readOnly.requests {
-            var acks = 1  // the leader itself
-            for v in tracker.voters where v != id && readOnly.answered[v, default: 0] >= r.round { acks += 1 }
-            guard acks >= tracker.quorum else { break }
+            // The leader counts itself (when it votes: a leader being removed does not).
+            let confirmedByQuorum = tracker.quorum.isSatisfied { s in
+                let v = tracker.members[s]
+                return v == id || readOnly.answered[v, default: 0] >= r.round
+            }
+            guard confirmedByQuorum else { break }
             answerRead(ReadState(index: r.index, context: r.context), to: r.from)
             confirmed += 1
         }
@@ -226,13 +229,16 @@ extension RaftCore {
     /// within the last ``ReadLease/ticks(electionTicks:)`` ticks, so none of them will vote for
     /// another candidate before the lease ends (thesis §6.4.1).
     var leaseHolds: Bool {
-        guard role == .leader, leaseReadsAllowed, let lease = config.readLease else { return false }
+        // A leader handing leadership over told (or is about to tell) the voters to ignore the
+        // lease: it holds no more.
+        guard role == .leader, leaseReadsAllowed, leadTransferee.isNone, let lease = config.readLease else { return false }
         let length = lease.ticks(electionTicks: config.electionTicks)
-        var fresh = 1  // the leader itself
-        for v in tracker.voters where v != id {
-            if let start = readOnly.leaseStart[v], readOnly.ticks - start <= length { fresh += 1 }
+        return tracker.quorum.isSatisfied { s in
+            let v = tracker.members[s]
+            if v == id { return true }
+            guard let start = readOnly.leaseStart[v] else { return false }
+            return readOnly.ticks - start <= length
         }
-        return fresh >= tracker.quorum
     }
 
     /// The index a lease read may be served at right now, without a round and without changing

@@ -17,7 +17,8 @@ extension RaftCore {
     ///   ``RaftError/Code/notLeader`` (with ``RaftError/leaderHint``) on a follower
     ///   that refuses proposals or knows no leader, and on candidates;
     ///   ``RaftError/Code/uncommittedLimitExceeded`` when the leader holds too many uncommitted
-    ///   bytes.
+    ///   bytes; ``RaftError/Code/leadershipTransferInProgress`` (the hint names the target) while
+    ///   the leader hands leadership over.
     @discardableResult
     public mutating func propose(commands: [[UInt8]]) throws(RaftError) -> ProposalReceipt? {
         if let storageFailure { throw storageFailure }
@@ -26,6 +27,11 @@ extension RaftCore {
         }
         switch role {
         case .leader:
+            if !leadTransferee.isNone {
+                throw RaftError(
+                    .leadershipTransferInProgress, "node \(id) is handing leadership to \(leadTransferee); send proposals there",
+                    leaderHint: leadTransferee)
+            }
             if let refusal = uncommittedLimitRefusal(commands) { throw refusal }
             return try guarded { (c) throws(RaftError) in try c.appendProposals(commands) }
         case .follower:
@@ -77,8 +83,9 @@ extension RaftCore {
     mutating func handleForwardedProposal(_ p: ForwardProposal, from: NodeID) throws(RaftError) {
         switch role {
         case .leader:
-            // The originator learns the outcome by watching the log; a full leader drops it.
-            guard uncommittedLimitRefusal(p.commands) == nil else { return }
+            // The originator learns the outcome by watching the log; a full leader, one handing
+            // leadership over, and one asked by a node that is not a member drop it.
+            guard uncommittedLimitRefusal(p.commands) == nil, leadTransferee.isNone, tracker.contains(from) else { return }
             _ = try appendProposals(p.commands)
         case .follower where !leader.isNone && leader != from:
             send(to: leader, .forwardProposal(p))
@@ -102,7 +109,8 @@ extension RaftCore {
             return
         }
         switch try log.maybeAppend(prevIndex: ae.prevLogIndex, prevTerm: ae.prevLogTerm, entries: ae.entries) {
-        case .appended(let lastNew):
+        case .appended(let lastNew, let written):
+            if let written { try noteAppended(ae.entries, from: written) }
             if lastNew > verifiedMatch { verifiedMatch = lastNew }
             log.commitTo(min(ae.leaderCommit, lastNew))
             send(to: from, .appendEntriesResponse(AppendEntriesResponse(index: lastNew, probe: ae.probe)))
@@ -136,7 +144,9 @@ extension RaftCore {
         let meta = s.metadata
         // §7: a snapshot at or below what we committed carries nothing new.
         if meta.index <= log.committed { return false }
-        guard role == .follower, meta.confState.voters.contains(id) else { return false }
+        // A node the snapshot's membership does not list may still take it: one added after
+        // the snapshot's index learns that from the entries that follow.
+        guard role == .follower else { return false }
         if try log.matchTerm(meta.index, meta.term) {
             // We already hold the snapshot's last entry: keep our log and just commit to it.
             log.commitTo(meta.index)
@@ -145,8 +155,9 @@ extension RaftCore {
         }
         log.restore(s)
         verifiedMatch = meta.index
+        memberships.restore(meta.confState, at: meta.index)
         tracker = ProgressTracker(
-            voters: meta.confState.voters, next: log.lastIndex() + 1, maxInflight: config.maxInflightMessages,
+            conf: meta.confState, next: log.lastIndex() + 1, maxInflight: config.maxInflightMessages,
             maxInflightBytes: config.maxInflightBytes)
         return true
     }
@@ -200,6 +211,7 @@ extension RaftCore {
         // replicate too, instead of waiting for the next proposal's extra round trip.
         let caughtUpProbe = tracker.progress[i].state == .probe && r.index == tracker.progress[i].match
         guard grew || caughtUpProbe else { return }
+        if from == leadTransferee && tracker.progress[i].match == last { send(to: from, .timeoutNow) }
         switch tracker.progress[i].state {
         case .probe:
             tracker.progress[i].becomeReplicate()
@@ -212,7 +224,11 @@ extension RaftCore {
         case .replicate:
             tracker.progress[i].inflights.freeLE(r.index)
         }
-        if try maybeCommit() {
+        let committed = try maybeCommit()
+        // A commit can complete a membership change (a joint one is left, or the leader steps
+        // down): the members, and so the slots, may have changed.
+        guard let i = tracker.slot(of: from) else { return }
+        if committed {
             try bcastAppend()
         } else if wasPaused {
             // The follower may not know the commit index yet (it may have moved since the append
@@ -230,17 +246,19 @@ extension RaftCore {
         log.commitTo(q)
         termCommitted = true
         try releaseReadsAwaitingCommit()
+        try membershipCommitted()
         return true
     }
 
     mutating func bcastAppend() throws(RaftError) {
-        for (i, peer) in tracker.voters.enumerated() where peer != id {
+        guard role == .leader else { return }
+        for (i, peer) in tracker.members.enumerated() where peer != id {
             try maybeSendAppend(to: peer, slot: i, sendIfEmpty: true)
         }
     }
 
     mutating func bcastHeartbeat(round: UInt64) {
-        for (i, peer) in tracker.voters.enumerated() where peer != id {
+        for (i, peer) in tracker.members.enumerated() where peer != id {
             // Never tell a follower to commit past what it is known to hold.
             let commit = min(tracker.progress[i].match, log.committed)
             send(to: peer, .heartbeat(Heartbeat(commit: commit, round: round)))
@@ -250,6 +268,8 @@ extension RaftCore {
     /// Sends the next append (or a snapshot) to one follower if its progress allows.
     @discardableResult
     mutating func maybeSendAppend(to peer: NodeID, slot i: Int, sendIfEmpty: Bool) throws(RaftError) -> Bool {
+        // A leader that just stepped down (its removal committed) sends nothing more.
+        guard role == .leader else { return false }
         let last = log.lastIndex()
         if tracker.progress[i].next > last + 1 { tracker.progress[i].next = last + 1 }
         let p = tracker.progress[i]

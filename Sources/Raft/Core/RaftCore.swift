@@ -34,6 +34,12 @@ public struct RaftCore {
 
     var log: RaftLog
     var tracker: ProgressTracker
+    /// The memberships in the log above the snapshot; the latest is `tracker.conf`.
+    var memberships: MembershipHistory
+    /// Leader: the target of a pending leadership transfer (``transferLeadership(to:)``).
+    var leadTransferee: NodeID = .none
+    /// Leader: ticks since the pending transfer started.
+    var transferElapsed = 0
     var rng: SeededGenerator
     var electionElapsed = 0
     var heartbeatElapsed = 0
@@ -74,14 +80,19 @@ public struct RaftCore {
     public init(configuration: RaftConfiguration, storage: any LogStorage, applied: LogIndex? = nil) throws(RaftError) {
         try configuration.validate()
         let (hardState, confState) = try storage.initialState()
-        try RaftConfiguration.validate(confState)
+        // An empty membership is a node waiting to be added: it never campaigns and learns the
+        // membership from the leader that adds it.
+        if !confState.isEmpty { try RaftConfiguration.validate(confState) }
         id = configuration.id
         config = configuration
         log = RaftLog(storage: storage, maxCommittedBytes: configuration.maxCommittedBytesPerReady)
         rng = SeededGenerator(seed: configuration.randomSeed ^ (configuration.id.rawValue &* 0x9E37_79B9_7F4A_7C15))
         let last = log.lastIndex()
+        // Thesis §4.1: the membership in force is the latest in the log, so read the ones above
+        // the snapshot (the storage's membership is the snapshot's).
+        memberships = try Self.loadMemberships(storage, base: confState, at: storage.snapshotMetadata().index)
         tracker = ProgressTracker(
-            voters: confState.voters, next: last + 1, maxInflight: configuration.maxInflightMessages,
+            conf: memberships.current, next: last + 1, maxInflight: configuration.maxInflightMessages,
             maxInflightBytes: configuration.maxInflightBytes)
         term = hardState.term
         vote = hardState.vote
@@ -114,7 +125,7 @@ public struct RaftCore {
     public var lastIndex: LogIndex { log.lastIndex() }
     /// First index still held.
     public var firstIndex: LogIndex { log.firstIndex() }
-    /// Current voters, sorted.
+    /// Current voters (of both configurations while a joint change is in progress), sorted.
     public var voters: [NodeID] { tracker.voters }
     /// The current hard state (durable or not yet).
     public var hardState: HardState { HardState(term: term, vote: vote, commit: log.committed) }
@@ -154,14 +165,17 @@ public struct RaftCore {
     public func status() -> RaftStatus {
         var members: [RaftStatus.Member] = []
         if role == .leader {
-            for (i, id) in tracker.voters.enumerated() {
+            for (i, id) in tracker.members.enumerated() {
                 let p = tracker.progress[i]
-                members.append(RaftStatus.Member(id: id, match: p.match, next: p.next, state: p.state, inflight: p.inflights.count))
+                members.append(RaftStatus.Member(
+                    id: id, role: tracker.conf.role(of: id) ?? .learner, match: p.match, next: p.next, state: p.state,
+                    inflight: p.inflights.count))
             }
         }
         return RaftStatus(
             id: id, term: term, vote: vote, role: role, leader: leader, commit: log.committed, applied: log.applied,
-            firstIndex: log.firstIndex(), lastIndex: log.lastIndex(), members: members)
+            firstIndex: log.firstIndex(), lastIndex: log.lastIndex(), members: members, membership: tracker.conf,
+            membershipIndex: memberships.currentIndex, leadershipTransferTarget: leadTransferee)
     }
 
     // MARK: Ready / advance
@@ -245,7 +259,7 @@ public struct RaftCore {
     mutating func send(_ m: Message) {
         if role == .leader && term == persistedHardState.term {
             switch m.kind {
-            case .appendEntries, .heartbeat, .installSnapshot, .readIndexResponse:
+            case .appendEntries, .heartbeat, .installSnapshot, .readIndexResponse, .timeoutNow:
                 outboxImmediate.append(m)
                 return
             default: break
@@ -268,7 +282,7 @@ public struct RaftCore {
         try guarded { (c) throws(RaftError) in
             if c.ticksSinceStart < c.config.electionTicks { c.ticksSinceStart += 1 }
             switch c.role {
-            case .leader: c.tickLeader()
+            case .leader: try c.tickLeader()
             case .follower, .preCandidate, .candidate: try c.tickElection()
             }
         }
@@ -282,10 +296,11 @@ public struct RaftCore {
         }
     }
 
-    mutating func tickLeader() {
+    mutating func tickLeader() throws(RaftError) {
         heartbeatElapsed += 1
         electionElapsed += 1
         tickLease()
+        tickTransfer()
         if electionElapsed >= config.electionTicks {
             electionElapsed = 0
             if config.checkQuorum && !tracker.quorumActiveAndReset(me: id) {
@@ -302,11 +317,23 @@ public struct RaftCore {
             // answers keep the lease alive.
             let lease = config.readLease != nil
             bcastHeartbeat(round: readOnly.requests.isEmpty && !lease ? 0 : readOnly.nextRound(recordingSendTick: lease))
+            // A pending transfer's `timeoutNow` may have been lost: say it again.
+            try continueLeadershipTransfer()
         }
     }
 
-    /// Whether this node may stand for election.
-    var promotable: Bool { tracker.contains(id) && log.unstable.snapshot == nil }
+    /// Whether this node may stand for election: it installs no snapshot, and it votes in the
+    /// membership in force, or voted in the one before while the change to it is not known to
+    /// be committed. Thesis §4.2.2: a server that is not in its own latest configuration still
+    /// starts elections until that configuration commits, as it may still be needed (a leader
+    /// removed by the change steps down, CheckQuorum say, before it commits: the others, still
+    /// joint, may need its vote, which it gives only to a log as long as its own). Once it knows
+    /// the change committed it never campaigns again; a learner never does.
+    var promotable: Bool {
+        guard log.unstable.snapshot == nil else { return false }
+        if tracker.isVoter(id) { return true }
+        return memberships.currentIndex > log.committed && memberships.previous.isVoter(id)
+    }
 
     // MARK: Shell reports
 

@@ -90,7 +90,9 @@ struct RaftLog {
     }
 
     enum AppendOutcome {
-        case appended(lastNew: LogIndex)
+        /// `from`: the first index written (entries from there on replaced or extended the
+        /// log), `nil` if every entry was already held.
+        case appended(lastNew: LogIndex, from: LogIndex?)
         case mismatch
         /// The leader's entries contradict a committed entry: safety is already broken elsewhere
         /// (a corrupted or misbehaving peer). The message is ignored rather than crashing.
@@ -107,8 +109,9 @@ struct RaftLog {
             if conflict <= committed { return .conflictsWithCommitted(conflict) }
             let start = prevIndex.distance(to: conflict) - 1
             unstable.truncateAndAppend(start == 0 ? entries : Array(entries[start...]))
+            return .appended(lastNew: lastNew, from: conflict)
         }
-        return .appended(lastNew: lastNew)
+        return .appended(lastNew: lastNew, from: nil)
     }
 
     /// The index of the first entry in `entries` that is missing or has a different term here,

@@ -103,6 +103,8 @@ public struct RaftStatus: Sendable, Hashable {
     public struct Member: Sendable, Hashable {
         /// The member.
         public var id: NodeID
+        /// Its part in the membership.
+        public var role: MemberRole
         /// Highest index known replicated there.
         public var match: LogIndex
         /// Next index to send.
@@ -133,4 +135,11 @@ public struct RaftStatus: Sendable, Hashable {
     public var lastIndex: LogIndex
     /// On a leader, every member's progress in id order; empty otherwise.
     public var members: [Member]
+    /// The membership in force on this node (the latest in its log), with addresses.
+    public var membership: ConfState
+    /// The index of the entry that set ``membership``: the change is committed once ``commit``
+    /// reaches it.
+    public var membershipIndex: LogIndex
+    /// On a leader handing leadership over, the target; ``NodeID/none`` otherwise.
+    public var leadershipTransferTarget: NodeID
 }

@@ -7,6 +7,11 @@ public struct LogEntry: Sendable, Hashable {
         /// The empty entry a new leader appends to commit entries of earlier terms (§5.4.2, §8).
         /// State machines skip it; it still advances the applied index.
         case noop = 1
+        /// A membership change: `data` is the new ``ConfState`` (``ConfState/encoded()``). It
+        /// takes effect on every node as soon as the node appends it (thesis §4.1), and is
+        /// undone if the entry is truncated. State machines skip it like a no-op; it still
+        /// advances the applied index.
+        case membership = 2
     }
 
     /// The term of the leader that created the entry.
@@ -55,16 +60,6 @@ public struct HardState: Sendable, Hashable {
 
     /// Whether this is the state of a node that never saw a term.
     public var isEmpty: Bool { self == HardState() }
-}
-
-/// The cluster membership as recorded in snapshots and storage.
-public struct ConfState: Sendable, Hashable {
-    /// The voting members, sorted by id.
-    public var voters: [NodeID]
-
-    /// Creates a membership; voters are stored sorted and de-duplicated is NOT done here, so
-    /// validation can report duplicates.
-    public init(voters: [NodeID]) { self.voters = voters.sorted() }
 }
 
 /// What identifies a snapshot: the last entry it covers and the membership at that point.

@@ -62,6 +62,11 @@ public struct Message: Sendable, Hashable {
         /// the request (a quorum's heartbeat answers, or a valid lease when asked for one). A
         /// leader that cannot answer sends nothing: the follower's caller times out or retries.
         case readIndexResponse(ReadIndexResponse)
+        /// A leader handing leadership over (``RaftCore/transferLeadership(to:)``) tells the
+        /// target, once it holds the whole log, to campaign now: without PreVote, and with vote
+        /// requests marked ``RequestVote/leadershipTransfer`` so voters inside the leader's lease
+        /// answer them (thesis §3.10).
+        case timeoutNow
     }
 }
 
@@ -71,11 +76,15 @@ public struct RequestVote: Sendable, Hashable {
     public var lastLogIndex: LogIndex
     /// Term of the candidate's last log entry.
     public var lastLogTerm: Term
+    /// The candidate campaigns because its leader asked it to (``Message/Kind/timeoutNow``):
+    /// voters answer even while they hear from that leader, whose lease it ended itself.
+    public var leadershipTransfer: Bool
 
     /// Creates the payload.
-    public init(lastLogIndex: LogIndex, lastLogTerm: Term) {
+    public init(lastLogIndex: LogIndex, lastLogTerm: Term, leadershipTransfer: Bool = false) {
         self.lastLogIndex = lastLogIndex
         self.lastLogTerm = lastLogTerm
+        self.leadershipTransfer = leadershipTransfer
     }
 }
 

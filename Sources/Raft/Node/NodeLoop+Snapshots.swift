@@ -130,7 +130,12 @@ extension NodeLoop {
         } catch {
             throw RaftError(.stateMachine, "node \(node.id): preparing the snapshot at \(at) failed: \(error)")
         }
-        let output = try storage.beginSnapshot(at: at, confState: nil)
+        // The snapshot records the membership in force at its index (a later change in the log
+        // still takes effect when the log is replayed on top of it).
+        guard let conf = core.membership(at: at) else {
+            throw RaftError(.storage, "node \(node.id): the membership at \(at) is no longer known (below the latest snapshot)")
+        }
+        let output = try storage.beginSnapshot(at: at, confState: conf)
         // A crash here leaves the temporary file behind, as a real one would.
         try crashPoint(.snapshotPrepared)
         savingSnapshot = at

@@ -28,6 +28,10 @@ final class NodeLoop<SM: StateMachine> {
     var lastSnapshot: LogIndex
     var pending: [LogIndex: Pending] = [:]
     var reads = PendingReads<SM>()
+    /// Callers of membership changes and transfers (NodeLoop+Membership).
+    var membershipWaiters: [MembershipWaiter] = []
+    /// The membership last told to the transport; `nil` before the first report.
+    var reportedMembership: ConfState?
     var ticks = 0
     /// When the ticker started, by the node's clock (``RaftNode/elapsed``): tick `k` is due
     /// `k` intervals after it.
@@ -152,6 +156,7 @@ final class NodeLoop<SM: StateMachine> {
                 try propose(proposals)
                 for c in cancels { try handle(c) }
                 try await drain()
+                try checkMembershipWaiters()
             }
         } catch {
             await shutDown(with: error)
@@ -178,6 +183,7 @@ final class NodeLoop<SM: StateMachine> {
         for p in pending.values { p.continuation.resume(throwing: error) }
         pending = [:]
         failReads(error)
+        failMembershipWaiters(error)
         for w in snapshotWaiters { w.resume(throwing: error) }
         snapshotWaiters = []
         node.fail(unhandled, with: error)
@@ -316,6 +322,8 @@ final class NodeLoop<SM: StateMachine> {
             }
         case .transport(let event):
             handle(event)
+        case .membership(let request):
+            try handle(request)
         case .propose, .stop, .persisted:
             break
         }

@@ -43,6 +43,14 @@ public struct RaftNodeConfiguration: Sendable {
     public var snapshotMaxRetries: Int = 5
     /// The largest snapshot this node accepts from a leader, in bytes.
     public var maxSnapshotBytes: UInt64 = 16 << 30
+    /// How close to the leader's last index a learner's log must be before
+    /// ``RaftNode/addVoter(_:address:)`` or ``RaftNode/promote(_:)`` makes it a voter (thesis
+    /// §4.2.1): a voter that far behind catches up within a round or two of appends.
+    public var catchUpEntries: UInt64 = 1_000
+    /// Ticks a membership change, a learner's catch-up, or a leadership transfer may take before
+    /// its caller gets ``RaftError/Code/timeout`` (the change may still complete). With the
+    /// default 100 ms tick, one minute.
+    public var membershipTimeoutTicks: Int = 600
     /// Tests only: asked at each ``NodeCrashPoint``; returning `true` stops the node there with
     /// an error, as if the process died (unsynced writes are dropped). SPI for RaftTestKit's
     /// state machine checks (`@_spi(Testing) import Raft`); not part of the supported API.
@@ -92,6 +100,8 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
         case persisted(RaftError?)
         /// Feedback from the transport (RaftNode+TransportEvents).
         case transport(TransportEvent)
+        /// A membership change or leadership transfer (RaftNode+Membership).
+        case membership(MembershipRequest)
         case stop
     }
 
@@ -168,6 +178,7 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
         if c.snapshotChunksInFlight < 1 { throw RaftError(.invalidConfiguration, "snapshotChunksInFlight must be at least 1") }
         if c.snapshotRetryTicks < 1 { throw RaftError(.invalidConfiguration, "snapshotRetryTicks must be at least 1") }
         if c.snapshotMaxRetries < 0 { throw RaftError(.invalidConfiguration, "snapshotMaxRetries must not be negative") }
+        if c.membershipTimeoutTicks < 1 { throw RaftError(.invalidConfiguration, "membershipTimeoutTicks must be at least 1") }
         if c.maxSnapshotBytes > UInt64(Int.max) { throw RaftError(.invalidConfiguration, "maxSnapshotBytes must be at most \(Int.max)") }
         return c
     }
@@ -331,6 +342,7 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
             case .snapshotNow(let c): c.resume(throwing: error)
             case .snapshotSaved(let output, _): output.value.abort()
             case .read(let r): r.fail(error)
+            case .membership(let m): m.reply.resume(throwing: error)
             default: break
             }
         }

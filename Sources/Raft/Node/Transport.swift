@@ -21,11 +21,22 @@ public protocol RaftTransport: Sendable {
     /// The default implementation reports nothing: a transport that cannot tell when a peer is
     /// unreachable need not implement it (Raft then notices by missing answers alone).
     func setEventHandler(for node: NodeID, _ handler: (@Sendable (TransportEvent) -> Void)?)
+    /// Tells the transport the membership `node` uses now (its voters, learners and their
+    /// addresses, ``ConfState/addresses``), so it can dial new members and drop removed ones
+    /// without a restart. A ``RaftNode`` calls it once at start and again after every change it
+    /// appends or learns of (a change takes effect when appended, and may be undone by a new
+    /// leader, so it can come back). Called on the node's run loop: it must not block.
+    ///
+    /// The default implementation does nothing: a transport with a fixed address book need
+    /// not implement it.
+    func membershipChanged(_ membership: ConfState, of node: NodeID)
 }
 
 extension RaftTransport {
     /// Reports nothing.
     public func setEventHandler(for node: NodeID, _ handler: (@Sendable (TransportEvent) -> Void)?) {}
+    /// Does nothing.
+    public func membershipChanged(_ membership: ConfState, of node: NodeID) {}
 }
 
 /// What a transport reports to the node that sends through it.

@@ -31,7 +31,10 @@ public final class Snapshotter {
     public private(set) var removedTemporaryFiles: [String] = []
 
     static let magic: [UInt8] = Array("SWRFTSNP".utf8)
-    static let version: UInt16 = 1
+    /// The version written. Version 2 records the whole membership (``ConfState/encoded()``)
+    /// where version 1 had a list of voters; version 1 files are read too.
+    static let version: UInt16 = 2
+    static let readableVersions: ClosedRange<UInt16> = 1...2
     static let chunkSize = 1 << 20
 
     /// Opens (creating if needed) the snapshot directory and, unless told otherwise, removes
@@ -133,8 +136,7 @@ public final class Snapshotter {
         w.u64(m.raft.index.rawValue)
         w.u64(m.raft.term.rawValue)
         w.u64(m.appliedIndex.rawValue)
-        w.u32(UInt32(m.raft.confState.voters.count))
-        for v in m.raft.confState.voters { w.u64(v.rawValue) }
+        w.raw(m.raft.confState.encoded())
         return w.bytes
     }
 
@@ -324,19 +326,28 @@ public final class SnapshotReader {
         var r = ByteReader(head)
         guard let magic = r.raw(8), magic == Snapshotter.magic else { throw bad("not a snapshot file (bad magic)", 0) }
         guard let version = r.u16(), let _ = r.u16(), let metaLen = r.u32() else { throw bad("truncated header", 8) }
-        guard version == Snapshotter.version else {
-            throw RaftError(.unsupportedFormat, "snapshot file \(path) has format version \(version); this library reads version \(Snapshotter.version)")
+        guard Snapshotter.readableVersions.contains(version) else {
+            throw RaftError(
+                .unsupportedFormat,
+                "snapshot file \(path) has format version \(version); this library reads versions \(Snapshotter.readableVersions.lowerBound) to \(Snapshotter.readableVersions.upperBound): open it with the library version that wrote it")
         }
         guard metaLen <= 1 << 20 else { throw bad("metadata length \(metaLen) is implausible", 12) }
         let metaBytes = try file.read(at: 16, count: Int(metaLen))
         var m = ByteReader(metaBytes)
-        guard let index = m.u64(), let term = m.u64(), let applied = m.u64(), let n = m.u32(), Int(n) * 8 == m.remaining else {
-            throw bad("malformed metadata", 16)
+        guard let index = m.u64(), let term = m.u64(), let applied = m.u64() else { throw bad("malformed metadata", 16) }
+        let conf: ConfState
+        if version == 1 {
+            guard let n = m.u32(), Int(n) * 8 == m.remaining else { throw bad("malformed metadata", 16) }
+            var voters: [NodeID] = []
+            for _ in 0..<n { voters.append(NodeID(rawValue: m.u64()!)) }
+            conf = ConfState(voters: voters)
+        } else {
+            do { conf = try ConfState(decoding: metaBytes[24...]) } catch {
+                throw bad("malformed metadata: \(error.message)", 16 + 24)
+            }
         }
-        var voters: [NodeID] = []
-        for _ in 0..<n { voters.append(NodeID(rawValue: m.u64()!)) }
         metadata = SnapshotFileMetadata(
-            raft: SnapshotMetadata(index: LogIndex(rawValue: index), term: Term(rawValue: term), confState: ConfState(voters: voters)),
+            raft: SnapshotMetadata(index: LogIndex(rawValue: index), term: Term(rawValue: term), confState: conf),
             appliedIndex: LogIndex(rawValue: applied))
         dataStart = 16 + Int(metaLen)
         offset = dataStart

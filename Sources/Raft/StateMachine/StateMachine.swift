@@ -6,10 +6,13 @@
 ///   the same entries: no clocks, no randomness, no I/O whose outcome can differ.
 /// - **Order.** The runtime calls ``apply(_:)`` with committed entries in index order, with no
 ///   gap and never twice (see ``AppliedIndexGuard``).
-/// - **No-ops.** A new leader's first entry is a no-op (``LogEntry/Kind/noop``). It is passed
-///   to ``apply(_:)`` like any entry, so the state machine learns every index (an on-disk one
-///   records the exact index it holds), but it has no result: ``apply(_:)`` returns one result
-///   per *command* entry, and none for a no-op. Why not skip no-ops altogether: then an on-disk
+/// - **No-ops and membership entries.** A new leader's first entry is a no-op
+///   (``LogEntry/Kind/noop``), and a membership change is an entry of kind
+///   ``LogEntry/Kind/membership`` (the runtime acts on it; the state machine does not). Both are
+///   passed to ``apply(_:)`` like any entry, so the state machine learns every index (an on-disk
+///   one records the exact index it holds), but they have no result: ``apply(_:)`` returns one
+///   result per *command* entry (``LogEntry/Kind/command``), and none for any other kind: test
+///   `kind == .command`, not `kind != .noop`. Why not skip them altogether: then an on-disk
 ///   state machine's durable index would lag the log by the no-ops after its last command, and
 ///   the runtime could no longer check that the index it reports is exactly the last entry it
 ///   was given, nor adopt a snapshot at exactly that index without reloading it.
@@ -46,7 +49,7 @@ public protocol StateMachine: AnyObject, SendableMetatype {
     associatedtype SnapshotContext: Sendable
 
     /// Applies committed entries in order; returns one result per command entry, in order
-    /// (no-op entries change nothing and have no result).
+    /// (no-op and membership entries change nothing here and have no result).
     func apply(_ entries: ArraySlice<LogEntry>) throws -> [Result]
     /// Captures the state after the last applied entry, cheaply; called under exclusion with
     /// ``apply(_:)``.

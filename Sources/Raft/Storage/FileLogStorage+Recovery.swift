@@ -11,6 +11,8 @@ extension FileLogStorage {
             if let seq = WALFormat.parseSegmentName(name) { found.append((seq, name)) } else { recovery.unknownFiles.append(name) }
         }
         found.sort { $0.seq < $1.seq }
+        // The format version of the newest segment read (a brand-new log writes the current one).
+        var newestVersion = WALFormat.version
         for k in found.indices.dropFirst() where found[k].seq != found[k - 1].seq + 1 {
             throw RaftError(
                 .corruption,
@@ -38,7 +40,7 @@ extension FileLogStorage {
                 }
                 opened.append(Segment(seq: f.seq, path: path, file: file, size: 0, filled: scanner.size, maxIndex: .zero))
                 try scanner.load(0, min(scanner.size, WALFormat.headerSize))
-                try checkHeader(scanner.window, seq: f.seq, path: path)
+                newestVersion = try checkHeader(scanner.window, seq: f.seq, path: path)
                 var pos = WALFormat.headerSize
                 var maxIndex = LogIndex.zero
                 records: while pos < scanner.size {
@@ -120,12 +122,16 @@ extension FileLogStorage {
         locations = replay.locations
         replay = Replay()  // its reference to the index goes, so the next append does not copy it
 
-        if !voters.isEmpty && conf.voters != ConfState(voters: voters).voters && !conf.voters.isEmpty {
+        // The voters given only bootstrap a new directory. An existing one holds its own
+        // membership, which changes over time (membership entries, snapshots), so the ones given
+        // are checked only for a plain mistake: a directory of a cluster none of them was ever
+        // part of at its base.
+        if !voters.isEmpty && !conf.isEmpty && Set(voters).isDisjoint(with: conf.members) {
             throw RaftError(
                 .invalidConfiguration,
                 "\(directory) holds the log of a cluster with voters \(conf.voters.map(\.description).joined(separator: ",")), not \(ConfState(voters: voters).voters.map(\.description).joined(separator: ",")): wrong directory or wrong cluster")
         }
-        if conf.voters.isEmpty { conf = ConfState(voters: voters) }
+        if conf.isEmpty { conf = ConfState(voters: voters) }
         durableLastIndex = lastIndex()
         cacheStart = lastIndex() + 1
         let snapshot = try chooseSnapshot()
@@ -146,6 +152,11 @@ extension FileLogStorage {
         try snapshotter.removeTemporaryFiles()
         recovery.removedTemporaryFiles = snapshotter.removedTemporaryFiles
         try adopt(snapshot)
+        if newestVersion < WALFormat.version && !segments.isEmpty {
+            // Records of this version never go into a segment labelled with an older one (a
+            // library of that version would take them for damage): start a new segment.
+            try roll()
+        }
         if hard.commit > lastIndex() {
             // Committed entries that are gone: the log lost records at its end (a cut at a
             // record boundary leaves no other trace). The core clamps its commit index to the
@@ -274,7 +285,9 @@ extension FileLogStorage {
         recovery.segments = 1
     }
 
-    func checkHeader(_ bytes: [UInt8], seq: UInt64, path: String) throws(RaftError) {
+    /// Checks a segment header; returns its format version.
+    @discardableResult
+    func checkHeader(_ bytes: [UInt8], seq: UInt64, path: String) throws(RaftError) -> UInt16 {
         guard bytes.count >= WALFormat.headerSize, Array(bytes[0..<8]) == WALFormat.magic else {
             throw RaftError(.corruption, "log segment \(path) at offset 0: not a segment of this library (bad magic)")
         }
@@ -286,11 +299,14 @@ extension FileLogStorage {
         guard CRC32C.checksum(bytes, 0..<20) == crc else {
             throw RaftError(.corruption, "log segment \(path) at offset 0: header checksum mismatch")
         }
-        if version != WALFormat.version {
-            throw RaftError(.unsupportedFormat, "log segment \(path) has format version \(version); this library reads version \(WALFormat.version)")
+        if !WALFormat.readableVersions.contains(version) {
+            throw RaftError(
+                .unsupportedFormat,
+                "log segment \(path) has format version \(version); this library reads versions \(WALFormat.readableVersions.lowerBound) to \(WALFormat.readableVersions.upperBound): open it with the library version that wrote it")
         }
         guard storedSeq == seq else {
             throw RaftError(.corruption, "log segment \(path) at offset 0: header says segment \(storedSeq), the name says \(seq)")
         }
+        return version
     }
 }

@@ -211,6 +211,13 @@ func parseRecord(_ bytes: [UInt8], at pos: Int) -> FileLogStorage.ParseOutcome {
             .base(
                 index: LogIndex(rawValue: le64(bytes, start + 1)), term: Term(rawValue: le64(bytes, start + 9)),
                 reset: bytes[start + 17] != 0, conf: ConfState(voters: voters)))
+    case WALFormat.RecordType.membershipBase.rawValue:
+        guard len >= 18, let conf = try? ConfState(decoding: bytes[(start + 18)..<(start + len)]) else { return .unknownContent }
+        return .record(
+            WALFormat.frameSize + len,
+            .base(
+                index: LogIndex(rawValue: le64(bytes, start + 1)), term: Term(rawValue: le64(bytes, start + 9)),
+                reset: bytes[start + 17] != 0, conf: conf))
     default:
         return .unknownContent
     }

@@ -28,6 +28,12 @@ public protocol LogStorage: AnyObject {
     /// batches, when the two are the same. A storage that buffers writes may say up to where
     /// they are durable (``FileLogStorage/durableLastIndex``).
     func lastIndex() -> LogIndex
+    /// The membership entries (``LogEntry/Kind/membership``) held above the latest snapshot's
+    /// index, in index order: a core reads them once when it starts, because the membership in
+    /// force is the latest in the log (thesis §4.1), and ``initialState()``'s is the snapshot's.
+    /// The default reads every entry above the snapshot; a storage that can find them faster
+    /// (an index of them) should.
+    func membershipEntries() throws(RaftError) -> [LogEntry]
     /// The latest snapshot with its data in memory, for shells that send snapshots whole
     /// (``SnapshotSending/inMessage``). A ``RaftNode`` never calls it: it streams the data with
     /// ``openSnapshot(verification:)``.
@@ -48,6 +54,21 @@ public protocol LogStorage: AnyObject {
 }
 
 extension LogStorage {
+    public func membershipEntries() throws(RaftError) -> [LogEntry] {
+        var found: [LogEntry] = []
+        var next = max(firstIndex(), snapshotMetadata().index + 1)
+        let end = lastIndex() + 1
+        while next < end {
+            let page = try entries(in: next..<end, maxBytes: 4 << 20)
+            guard let last = page.last, last.index >= next else {
+                throw RaftError(.storage, "storage returned no entries for \(next)...\(end - 1) while looking for membership entries")
+            }
+            for e in page where e.kind == .membership { found.append(e) }
+            next = last.index + 1
+        }
+        return found
+    }
+
     public func openSnapshot() throws(RaftError) -> SnapshotInput { SnapshotInput(try snapshot().data) }
     public func openSnapshot(verification: SnapshotVerification) throws(RaftError) -> SnapshotInput { try openSnapshot() }
 }

@@ -36,6 +36,11 @@ public final class MemoryLogStorage: WritableLogStorage {
 
     public func lastIndex() -> LogIndex { offset.advanced(by: entries.count - 1) }
 
+    public func membershipEntries() throws(RaftError) -> [LogEntry] {
+        let above = latestSnapshot.metadata.index
+        return entries.dropFirst().filter { $0.kind == .membership && $0.index > above }
+    }
+
     public func term(at index: LogIndex) throws(RaftError) -> Term {
         if index < offset { throw RaftError(.compacted, "entry \(index) was compacted; first index is \(offset + 1)") }
         let i = offset.distance(to: index)

@@ -21,13 +21,21 @@ extension WireFormat {
         for i in 0..<min(4, available) where buffer.getInteger(at: r + i, as: UInt8.self) != magic[i] {
             throw RaftError(.invalidMessage, "not a swift-raft frame: bad magic at byte \(i)")
         }
-        if available > 4, let v = buffer.getInteger(at: r + 4, as: UInt8.self), v != version {
+        // A hello's header always says version 1 (its layout never changes); every other frame's
+        // says the version this library speaks.
+        let headerVersion = available > 4 ? buffer.getInteger(at: r + 4, as: UInt8.self) : nil
+        if let v = headerVersion, v != version && v != helloHeaderVersion {
             throw RaftError(.unsupportedFormat, "frame format version \(v) is not supported (this node speaks version \(version))")
         }
         var kind: FrameKind?
         if available > 5, let k = buffer.getInteger(at: r + 5, as: UInt8.self) {
             guard let known = FrameKind(rawValue: k) else {
                 throw RaftError(.invalidMessage, "unknown frame kind 0x\(String(k, radix: 16))")
+            }
+            if let v = headerVersion, v != (known == .hello ? helloHeaderVersion : version) {
+                throw RaftError(
+                    .unsupportedFormat,
+                    "a \(known) frame of format version \(v) is not supported (this node speaks version \(version))")
             }
             kind = known
         }
@@ -206,25 +214,23 @@ struct PayloadReader {
         case .readIndexResponse:
             let index = LogIndex(rawValue: try u64())
             return .readIndexResponse(ReadIndexResponse(context: try bytes(try u32(), "read context"), index: index))
+        case .timeoutNow:
+            return .timeoutNow
         }
     }
 
     mutating func requestVote() throws(RaftError) -> RequestVote {
         let index = LogIndex(rawValue: try u64())
-        return RequestVote(lastLogIndex: index, lastLogTerm: Term(rawValue: try u64()))
+        let term = Term(rawValue: try u64())
+        return RequestVote(lastLogIndex: index, lastLogTerm: term, leadershipTransfer: try bool("leadershipTransfer"))
     }
 
     mutating func snapshotMetadata() throws(RaftError) -> SnapshotMetadata {
         let index = LogIndex(rawValue: try u64())
         let term = Term(rawValue: try u64())
-        let n = try count("voters", minimumSize: 8)
-        var voters: [NodeID] = []
-        voters.reserveCapacity(n)
-        for _ in 0..<n { voters.append(NodeID(rawValue: try u64())) }
-        // Assigned, not passed to the initializer (which sorts): the voters come out exactly as
-        // they went in.
-        var confState = ConfState(voters: [])
-        confState.voters = voters
+        let blob = try bytes(try u32(), "membership")
+        let confState: ConfState
+        do { confState = try ConfState(decoding: blob[...]) } catch { throw malformed(error.message) }
         return SnapshotMetadata(index: index, term: term, confState: confState)
     }
 }

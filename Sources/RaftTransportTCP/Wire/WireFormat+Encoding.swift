@@ -21,7 +21,7 @@ extension WireFormat {
 
     static func payloadSize(of kind: Message.Kind) -> Int {
         switch kind {
-        case .preVote, .requestVote: return 16
+        case .preVote, .requestVote: return 17
         case .preVoteResponse, .requestVoteResponse: return 1
         case .appendEntries(let a): return 36 + a.entries.reduce(0) { $0 + 21 + $1.data.count }
         case .appendEntriesResponse: return 33
@@ -40,10 +40,11 @@ extension WireFormat {
         case .snapshotChunkAck: return 17
         case .readIndex(let r): return 5 + r.context.count
         case .readIndexResponse(let r): return 12 + r.context.count
+        case .timeoutNow: return 0
         }
     }
 
-    static func metadataSize(_ m: SnapshotMetadata) -> Int { 20 + 8 * m.confState.voters.count }
+    static func metadataSize(_ m: SnapshotMetadata) -> Int { 20 + m.confState.encoded().count }
 
     /// Appends `frame` to `buffer`.
     ///
@@ -61,7 +62,7 @@ extension WireFormat {
         let start = buffer.writerIndex
         buffer.reserveCapacity(minimumWritableBytes: size)
         buffer.writeBytes(magic)
-        buffer.writeInteger(version)
+        if case .hello = frame { buffer.writeInteger(helloHeaderVersion) } else { buffer.writeInteger(version) }
         switch frame {
         case .hello(let h):
             buffer.writeInteger(FrameKind.hello.rawValue)
@@ -101,6 +102,7 @@ extension WireFormat {
         case .preVote(let v), .requestVote(let v):
             b.writeInteger(v.lastLogIndex.rawValue)
             b.writeInteger(v.lastLogTerm.rawValue)
+            b.writeInteger(UInt8(v.leadershipTransfer ? 1 : 0))
         case .preVoteResponse(let r), .requestVoteResponse(let r):
             b.writeInteger(UInt8(r.granted ? 1 : 0))
         case .appendEntries(let a):
@@ -166,14 +168,17 @@ extension WireFormat {
             b.writeInteger(r.index.rawValue)
             b.writeInteger(UInt32(r.context.count))
             b.writeBytes(r.context)
+        case .timeoutNow:
+            break
         }
     }
 
     static func writeMetadata(_ m: SnapshotMetadata, into b: inout ByteBuffer) {
         b.writeInteger(m.index.rawValue)
         b.writeInteger(m.term.rawValue)
-        b.writeInteger(UInt32(m.confState.voters.count))
-        for v in m.confState.voters { b.writeInteger(v.rawValue) }
+        let conf = m.confState.encoded()
+        b.writeInteger(UInt32(conf.count))
+        b.writeBytes(conf)
     }
 }
 

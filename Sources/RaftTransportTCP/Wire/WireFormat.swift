@@ -12,8 +12,16 @@ import Raft
 public enum WireFormat {
     /// The first four bytes of every frame: the ASCII bytes `RFTW`.
     public static let magic: [UInt8] = [0x52, 0x46, 0x54, 0x57]
-    /// The format version this library writes and reads.
-    public static let version: UInt8 = 1
+    /// The format version this library writes and reads. Version 2 added the membership to
+    /// snapshot metadata, the leadership-transfer flag of vote requests and ``FrameKind/timeoutNow``;
+    /// a peer speaking version 1 is refused at the handshake.
+    public static let version: UInt8 = 2
+    /// The version in the header of every ``Hello`` frame, whatever the version spoken: a hello's
+    /// layout never changes, so any version of the library can read it and refuse a peer it
+    /// cannot talk to with a clear reason.
+    public static let helloHeaderVersion: UInt8 = 1
+    /// The lowest version a peer may state in its hello: this library speaks only ``version``.
+    public static let minimumPeerVersion: UInt8 = 2
     /// The size of a frame's header, in bytes.
     public static let headerSize = 16
     /// The default limit on one frame, header included: 16 MiB.
@@ -55,6 +63,8 @@ public enum WireFormat {
         case readIndex = 0x1C
         /// A message of kind ``Raft/Message/Kind/readIndexResponse``.
         case readIndexResponse = 0x1D
+        /// A message of kind ``Raft/Message/Kind/timeoutNow``.
+        case timeoutNow = 0x1E
 
         /// The frame kind that carries a message of this kind.
         public init(_ kind: Message.Kind) {
@@ -73,6 +83,7 @@ public enum WireFormat {
             case .snapshotChunkAck: self = .snapshotChunkAck
             case .readIndex: self = .readIndex
             case .readIndexResponse: self = .readIndexResponse
+            case .timeoutNow: self = .timeoutNow
             }
         }
     }

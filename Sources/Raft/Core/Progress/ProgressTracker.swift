@@ -1,43 +1,85 @@
-/// The membership and, on a leader, the progress of every member, in id order.
+/// The membership in force and, on a leader, the progress of every member, in id order.
 ///
 /// Arrays rather than a dictionary: clusters are small, iteration order must be deterministic
 /// (simulations replay), and lookups by linear scan beat hashing at this size.
+///
+/// Invariant: `members` is ``ConfState/members`` of `conf`; `progress[i]` and `votes[i]` belong
+/// to `members[i]`; `quorum` names the voters' slots in `members`.
 struct ProgressTracker {
-    /// Voter ids, sorted.
-    private(set) var voters: [NodeID]
-    /// `progress[i]` belongs to `voters[i]`.
+    /// The membership in force (thesis §4.1: the latest in the log).
+    private(set) var conf: ConfState
+    /// Every member (voters of both configurations and learners), sorted.
+    private(set) var members: [NodeID]
+    /// `progress[i]` belongs to `members[i]`.
     var progress: [Progress]
-    /// Votes received in the current election, parallel to `voters` (nil = no answer yet).
+    /// Votes received in the current election, parallel to `members` (nil = no answer yet).
+    /// Only voters' answers count.
     var votes: [Bool?]
+    /// The voters' slots, for every majority decision.
+    private(set) var quorum: Quorum
+    private let maxInflight: Int
+    private let maxInflightBytes: Int
 
-    init(voters: [NodeID], next: LogIndex, maxInflight: Int, maxInflightBytes: Int) {
-        self.voters = voters.sorted()
-        progress = self.voters.map { _ in Progress(next: next, maxInflight: maxInflight, maxInflightBytes: maxInflightBytes) }
-        votes = Array(repeating: nil, count: self.voters.count)
+    init(conf: ConfState, next: LogIndex, maxInflight: Int, maxInflightBytes: Int) {
+        self.maxInflight = maxInflight
+        self.maxInflightBytes = maxInflightBytes
+        self.conf = conf
+        members = conf.members
+        progress = members.map { _ in Progress(next: next, maxInflight: maxInflight, maxInflightBytes: maxInflightBytes) }
+        votes = Array(repeating: nil, count: members.count)
+        quorum = Self.quorum(conf, members)
     }
 
-    var quorum: Int { voters.count / 2 + 1 }
+    private static func quorum(_ conf: ConfState, _ members: [NodeID]) -> Quorum {
+        func slots(_ ids: [NodeID]) -> [Int] { ids.compactMap { id in members.firstIndex(of: id) } }
+        return Quorum(incoming: slots(conf.voters), outgoing: slots(conf.outgoingVoters))
+    }
+
+    /// Switches to a new membership. Members that stay keep their progress and votes; new ones
+    /// start probing at `next`, counted as recently active (so CheckQuorum does not depose a
+    /// leader in the election timeout after it added them).
+    mutating func setConf(_ newConf: ConfState, next: LogIndex) {
+        let newMembers = newConf.members
+        var newProgress: [Progress] = []
+        var newVotes: [Bool?] = []
+        newProgress.reserveCapacity(newMembers.count)
+        for id in newMembers {
+            if let i = slot(of: id) {
+                newProgress.append(progress[i])
+                newVotes.append(votes[i])
+            } else {
+                var p = Progress(next: next, maxInflight: maxInflight, maxInflightBytes: maxInflightBytes)
+                p.recentActive = true
+                newProgress.append(p)
+                newVotes.append(nil)
+            }
+        }
+        conf = newConf
+        members = newMembers
+        progress = newProgress
+        votes = newVotes
+        quorum = Self.quorum(newConf, newMembers)
+    }
+
+    /// Every voter of either configuration, sorted, each once.
+    var voters: [NodeID] { members.filter { conf.isVoter($0) } }
 
     func slot(of id: NodeID) -> Int? {
-        for i in voters.indices where voters[i] == id { return i }
+        for i in members.indices where members[i] == id { return i }
         return nil
     }
 
+    /// Whether `id` is a member (voter or learner).
     func contains(_ id: NodeID) -> Bool { slot(of: id) != nil }
 
-    /// The largest index replicated on a quorum (§5.3, §5.4.2).
-    func committedIndex() -> LogIndex {
-        let n = voters.count
-        return withUnsafeTemporaryAllocation(of: LogIndex.self, capacity: n) { buf in
-            for i in 0..<n { buf[i] = progress[i].match }
-            var b = buf
-            b.sort(by: >)
-            return buf[quorum - 1]
-        }
-    }
+    /// Whether `id` votes (in either configuration).
+    func isVoter(_ id: NodeID) -> Bool { conf.isVoter(id) }
 
-    /// Election tally of §5.2.
-    enum VoteResult { case pending, won, lost }
+    /// Whether this membership has exactly one voter, `id` (it decides alone).
+    func isSoleVoter(_ id: NodeID) -> Bool { !conf.isJoint && conf.voters == [id] }
+
+    /// The largest index replicated on a quorum (§5.3, §5.4.2; both majorities while joint).
+    func committedIndex() -> LogIndex { quorum.committedIndex { progress[$0].match } }
 
     mutating func resetVotes() { for i in votes.indices { votes[i] = nil } }
 
@@ -46,24 +88,13 @@ struct ProgressTracker {
         votes[i] = granted
     }
 
-    func tally() -> VoteResult {
-        var yes = 0
-        var no = 0
-        for v in votes {
-            if v == true { yes += 1 } else if v == false { no += 1 }
-        }
-        if yes >= quorum { return .won }
-        if no >= quorum || voters.count - no < quorum { return .lost }
-        return .pending
-    }
+    /// Election tally of §5.2, against every configuration in force.
+    func tally() -> Quorum.Result { quorum.result { votes[$0] } }
 
     /// Whether a quorum (counting `me`) was heard from recently. Resets the flags.
     mutating func quorumActiveAndReset(me: NodeID) -> Bool {
-        var active = 0
-        for i in voters.indices {
-            if voters[i] == me || progress[i].recentActive { active += 1 }
-            progress[i].recentActive = voters[i] == me
-        }
-        return active >= quorum
+        let active = quorum.isSatisfied { members[$0] == me || progress[$0].recentActive }
+        for i in members.indices { progress[i].recentActive = members[i] == me }
+        return active
     }
 }

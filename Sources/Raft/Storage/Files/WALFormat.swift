@@ -1,4 +1,5 @@
-/// The write-ahead log's on-disk format (version 1). See the "Storage formats" article.
+/// The write-ahead log's on-disk format (version 2; version 1 segments are read too). See the
+/// "Storage formats" article.
 ///
 /// A segment file `<seq>.wal` (16 hexadecimal digits) starts with a 24-byte header:
 /// magic `SWRFTWAL`, format version (u16), reserved (u16), segment sequence number (u64),
@@ -7,7 +8,11 @@
 /// All integers are little endian.
 enum WALFormat {
     static let magic: [UInt8] = Array("SWRFTWAL".utf8)
-    static let version: UInt16 = 1
+    /// The version written. Version 2 added membership entries (entry kind 2) and the
+    /// `membershipBase` record; a version 1 segment holds neither and is read as it is.
+    static let version: UInt16 = 2
+    /// The versions read.
+    static let readableVersions: ClosedRange<UInt16> = 1...2
     static let headerSize = 24
     static let frameSize = 8
     /// Upper bound on one record body: a larger length field is damage, not data.
@@ -20,7 +25,11 @@ enum WALFormat {
         case hardState = 2
         /// index u64, term u64, reset u8, voter count u32, voters u64...: entries up to `index`
         /// are gone (compaction); with `reset` every entry is gone (a snapshot was installed).
+        /// Written by version 1 only; read in every version.
         case base = 3
+        /// index u64, term u64, reset u8, then the membership at `index` in
+        /// ``ConfState/encoded()``'s form (to the end of the body). Version 2's `base`.
+        case membershipBase = 4
     }
 
     static func segmentName(_ seq: UInt64) -> String { hex16(seq) + ".wal" }
@@ -76,13 +85,11 @@ enum WALFormat {
     }
 
     static func encodeBase(_ out: inout [UInt8], index: LogIndex, term: Term, reset: Bool, conf: ConfState) {
-        appendRecord(&out, type: .base) { b in
+        appendRecord(&out, type: .membershipBase) { b in
             putU64(&b, index.rawValue)
             putU64(&b, term.rawValue)
             b.append(reset ? 1 : 0)
-            let n = UInt32(conf.voters.count)
-            for k in 0..<4 { b.append(UInt8(truncatingIfNeeded: n >> (8 * UInt32(k)))) }
-            for v in conf.voters { putU64(&b, v.rawValue) }
+            b.append(contentsOf: conf.encoded())
         }
     }
 
@@ -113,6 +120,11 @@ enum WALFormat {
             var voters: [NodeID] = []
             for _ in 0..<n { voters.append(NodeID(rawValue: r.u64()!)) }
             return .base(index: LogIndex(rawValue: index), term: Term(rawValue: term), reset: reset != 0, conf: ConfState(voters: voters))
+        case .membershipBase:
+            guard let index = r.u64(), let term = r.u64(), let reset = r.u8(), let rest = r.raw(r.remaining),
+                let conf = try? ConfState(decoding: rest[...])
+            else { return nil }
+            return .base(index: LogIndex(rawValue: index), term: Term(rawValue: term), reset: reset != 0, conf: conf)
         }
     }
 }
