@@ -39,15 +39,27 @@ public final class ChildProcess: Sendable {
     public let pid: pid_t
     /// With ``Output/pipe`` for standard output: the read end (the caller closes it).
     public let stdoutPipe: Int32?
+    /// With `stdinPipe: true`: the write end of the child's standard input (the caller closes
+    /// it); otherwise its standard input is `/dev/null`.
+    public let stdinPipe: Int32?
 
     /// Starts `executable` with `arguments`.
     ///
     /// - Throws: ``ChildProcessError`` when the pipe or the spawn fails.
-    public init(executable: String, arguments: [String], stdout: Output = .inherit, stderr: Output = .inherit) throws(ChildProcessError) {
+    public init(
+        executable: String, arguments: [String], stdinPipe wantsStdin: Bool = false, stdout: Output = .inherit, stderr: Output = .inherit
+    ) throws(ChildProcessError) {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        var inFDs: [Int32] = [-1, -1]
+        if wantsStdin {
+            guard pipe(&inFDs) == 0 else { throw ChildProcessError("pipe failed: errno \(errno)") }
+            for fd in inFDs { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+            posix_spawn_file_actions_adddup2(&actions, inFDs[0], 0)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        }
         var pipeFDs: [Int32] = [-1, -1]
         if stdout == .pipe {
             guard pipe(&pipeFDs) == 0 else { throw ChildProcessError("pipe failed: errno \(errno)") }
@@ -65,12 +77,22 @@ public final class ChildProcess: Sendable {
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, executable, &actions, nil, argv, environ)
         if stdout == .pipe { close(pipeFDs[1]) }
+        if wantsStdin { close(inFDs[0]) }
         guard rc == 0 else {
             if stdout == .pipe { close(pipeFDs[0]) }
+            if wantsStdin { close(inFDs[1]) }
             throw ChildProcessError("could not start \(executable): \(String(cString: strerror(rc)))")
         }
         self.pid = pid
         stdoutPipe = stdout == .pipe ? pipeFDs[0] : nil
+        stdinPipe = wantsStdin ? inFDs[1] : nil
+    }
+
+    /// Writes `line` and a newline to the child's standard input (with `stdinPipe: true`).
+    public func send(line: String) {
+        guard let fd = stdinPipe else { return }
+        let bytes = Array((line + "\n").utf8)
+        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
     }
 
     /// Sends `signal` to the child (ignored if it is gone).
