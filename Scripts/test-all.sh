@@ -4,8 +4,8 @@
 # .ci/run calls exactly this script.
 #
 # The example's tests start nodes on 127.0.0.1 and need curl (its quick-start test runs the
-# README's curl calls) and libsqlite3-dev (GRDB links the system's SQLite); .ci/run installs
-# both when missing.
+# README's curl calls), chromium (its status page test renders the page headless) and
+# libsqlite3-dev (GRDB links the system's SQLite); .ci/run installs them when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
