@@ -15,7 +15,7 @@ duration=${1:-10s}
 configuration=${2:-release}
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 
-swift build -c "$configuration" --product kvstore >/dev/null
+if ! out=$(swift build -c "$configuration" --product kvstore 2>&1); then echo "$out" >&2; exit 1; fi
 bin="$(swift build -c "$configuration" --show-bin-path)/kvstore"
 data=$(mktemp -d)
 "$bin" local --dir "$data" --raft-port 27001 --http-port 28001 --log-level warning </dev/null >"$data/local.out" 2>"$data/local.err" &
