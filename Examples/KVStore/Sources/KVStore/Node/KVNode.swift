@@ -12,7 +12,7 @@ import Synchronization
 ///
 /// ```swift
 /// let node = try await KVNode(configuration: configuration, logger: logger)
-/// try await node.run()          // until SIGINT/SIGTERM, or until node.shutdown()
+/// try await node.run(handlingSignals: true)   // until SIGINT/SIGTERM, or node.shutdown()
 /// ```
 ///
 /// Its metrics (the node's, the transport's and the HTTP API's) go to a Prometheus registry of

@@ -14,7 +14,9 @@ import Darwin
 public final class ChildProcess: Sendable {
     /// How a child ended.
     public enum Exit: Sendable, Hashable, CustomStringConvertible {
+        /// It exited with this status.
         case exited(Int32)
+        /// A signal ended it.
         case signalled(Int32)
 
         public var description: String {

@@ -98,7 +98,7 @@ enum SQLiteErrors {
         guard let db = error as? DatabaseError else { return RaftError(.stateMachine, "\(doing): \(error)") }
         switch db.resultCode.primaryResultCode {
         case .SQLITE_NOTADB, .SQLITE_CORRUPT:
-            return RaftError(.corruption, "\(doing): the file is not a valid SQLite database (\(db.message ?? "\(db.resultCode)")); restore it from a replica or remove it to rebuild from the cluster")
+            return RaftError(.corruption, "\(doing): the file is not a valid SQLite database (\(db.message ?? "\(db.resultCode)")); remove it with its -wal and -shm files and the node rebuilds it from its Raft log and latest snapshot")
         case .SQLITE_IOERR, .SQLITE_CANTOPEN, .SQLITE_FULL, .SQLITE_READONLY, .SQLITE_PERM:
             return RaftError(.io, "\(doing): \(db.message ?? "\(db.resultCode)")")
         default:

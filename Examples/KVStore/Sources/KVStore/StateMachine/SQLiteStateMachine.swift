@@ -78,14 +78,19 @@ public final class SQLiteStateMachine: OnDiskStateMachine {
         try SQLiteErrors.run("syncing \(path)") {
             try pool.writeWithoutTransaction { db in
                 try db.execute(sql: "PRAGMA synchronous = FULL")
-                defer { try? db.execute(sql: "PRAGMA synchronous = NORMAL") }
                 // A commit that writes a page: with synchronous = FULL its commit fsyncs the
                 // WAL, and with it every transaction committed before (an empty transaction
                 // would write nothing and sync nothing).
-                try db.inTransaction {
-                    try db.execute(sql: "UPDATE raft_state SET syncs = syncs + 1 WHERE id = 1")
-                    return .commit
+                let committed = Swift.Result {
+                    try db.inTransaction {
+                        try db.execute(sql: "UPDATE raft_state SET syncs = syncs + 1 WHERE id = 1")
+                        return .commit
+                    }
                 }
+                // Back to NORMAL whatever happened, then report the commit's failure first.
+                let restored = Swift.Result { try db.execute(sql: "PRAGMA synchronous = NORMAL") }
+                try committed.get()
+                try restored.get()
             }
         }
         statistics.record(\.syncs)
@@ -167,7 +172,9 @@ public final class SQLiteStateMachine: OnDiskStateMachine {
 public struct KVPage: Sendable, Hashable {
     /// A key and its value.
     public struct Entry: Sendable, Hashable {
+        /// The key.
         public var key: [UInt8]
+        /// Its value.
         public var value: [UInt8]
     }
     /// The entries, in key order.
