@@ -1,0 +1,125 @@
+import Raft
+import RaftTransportTCP
+
+/// One member of a KVStore cluster: its id, where its peers reach it (Raft over TCP) and where
+/// clients reach it (HTTP).
+public struct KVMember: Sendable, Hashable, CustomStringConvertible {
+    /// The member's node id (not 0).
+    public var id: NodeID
+    /// Where the member's TCP transport listens.
+    public var raftAddress: PeerAddress
+    /// Where the member's HTTP API listens (`host:port`); `nil` when unknown, then requests on
+    /// a follower that would be redirected to it get 503 instead.
+    public var httpAddress: PeerAddress?
+
+    /// Creates a member.
+    public init(id: NodeID, raftAddress: PeerAddress, httpAddress: PeerAddress? = nil) {
+        self.id = id
+        self.raftAddress = raftAddress
+        self.httpAddress = httpAddress
+    }
+
+    /// Parses `ID=RAFT_HOST:PORT` or `ID=RAFT_HOST:PORT/HTTP_HOST:PORT`, as `kvstore serve
+    /// --peers` takes it (IPv6 hosts in brackets: `[::1]:7001`).
+    ///
+    /// - Throws: ``Raft/RaftError/Code/invalidArgument`` saying what is wrong.
+    public init(parsing text: some StringProtocol) throws(RaftError) {
+        let parts = text.split(separator: "=", maxSplits: 1)
+        guard parts.count == 2, let raw = UInt64(parts[0]), raw != 0 else {
+            throw RaftError(.invalidArgument, "'\(text)' is not a member: expected ID=HOST:PORT[/HTTP_HOST:PORT] with a non-zero numeric id")
+        }
+        let addresses = parts[1].split(separator: "/", omittingEmptySubsequences: false)
+        guard addresses.count == 1 || addresses.count == 2 else {
+            throw RaftError(.invalidArgument, "'\(text)' has more than one '/': expected ID=HOST:PORT[/HTTP_HOST:PORT]")
+        }
+        self.init(
+            id: NodeID(rawValue: raw), raftAddress: try PeerAddress(parsing: addresses[0]),
+            httpAddress: addresses.count == 2 ? try PeerAddress(parsing: addresses[1]) : nil)
+    }
+
+    public var description: String { "\(id)=\(raftAddress)" + (httpAddress.map { "/\($0)" } ?? "") }
+}
+
+extension PeerAddress {
+    /// Parses `host:port` (`[v6]:port` for IPv6).
+    ///
+    /// - Throws: ``Raft/RaftError/Code/invalidArgument`` for anything else.
+    public init(parsing input: some StringProtocol) throws(RaftError) {
+        let text = Substring(input)
+        let host: Substring
+        let port: Substring
+        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
+            host = text[text.index(after: text.startIndex)..<close]
+            let rest = text[text.index(after: close)...]
+            guard rest.hasPrefix(":") else { throw RaftError(.invalidArgument, "'\(text)' has no port: expected [HOST]:PORT") }
+            port = rest.dropFirst()
+        } else {
+            guard let colon = text.lastIndex(of: ":") else { throw RaftError(.invalidArgument, "'\(text)' has no port: expected HOST:PORT") }
+            host = text[..<colon]
+            port = text[text.index(after: colon)...]
+        }
+        guard !host.isEmpty, let p = Int(port), (0...65535).contains(p) else {
+            throw RaftError(.invalidArgument, "'\(text)' is not HOST:PORT with a port from 0 to 65535")
+        }
+        self.init(host: String(host), port: p)
+    }
+}
+
+/// Limits on what clients may send, checked before anything reaches the log.
+public struct KVLimits: Sendable, Hashable {
+    /// The longest key, in bytes of UTF-8.
+    public var maxKeyBytes = 1024
+    /// The largest value, in bytes (it travels in one log entry: keep it well under the log's
+    /// message size, 1 MiB by default).
+    public var maxValueBytes = 512 << 10
+    /// The most entries one listing page returns.
+    public var maxListLimit = 1000
+    /// Entries per listing page when the request does not say.
+    public var defaultListLimit = 100
+
+    /// The defaults.
+    public init() {}
+}
+
+/// How one KVStore node runs.
+public struct KVNodeConfiguration: Sendable {
+    /// This node's id; it must be one of ``members``.
+    public var id: NodeID
+    /// Every member, this one included. A new data directory starts a cluster of these voters.
+    public var members: [KVMember]
+    /// Where the node keeps its Raft log (`raft/`) and its database (`kv.sqlite`).
+    public var dataDirectory: String
+    /// Where the HTTP API listens; port 0 lets the system choose (see ``KVNode/httpPort``).
+    public var httpAddress: PeerAddress
+    /// Where the TCP transport listens; `nil` uses this member's ``KVMember/raftAddress``.
+    public var raftListenAddress: PeerAddress?
+    /// Names the cluster in the transport's handshake, so two clusters on one network never mix.
+    public var clusterID = "kvstore"
+    /// The node's settings (tick interval, timeouts, snapshots). The id is set from ``id``;
+    /// lease reads are on (``Raft/RaftConfiguration/readLease``) for `?consistency=lease`.
+    public var node: RaftNodeConfiguration
+    /// What clients may send.
+    public var limits = KVLimits()
+
+    /// Creates a configuration with the library's defaults (100 ms ticks: elections after 1–2 s,
+    /// proposals that fail after 5 s and reads after 3 s without a quorum).
+    public init(id: NodeID, members: [KVMember], dataDirectory: String, httpAddress: PeerAddress) {
+        self.id = id
+        self.members = members
+        self.dataDirectory = dataDirectory
+        self.httpAddress = httpAddress
+        node = RaftNodeConfiguration(id: id)
+        node.raft.readLease = ReadLease()
+    }
+
+    /// This node's member entry, or why the configuration cannot run.
+    func validatedSelf() throws(RaftError) -> KVMember {
+        guard let me = members.first(where: { $0.id == id }) else {
+            throw RaftError(.invalidConfiguration, "node \(id) is not among the members \(members.map(\.id))")
+        }
+        let ids = members.map(\.id)
+        guard Set(ids).count == ids.count else { throw RaftError(.invalidConfiguration, "a member id appears twice in \(ids)") }
+        guard !dataDirectory.isEmpty else { throw RaftError(.invalidConfiguration, "the data directory is empty") }
+        return me
+    }
+}

@@ -1,0 +1,175 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import KVStore
+import Logging
+import Raft
+import RaftTransportTCP
+
+/// `kvstore local`: three nodes on this machine, as three child processes.
+struct Local: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Start a three-node cluster on this machine (three child processes).",
+        discussion: """
+            Node N listens for peers on --raft-port + N - 1 and for HTTP on --http-port + N - 1, and
+            keeps its data in DIR/nodeN. Starting again on the same --dir resumes the same cluster.
+
+            While it runs, type a command and Enter:
+              kill N    kill node N with SIGKILL (a crash)
+              stop N    stop node N with SIGTERM (an orderly stop)
+              start N   start node N again
+              status    show which nodes run
+            Ctrl-C (or SIGTERM) stops all three and waits for them.
+            """)
+
+    @Option(help: "The directory holding the three nodes' data.")
+    var dir = "kvstore-data"
+
+    @Option(help: "The host every node listens on.")
+    var host = "127.0.0.1"
+
+    @Option(help: "Node 1's peer port; nodes 2 and 3 use the next two.")
+    var raftPort = 7001
+
+    @Option(help: "Node 1's HTTP port; nodes 2 and 3 use the next two.")
+    var httpPort = 8001
+
+    @OptionGroup var log: LogOptions
+
+    enum Event: Sendable {
+        case signal(Int32)
+        case command(String)
+        case tick
+    }
+
+    func run() async throws {
+        log.bootstrap()
+        let logger = Logger(label: "kvstore.local")
+        let executable = Self.ownExecutable()
+        let ids: [NodeID] = [1, 2, 3]
+        let members = ids.map { id in
+            let offset = Int(id.rawValue) - 1
+            return KVMember(
+                id: id, raftAddress: PeerAddress(host: host, port: raftPort + offset), httpAddress: PeerAddress(host: host, port: httpPort + offset))
+        }
+        let peers = members.map(\.description).joined(separator: ",")
+        func arguments(_ id: NodeID) -> [String] {
+            ["serve", "--id", "\(id)", "--peers", peers, "--data-dir", "\(dir)/node\(id)", "--log-level", "\(log.logLevel)"]
+        }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+
+        let (events, post) = AsyncStream.makeStream(of: Event.self)
+        let signals = Self.watchSignals(post)
+        Self.readCommands(post)
+        let ticker = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(200))
+                post.yield(.tick)
+            }
+        }
+        defer {
+            ticker.cancel()
+            for s in signals { s.cancel() }
+        }
+
+        var running: [NodeID: ChildProcess] = [:]
+        func start(_ id: NodeID) {
+            do {
+                running[id] = try ChildProcess(executable: executable, arguments: arguments(id))
+                logger.info("node \(id) started", metadata: ["pid": "\(running[id]!.pid)"])
+            } catch {
+                logger.error("node \(id) could not start: \(error)")
+            }
+        }
+        for id in ids { start(id) }
+        Self.say("""
+            A three-node KVStore cluster, data in \(dir):
+            \(members.map { m in "  node \(m.id): HTTP http://\(m.httpAddress!)  peers \(m.raftAddress)  pid \(running[m.id].map { "\($0.pid)" } ?? "-")" }.joined(separator: "\n"))
+            Status page: http://\(members[0].httpAddress!)/
+            Try: curl -L -X PUT -d hello http://\(members[0].httpAddress!)/kv/greeting && curl -L http://\(members[1].httpAddress!)/kv/greeting
+            Type 'kill N', 'stop N', 'start N' or 'status'; Ctrl-C stops the cluster.
+            """)
+
+        for await event in events {
+            switch event {
+            case .signal(let number):
+                logger.info("signal \(number): stopping the three nodes")
+                await Self.stopAll(running, logger: logger)
+                return
+            case .tick:
+                for (id, child) in running {
+                    guard let exit = child.exited() else { continue }
+                    running[id] = nil
+                    logger.notice("node \(id) \(exit); the others keep going. Type 'start \(id)' to start it again")
+                }
+            case .command(let line):
+                let words = line.split(separator: " ")
+                let id = words.count == 2 ? UInt64(words[1]).map(NodeID.init(rawValue:)) : nil
+                switch (words.first, id) {
+                case ("kill"?, let id?) where running[id] != nil: running[id]!.signal(SIGKILL)
+                case ("stop"?, let id?) where running[id] != nil: running[id]!.signal(SIGTERM)
+                case ("start"?, let id?) where ids.contains(id):
+                    if running[id] == nil { start(id) } else { Self.say("node \(id) is running") }
+                case ("status"?, nil):
+                    for id in ids { Self.say("node \(id): \(running[id].map { "running, pid \($0.pid)" } ?? "not running")") }
+                case (nil, _): break
+                default: Self.say("commands: kill N, stop N, start N (N is 1, 2 or 3, a running node for kill and stop), status")
+                }
+            }
+        }
+    }
+
+    /// Sends SIGTERM to every node, waits up to ten seconds for each, then kills what is left;
+    /// every child is reaped.
+    static func stopAll(_ running: [NodeID: ChildProcess], logger: Logger) async {
+        for child in running.values { child.signal(SIGTERM) }
+        let deadline = ContinuousClock.now.advanced(by: .seconds(10))
+        var left = running
+        while !left.isEmpty && ContinuousClock.now < deadline {
+            for (id, child) in left {
+                if let exit = child.exited() {
+                    logger.info("node \(id) \(exit)")
+                    left[id] = nil
+                }
+            }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        for (id, child) in left {
+            logger.warning("node \(id) did not stop within 10 s; killing it")
+            child.signal(SIGKILL)
+            _ = child.waitForExit()
+        }
+    }
+
+    /// SIGINT and SIGTERM become events (their default action, ending the process at once, is
+    /// turned off, so the children are stopped and reaped first).
+    static func watchSignals(_ post: AsyncStream<Event>.Continuation) -> [any DispatchSourceSignal] {
+        [SIGINT, SIGTERM].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { post.yield(.signal(number)) }
+            source.resume()
+            return source
+        }
+    }
+
+    /// Lines typed on standard input become events, read on a thread of their own (reading
+    /// blocks). At the end of the input nothing more is read; the cluster keeps running.
+    static func readCommands(_ post: AsyncStream<Event>.Continuation) {
+        let thread = Thread {
+            while let line = readLine() { post.yield(.command(line.trimmingCharacters(in: .whitespaces))) }
+        }
+        thread.start()
+    }
+
+    /// Prints a line at once (standard output is block-buffered when it is not a terminal, and
+    /// whoever reads the addresses must see them while the cluster runs).
+    static func say(_ text: String) {
+        FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    }
+
+    /// This program's own path, to start the nodes with.
+    static func ownExecutable() -> String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+}

@@ -1,0 +1,62 @@
+import ArgumentParser
+import KVStore
+import Logging
+import Raft
+import RaftTransportTCP
+
+/// `kvstore serve`: runs one node until SIGINT or SIGTERM.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run one node of a cluster.",
+        discussion: """
+            Every member of the cluster is named with --peers as ID=RAFT_HOST:PORT/HTTP_HOST:PORT
+            (this node included), comma-separated or repeated. A new --data-dir starts a cluster of
+            those members; an existing one resumes where it stopped.
+
+            Example (node 1 of three on one machine):
+              kvstore serve --id 1 --data-dir data/node1 --http 127.0.0.1:8001 \\
+                --peers 1=127.0.0.1:7001/127.0.0.1:8001,2=127.0.0.1:7002/127.0.0.1:8002,3=127.0.0.1:7003/127.0.0.1:8003
+            """)
+
+    @Option(help: "This node's id (one of the --peers).")
+    var id: UInt64
+
+    @Option(parsing: .singleValue, help: "Members as ID=RAFT_HOST:PORT/HTTP_HOST:PORT, comma-separated or repeated.")
+    var peers: [String]
+
+    @Option(help: "Where the node keeps its log and database.")
+    var dataDir: String
+
+    @Option(help: "Where the HTTP API listens (HOST:PORT); defaults to this node's HTTP address in --peers.")
+    var http: String?
+
+    @Option(help: "A name for the cluster; peers with another one are refused.")
+    var clusterID = "kvstore"
+
+    @OptionGroup var log: LogOptions
+
+    func configuration() throws -> KVNodeConfiguration {
+        let members = try peers.flatMap { $0.split(separator: ",") }.map { try KVMember(parsing: $0) }
+        let me = NodeID(rawValue: id)
+        guard let own = members.first(where: { $0.id == me }) else {
+            throw ValidationError("--id \(id) is not among --peers (\(members.map(\.id)))")
+        }
+        guard let httpAddress = try http.map({ try PeerAddress(parsing: $0) }) ?? own.httpAddress else {
+            throw ValidationError("give --http, or this node's HTTP address in --peers (ID=RAFT/HTTP)")
+        }
+        var c = KVNodeConfiguration(id: me, members: members, dataDirectory: dataDir, httpAddress: httpAddress)
+        c.clusterID = clusterID
+        return c
+    }
+
+    func run() async throws {
+        log.bootstrap()
+        let c = try configuration()
+        var logger = Logger(label: "kvstore")
+        logger[metadataKey: "node"] = "\(id)"
+        let node = try await KVNode(configuration: c, logger: logger)
+        logger.info("node \(id) starting", metadata: ["data": "\(dataDir)", "raft": "\(node.raftPort)"])
+        try await node.run(handlingSignals: true)
+        logger.info("node \(id) stopped")
+    }
+}
