@@ -43,6 +43,17 @@ enum ReadmeExample {
         return total + now + fast + local
     }
 
+    // --- README: changing the membership (compiled, not run: it needs a cluster).
+    static func changeMembership(leader: RaftNode<Counter>) async throws {
+        // Replace failed node 3 by node 4, which starts with an empty data directory:
+        try await leader.addVoter(4, address: "10.0.0.4:7000")   // a learner first, caught up, then promoted
+        try await leader.remove(3)
+        // Several changes at once go through joint consensus:
+        try await leader.changeMembership([.promote(5), .remove(2)])
+        // Move leadership off a node before maintenance:
+        try await leader.transferLeadership(to: 2)
+    }
+
     // --- README: the typed helpers on a [String: [UInt8]] map.
     static func save(_ map: [String: [UInt8]], to output: SnapshotOutput) throws {
         // A [String: [UInt8]] map: its size, then each key and value.
