@@ -10,6 +10,8 @@ struct LinkContext: Sendable {
     let group: any EventLoopGroup
     let logger: Logger
     let metrics: TransportMetrics
+    /// The TLS contexts, when the transport runs TLS.
+    let tls: TLSContexts?
     /// Tells the node that `peer` is unreachable.
     let reportUnreachable: @Sendable (NodeID) -> Void
 }

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Raft
 import ServiceLifecycle
 
@@ -15,12 +16,14 @@ extension TCPTransport {
     public func listen() async throws -> Int {
         if let port = state.withLock({ $0.server?.channel.localAddress?.port }) { return port }
         let c = configuration
+        let tls = tls
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .bind(host: c.listenAddress.host, port: c.listenAddress.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.server)) }
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(WireFrameDecoder(maxFrameBytes: c.maxFrameBytes)))
                     try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(WireFrameEncoder(maxFrameBytes: c.maxFrameBytes)))
                     return try NIOAsyncChannel<WireFrame, WireFrame>(wrappingChannelSynchronously: channel)
@@ -123,7 +126,15 @@ extension TCPTransport {
         do {
             try await connection.executeThenClose { inbound, outbound in
                 var frames = inbound.makeAsyncIterator()
-                guard case .hello(let hello)? = try await frames.next() else {
+                let first: WireFrame?
+                do { first = try await frames.next() } catch {
+                    // A failed TLS handshake (no certificate, an untrusted one, plain TCP), or
+                    // bytes that are not a frame: refused before anything reaches the node.
+                    timeout.cancel()
+                    refuse(isTLSFailure(error) ? "the TLS handshake failed: \(error)" : "its first bytes were not a hello: \(error)", metadata)
+                    return
+                }
+                guard case .hello(let hello)? = first else {
                     timeout.cancel()
                     refuse("the first frame was not a hello", metadata)
                     return
