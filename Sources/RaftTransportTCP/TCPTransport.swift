@@ -50,7 +50,7 @@ public final class TCPTransport: RaftTransport, Service, Sendable {
         var events: (@Sendable (TransportEvent) -> Void)?
         var peers: [NodeID: PeerAddress]
         var links: [LinkKey: PeerLink] = [:]
-        var server: NIOAsyncChannel<NIOAsyncChannel<WireFrame, WireFrame>, Never>?
+        var server: NIOAsyncChannel<any Channel, Never>?
         /// Accepted connections (with the peer once its handshake passed), closed on shutdown,
         /// and a peer's when it is removed.
         var accepted: [ObjectIdentifier: AcceptedConnection] = [:]
