@@ -1,6 +1,7 @@
 import Logging
 import MetricsTestKit
 import Raft
+import RaftTestKit
 import RaftTransportTCP
 import Synchronization
 
@@ -35,43 +36,16 @@ final class Journal: StateMachine {
         let text = Array(context.0.joined(separator: "\n").utf8)
         try output.write((0..<8).map { UInt8(truncatingIfNeeded: UInt64(text.count) >> (56 - 8 * $0)) })
         try output.write(text)
-        var written = 0
-        while written < context.padding {
-            let block = Filler.block(at: written, count: min(Filler.blockBytes, context.padding - written))
-            try output.write(block)
-            written += block.count
-        }
+        try SnapshotFiller.write(context.padding, to: output)
     }
 
     func recoverSnapshot(from input: SnapshotInput, metadata: SnapshotMetadata) throws {
         let length = try input.read(exactly: 8).reduce(0) { $0 << 8 | Int($1) }
         let text = String(decoding: try input.read(exactly: length), as: UTF8.self)
-        var filler = 0
-        while true {
-            let block = try input.read(upTo: Filler.blockBytes)
-            if block.isEmpty { break }
-            guard block == Filler.block(at: filler, count: block.count) else {
-                throw RaftError(.corruption, "the snapshot's filler differs at byte \(filler)")
-            }
-            filler += block.count
-        }
+        let filler = try SnapshotFiller.readAndCheck(from: input)
         commands = text.isEmpty ? [] : text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         view.publish(commands)
         view.recovered(filler: filler)
-    }
-}
-
-/// The filler of a ``Journal``'s snapshot: 64 KiB blocks of a fixed pattern, each starting with
-/// its offset, so a block out of place or a byte changed is noticed.
-enum Filler {
-    static let blockBytes = 64 << 10
-    static let pattern: [UInt8] = (0..<blockBytes).map { UInt8(truncatingIfNeeded: ($0 &* 2_654_435_761) >> 11) }
-
-    /// The `count` bytes of filler that start at `offset` (a multiple of the block size).
-    static func block(at offset: Int, count: Int) -> [UInt8] {
-        var b = Array(pattern[0..<count])
-        for k in 0..<min(8, count) { b[k] = UInt8(truncatingIfNeeded: UInt64(offset) >> (56 - 8 * UInt64(k))) }
-        return b
     }
 }
 
