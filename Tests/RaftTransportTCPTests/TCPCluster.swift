@@ -211,14 +211,16 @@ final class TCPCluster: @unchecked Sendable {
     /// about `prefix.count + 8` bytes until the leader's snapshot reaches `snapshotAt`, so the
     /// stopped follower can only catch up by a snapshot. Returns who leads, who lags, and the
     /// commands.
-    func lagOneFollower(prefix: String, batches: Int, perBatch: Int, snapshotAt: LogIndex) async throws -> (leader: NodeID, follower: NodeID, commands: [String]) {
+    func lagOneFollower(
+        prefix: String, batches: Int, perBatch: Int, snapshotAt: LogIndex, within limit: Duration = .seconds(10)
+    ) async throws -> (leader: NodeID, follower: NodeID, commands: [String]) {
         try startAll()
         let leader = try await leader()
         let follower = ids.first { $0 != leader }!
         try await stop(follower)
         var commands: [String] = []
         for batch in 0..<batches { commands += try await proposeMany("\(prefix)-\(batch)-", perBatch) }
-        try await eventually(.seconds(10), "the leader compacting past the follower") {
+        try await eventually(limit, "the leader compacting past the follower") {
             (await self.status(leader)?.snapshotIndex ?? .zero) >= snapshotAt
         }
         return (leader, follower, commands)
