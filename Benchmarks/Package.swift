@@ -8,6 +8,7 @@ import PackageDescription
 //   cd Benchmarks && swift run -c release raft-node-bench          # LocalTransport, then TCP
 //   cd Benchmarks && swift run -c release raft-read-bench
 //   cd Benchmarks && swift run -c release raft-lincheck-bench
+//   cd Benchmarks && swift run -c release raft-snapshot-bench      # 1 GiB between two processes
 let package = Package(
     name: "swift-raft-benchmarks",
     dependencies: [
@@ -51,6 +52,18 @@ let package = Package(
             name: "raft-node-bench",
             dependencies: [
                 .product(name: "Raft", package: "swift-raft"),
+                .product(name: "RaftTransportTCP", package: "swift-raft"),
+                "BenchSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // A large snapshot (1 GiB by default) streamed over TCP from a process with two nodes to
+        // a process with the third: MB/s and the peak resident memory of both.
+        .executableTarget(
+            name: "raft-snapshot-bench",
+            dependencies: [
+                .product(name: "Raft", package: "swift-raft"),
+                .product(name: "RaftTestKit", package: "swift-raft"),
                 .product(name: "RaftTransportTCP", package: "swift-raft"),
                 "BenchSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

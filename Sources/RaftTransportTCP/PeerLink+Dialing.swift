@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Raft
 
 extension PeerLink {
@@ -8,12 +9,15 @@ extension PeerLink {
     /// ``established(_:)``; a failure at any step calls ``lost(_:reason:)``.
     func connect() {
         let c = configuration
+        let tls = context.tls
         let bootstrap = ClientBootstrap(group: context.group)
             .connectTimeout(TimeAmount(c.connectTimeout))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelOption(.writeBufferWaterMark, value: ChannelOptions.Types.WriteBufferWaterMark(low: c.maxBatchBytes, high: 2 * c.maxBatchBytes))
             .channelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
+                    // The hello is written at once; TLS holds it back until its handshake is done.
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls.client, serverHostname: nil)) }
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(WireFrameDecoder(maxFrameBytes: c.maxFrameBytes)))
                     try channel.pipeline.syncOperations.addHandler(DialerHandler(link: self))
                 }
@@ -126,6 +130,8 @@ final class DialerHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     let link: PeerLink
     var answered = false
+    /// The TLS handshake failed and was counted as a refusal (once per connection).
+    var refusedByTLS = false
     var timeout: Scheduled<Void>?
 
     init(link: PeerLink) { self.link = link }
@@ -184,6 +190,15 @@ final class DialerHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if !answered, isTLSFailure(error) {
+            if !refusedByTLS {
+                refusedByTLS = true
+                link.context.metrics.refused()
+                link.context.logger.info("refused a peer: the TLS handshake failed: \(error)", metadata: link.logMetadata)
+            }
+            context.close(promise: nil)
+            return
+        }
         link.context.logger.info("connection to a peer failed: \(error)", metadata: link.logMetadata)
         context.close(promise: nil)
     }

@@ -10,6 +10,8 @@ struct LinkContext: Sendable {
     let group: any EventLoopGroup
     let logger: Logger
     let metrics: TransportMetrics
+    /// The TLS contexts, when the transport runs TLS.
+    let tls: TLSContexts?
     /// Tells the node that `peer` is unreachable.
     let reportUnreachable: @Sendable (NodeID) -> Void
 }
@@ -36,8 +38,14 @@ final class PeerLink: Sendable {
         case closed
     }
 
+    /// A queued message and its encoded size (measured once, when it is queued).
+    struct Queued {
+        let message: Message
+        let size: Int
+    }
+
     struct State {
-        var queue = CircularBuffer<Message>()
+        var queue = CircularBuffer<Queued>()
         var queuedBytes = 0
         var phase = Phase.idle
         /// A drain of the queue is scheduled or running on the channel's event loop.
@@ -93,7 +101,7 @@ final class PeerLink: Sendable {
                     dropped += 1
                     continue
                 }
-                s.queue.append(m)
+                s.queue.append(Queued(message: m, size: size))
                 s.queuedBytes += size
             }
             switch s.phase {
@@ -128,19 +136,18 @@ final class PeerLink: Sendable {
     /// per write and flush, while the channel is writable. Runs on the channel's event loop.
     func drain(_ channel: any Channel) {
         while true {
-            var batch: [Message] = []
+            var batch: [Queued] = []
             var bytes = 0
             let proceed = state.withLock { s -> Bool in
                 guard case .connected(let c) = s.phase, c === channel, channel.isWritable, !s.queue.isEmpty else {
                     s.draining = false
                     return false
                 }
-                while let m = s.queue.first {
-                    let size = WireFormat.frameSize(of: m)
-                    if !batch.isEmpty && bytes + size > configuration.maxBatchBytes { break }
+                while let q = s.queue.first {
+                    if !batch.isEmpty && bytes + q.size > configuration.maxBatchBytes { break }
                     batch.append(s.queue.removeFirst())
-                    bytes += size
-                    s.queuedBytes -= size
+                    bytes += q.size
+                    s.queuedBytes -= q.size
                 }
                 return true
             }
@@ -149,13 +156,13 @@ final class PeerLink: Sendable {
         }
     }
 
-    func write(_ batch: [Message], bytes: Int, to channel: any Channel, promise: EventLoopPromise<Void>?) {
+    func write(_ batch: [Queued], bytes: Int, to channel: any Channel, promise: EventLoopPromise<Void>?) {
         var buffer = channel.allocator.buffer(capacity: bytes)
         var frames = 0
-        for m in batch {
+        for q in batch {
             // Cannot fail: every message was measured against the frame limit when queued.
             do {
-                try WireFormat.encode(.message(m), into: &buffer, maxFrameBytes: configuration.maxFrameBytes)
+                try WireFormat.encode(.message(q.message), into: &buffer, maxFrameBytes: configuration.maxFrameBytes)
                 frames += 1
             } catch { counters.dropped(1) }
         }
@@ -166,7 +173,7 @@ final class PeerLink: Sendable {
     /// Writes everything still queued, then closes the connection (graceful shutdown). The
     /// returned future completes once the connection is closed, or once `timeout` passed.
     func flushAndClose(within timeout: Duration) -> EventLoopFuture<Void>? {
-        let (channel, batch, bytes) = state.withLock { s -> ((any Channel)?, [Message], Int) in
+        let (channel, batch, bytes) = state.withLock { s -> ((any Channel)?, [Queued], Int) in
             var channel: (any Channel)?
             if case .connected(let c) = s.phase { channel = c }
             s.phase = .closed

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Raft
 import ServiceLifecycle
 
@@ -15,18 +16,21 @@ extension TCPTransport {
     public func listen() async throws -> Int {
         if let port = state.withLock({ $0.server?.channel.localAddress?.port }) { return port }
         let c = configuration
+        let tls = tls
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .bind(host: c.listenAddress.host, port: c.listenAddress.port) { channel in
-                channel.eventLoop.makeCompletedFuture {
+                channel.eventLoop.makeCompletedFuture { [self] () -> any Channel in
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.server)) }
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(WireFrameDecoder(maxFrameBytes: c.maxFrameBytes)))
                     try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(WireFrameEncoder(maxFrameBytes: c.maxFrameBytes)))
-                    return try NIOAsyncChannel<WireFrame, WireFrame>(wrappingChannelSynchronously: channel)
+                    try channel.pipeline.syncOperations.addHandler(AcceptedConnectionHandler(transport: self))
+                    return channel
                 }
             }
-        let (kept, stopped) = state.withLock { s -> (NIOAsyncChannel<NIOAsyncChannel<WireFrame, WireFrame>, Never>?, Bool) in
+        let (kept, stopped) = state.withLock { s -> (NIOAsyncChannel<any Channel, Never>?, Bool) in
             if s.shutDown { return (nil, true) }
             if s.server == nil { s.server = server }
             return (s.server, false)
@@ -100,63 +104,30 @@ extension TCPTransport {
         }
     }
 
-    /// Serves one accepted connection: the handshake, then messages to the node until the peer
-    /// closes it, breaks the protocol, or the transport shuts down. Never throws: whatever goes
-    /// wrong is logged and ends this connection only.
-    func serve(_ connection: NIOAsyncChannel<WireFrame, WireFrame>) async {
-        let channel = connection.channel
-        let remote = channel.remoteAddress.map { "\($0)" } ?? "unknown"
-        var metadata: Logger.Metadata = ["raft.tcp.remote": "\(remote)"]
-        let registered = state.withLock { s -> Bool in
+    /// Serves one accepted connection: its ``AcceptedConnectionHandler`` checks the handshake
+    /// and delivers its messages from the event loop; this task only lasts as long as the
+    /// connection, so that ``run()`` returns once every connection is closed. Never throws.
+    func serve(_ channel: any Channel) async {
+        try? await channel.closeFuture.get()
+    }
+
+    /// Records an accepted connection, so shutdown (and the removal of its peer) closes it;
+    /// `false` once the transport is shut down.
+    func register(_ channel: any Channel) -> Bool {
+        state.withLock { s in
             if s.shutDown { return false }
             s.accepted[ObjectIdentifier(channel)] = AcceptedConnection(channel: channel)
             return true
         }
-        guard registered else {
-            channel.close(promise: nil)
-            return
-        }
-        defer { _ = state.withLock { $0.accepted.removeValue(forKey: ObjectIdentifier(channel)) } }
-        let timeout = channel.eventLoop.scheduleTask(in: TimeAmount(configuration.handshakeTimeout)) {
-            channel.close(promise: nil)
-        }
-        do {
-            try await connection.executeThenClose { inbound, outbound in
-                var frames = inbound.makeAsyncIterator()
-                guard case .hello(let hello)? = try await frames.next() else {
-                    timeout.cancel()
-                    refuse("the first frame was not a hello", metadata)
-                    return
-                }
-                timeout.cancel()
-                metadata["raft.peer"] = "\(hello.sender)"
-                metadata["raft.tcp.lane"] = "\(hello.lane.name)"
-                if let why = refusal(of: hello) {
-                    refuse(why, metadata)
-                    return
-                }
-                state.withLock { $0.accepted[ObjectIdentifier(channel)]?.peer = hello.sender }
-                try await outbound.write(.hello(Hello(clusterID: configuration.clusterID, sender: configuration.nodeID, receiver: hello.sender, lane: hello.lane)))
-                logger.debug("accepted a peer's connection", metadata: metadata)
-                let counters = metrics.inbound(hello.sender, hello.lane)
-                while let frame = try await frames.next() {
-                    guard case .message(let m) = frame else {
-                        logger.info("closing a connection: a second hello", metadata: metadata)
-                        return
-                    }
-                    if let why = violation(m, on: hello) {
-                        logger.info("closing a connection: \(why)", metadata: metadata)
-                        return
-                    }
-                    counters.received(bytes: WireFormat.frameSize(of: m))
-                    deliver(m)
-                }
-            }
-        } catch {
-            timeout.cancel()
-            // A malformed frame, a reset, the transport closing it: this connection only.
-            logger.info("closed a peer's connection: \(error)", metadata: metadata)
-        }
+    }
+
+    /// The connection's hello named `peer`, and was accepted.
+    func accepted(_ channel: any Channel, from peer: NodeID) {
+        state.withLock { $0.accepted[ObjectIdentifier(channel)]?.peer = peer }
+    }
+
+    func unregister(_ channel: any Channel) {
+        _ = state.withLock { $0.accepted.removeValue(forKey: ObjectIdentifier(channel)) }
     }
 
     func refuse(_ why: String, _ metadata: Logger.Metadata) {

@@ -31,7 +31,10 @@ import Synchronization
 ///   (and counts) what does not fit, and reports an unreachable peer to the node
 ///   (``Raft/TransportEvent/unreachable(_:)``), so memory stays bounded when a peer is slow or down;
 /// - every frame is checked (magic, version, kind, length against the frame limit before any
-///   allocation, CRC-32C): a bad one closes its own connection only.
+///   allocation, CRC-32C): a bad one closes its own connection only;
+/// - with ``TCPTransportConfiguration/tls`` set, every connection runs mutual TLS, and a peer
+///   without a certificate signed by the cluster's authority (or without TLS) is refused
+///   during the TLS handshake: see <doc:MutualTLS>.
 ///
 /// It is a `ServiceLifecycle.Service`: ``run()`` accepts connections until graceful shutdown
 /// (or ``shutdown()``), then flushes what is queued and closes every connection. It logs
@@ -47,7 +50,7 @@ public final class TCPTransport: RaftTransport, Service, Sendable {
         var events: (@Sendable (TransportEvent) -> Void)?
         var peers: [NodeID: PeerAddress]
         var links: [LinkKey: PeerLink] = [:]
-        var server: NIOAsyncChannel<NIOAsyncChannel<WireFrame, WireFrame>, Never>?
+        var server: NIOAsyncChannel<any Channel, Never>?
         /// Accepted connections (with the peer once its handshake passed), closed on shutdown,
         /// and a peer's when it is removed.
         var accepted: [ObjectIdentifier: AcceptedConnection] = [:]
@@ -69,6 +72,8 @@ public final class TCPTransport: RaftTransport, Service, Sendable {
     let group: any EventLoopGroup
     let logger: Logger
     let metrics: TransportMetrics
+    /// The TLS contexts, when ``TCPTransportConfiguration/tls`` is set.
+    let tls: TLSContexts?
     let state: Mutex<State>
 
     /// Creates a transport; nothing listens or dials until ``listen()``, ``run()`` or the first
@@ -79,7 +84,8 @@ public final class TCPTransport: RaftTransport, Service, Sendable {
     ///   - eventLoopGroup: where connections run; the process-wide NIO group by default.
     ///   - logger: where the transport logs (info and below); silent by default.
     ///   - metricsFactory: where its metrics go; `nil` uses the process-wide `MetricsSystem`.
-    /// - Throws: ``Raft/RaftError/Code/invalidConfiguration`` for a configuration it cannot run.
+    /// - Throws: ``Raft/RaftError/Code/invalidConfiguration`` for a configuration it cannot run,
+    ///   TLS certificates or a key that cannot be loaded among them.
     public init(
         configuration: TCPTransportConfiguration, eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger = Logger(label: "swift-raft.tcp", factory: { _ in SwiftLogNoOpLogHandler() }),
@@ -91,6 +97,7 @@ public final class TCPTransport: RaftTransport, Service, Sendable {
         l[metadataKey: "raft.node"] = "\(configuration.nodeID)"
         self.logger = l
         metrics = TransportMetrics(node: configuration.nodeID, factory: metricsFactory ?? MetricsSystem.factory)
+        tls = try configuration.tls.map { tls throws(RaftError) in try TLSContexts(tls, node: configuration.nodeID) }
         state = Mutex(State(peers: configuration.peers))
     }
 
@@ -161,7 +168,7 @@ public final class TCPTransport: RaftTransport, Service, Sendable {
 
     var linkContext: LinkContext {
         LinkContext(
-            configuration: configuration, group: group, logger: logger, metrics: metrics,
+            configuration: configuration, group: group, logger: logger, metrics: metrics, tls: tls,
             reportUnreachable: { [weak self] peer in self?.report(.unreachable(peer)) })
     }
 

@@ -56,6 +56,10 @@ public struct TCPTransportConfiguration: Sendable {
     /// Bytes written to a connection in one write (and one flush) at most; the queue is
     /// drained in batches of up to this size.
     public var maxBatchBytes: Int = 256 << 10
+    /// Mutual TLS on every connection, or `nil` (the default) for plain TCP. With TLS, a peer
+    /// without a certificate signed by ``TCPTransportTLS/trustRoots`` cannot connect, and
+    /// neither can a peer speaking plain TCP; see ``TCPTransportTLS``.
+    public var tls: TCPTransportTLS?
 
     /// Creates a configuration.
     public init(clusterID: String, nodeID: NodeID, listenAddress: PeerAddress, peers: [NodeID: PeerAddress]) {

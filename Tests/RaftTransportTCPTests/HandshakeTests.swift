@@ -16,10 +16,11 @@ import Testing
         let port: Int
         let run: Task<Void, any Error>
 
-        init() async throws {
-            let c = TCPTransportConfiguration(
+        init(tls: TCPTransportTLS? = nil) async throws {
+            var c = TCPTransportConfiguration(
                 clusterID: "test", nodeID: 1, listenAddress: PeerAddress(host: loopback, port: 0),
                 peers: [2: PeerAddress(host: loopback, port: 1), 3: PeerAddress(host: loopback, port: 1)])
+            c.tls = tls
             let t = try TCPTransport(configuration: c, metricsFactory: metrics)
             t.setReceiver { [delivered] in delivered.record($0) }
             transport = t

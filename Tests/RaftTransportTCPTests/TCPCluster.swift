@@ -1,15 +1,25 @@
 import Logging
 import MetricsTestKit
 import Raft
+import RaftTestKit
 import RaftTransportTCP
 import Synchronization
 
 /// A state machine that keeps every command in order; the result of a command is the command.
+///
+/// It may also carry `padding` bytes of filler (standing for a large state): every snapshot
+/// holds the commands, then the filler, written and read back 64 KiB at a time and checked on
+/// recovery, so a snapshot can be made as large as a test needs without the state machine
+/// holding it in memory.
 final class Journal: StateMachine {
     var commands: [String] = []
+    let padding: Int
     let view: JournalView
 
-    init(view: JournalView) { self.view = view }
+    init(view: JournalView, padding: Int = 0) {
+        self.view = view
+        self.padding = padding
+    }
 
     func apply(_ entries: ArraySlice<LogEntry>) throws -> [String] {
         let new = entries.filter { $0.kind == .command }.map { String(decoding: $0.data, as: UTF8.self) }
@@ -18,24 +28,36 @@ final class Journal: StateMachine {
         return new
     }
 
-    func prepareSnapshot() throws -> [String] { commands }
+    func prepareSnapshot() throws -> ([String], padding: Int) { (commands, padding) }
 
-    static func saveSnapshot(_ context: [String], to output: SnapshotOutput) throws {
-        try output.write(context.joined(separator: "\n").utf8)
+    /// The snapshot: the commands' text length (`u64`, big endian), the text (commands joined by
+    /// newlines), then the filler.
+    static func saveSnapshot(_ context: ([String], padding: Int), to output: SnapshotOutput) throws {
+        let text = Array(context.0.joined(separator: "\n").utf8)
+        try output.write((0..<8).map { UInt8(truncatingIfNeeded: UInt64(text.count) >> (56 - 8 * $0)) })
+        try output.write(text)
+        try SnapshotFiller.write(context.padding, to: output)
     }
 
     func recoverSnapshot(from input: SnapshotInput, metadata: SnapshotMetadata) throws {
-        let text = String(decoding: try input.readAll(), as: UTF8.self)
+        let length = try input.read(exactly: 8).reduce(0) { $0 << 8 | Int($1) }
+        let text = String(decoding: try input.read(exactly: length), as: UTF8.self)
+        let filler = try SnapshotFiller.readAndCheck(from: input)
         commands = text.isEmpty ? [] : text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         view.publish(commands)
+        view.recovered(filler: filler)
     }
 }
 
 /// What a test sees of a ``Journal`` handed to a node.
 final class JournalView: Sendable {
     private let state = Mutex<[String]>([])
+    private let filler = Mutex<[Int]>([])
     var commands: [String] { state.withLock { $0 } }
     func publish(_ c: [String]) { state.withLock { $0 = c } }
+    /// The filler bytes of each snapshot the journal recovered from, in order.
+    var recoveredFiller: [Int] { filler.withLock { $0 } }
+    func recovered(filler bytes: Int) { filler.withLock { $0.append(bytes) } }
 }
 
 /// Three `RaftNode`s, each with its own `TCPTransport` on 127.0.0.1 (ports chosen by the
@@ -55,12 +77,16 @@ final class TCPCluster: @unchecked Sendable {
     var transportRuns: [NodeID: Task<Void, any Error>] = [:]
     let tuneTransport: (inout TCPTransportConfiguration) -> Void
     let tuneNode: (inout RaftNodeConfiguration) -> Void
+    /// Filler bytes each node's ``Journal`` carries (and writes into every snapshot).
+    let journalPadding: Int
 
     init(
+        journalPadding: Int = 0,
         tuneTransport: @escaping (inout TCPTransportConfiguration) -> Void = { _ in },
         tuneNode: @escaping (inout RaftNodeConfiguration) -> Void = { _ in }
     ) async throws {
         directory = try TemporaryDirectory()
+        self.journalPadding = journalPadding
         self.tuneTransport = tuneTransport
         self.tuneNode = tuneNode
         // Bind every transport first (port 0), then tell each where the others are.
@@ -94,7 +120,7 @@ final class TCPCluster: @unchecked Sendable {
         tuneNode(&c)
         let storage = try FileLogStorage(directory: "\(directory.path)/node\(id)", voters: ids)
         let view = JournalView()
-        let node = try RaftNode(configuration: c, storage: storage, stateMachine: Journal(view: view), transport: transports[id]!)
+        let node = try RaftNode(configuration: c, storage: storage, stateMachine: Journal(view: view, padding: journalPadding), transport: transports[id]!)
         transports[id]!.setReceiver { node.receive($0) }
         nodes[id] = node
         views[id] = view
@@ -185,14 +211,16 @@ final class TCPCluster: @unchecked Sendable {
     /// about `prefix.count + 8` bytes until the leader's snapshot reaches `snapshotAt`, so the
     /// stopped follower can only catch up by a snapshot. Returns who leads, who lags, and the
     /// commands.
-    func lagOneFollower(prefix: String, batches: Int, perBatch: Int, snapshotAt: LogIndex) async throws -> (leader: NodeID, follower: NodeID, commands: [String]) {
+    func lagOneFollower(
+        prefix: String, batches: Int, perBatch: Int, snapshotAt: LogIndex, within limit: Duration = .seconds(10)
+    ) async throws -> (leader: NodeID, follower: NodeID, commands: [String]) {
         try startAll()
         let leader = try await leader()
         let follower = ids.first { $0 != leader }!
         try await stop(follower)
         var commands: [String] = []
         for batch in 0..<batches { commands += try await proposeMany("\(prefix)-\(batch)-", perBatch) }
-        try await eventually(.seconds(10), "the leader compacting past the follower") {
+        try await eventually(limit, "the leader compacting past the follower") {
             (await self.status(leader)?.snapshotIndex ?? .zero) >= snapshotAt
         }
         return (leader, follower, commands)

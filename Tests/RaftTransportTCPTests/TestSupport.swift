@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Raft
 import RaftTransportTCP
 import Synchronization
@@ -42,9 +43,11 @@ final class Delivered: Sendable {
 /// A raw client that speaks the wire format by hand (or sends any bytes): the stranger of the
 /// handshake tests.
 enum RawClient {
-    static func framed(port: Int) async throws -> NIOAsyncChannel<WireFrame, WireFrame> {
+    /// A framed connection, over TLS with `tls` (a client context) when it is given.
+    static func framed(port: Int, tls: NIOSSLContext? = nil) async throws -> NIOAsyncChannel<WireFrame, WireFrame> {
         try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port) { channel in
             channel.eventLoop.makeCompletedFuture {
+                if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: nil)) }
                 try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(WireFrameDecoder()))
                 try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(WireFrameEncoder()))
                 return try NIOAsyncChannel<WireFrame, WireFrame>(wrappingChannelSynchronously: channel)
@@ -60,10 +63,11 @@ enum RawClient {
 
     /// Sends `frames`, then reads until the server closes the connection; returns what it
     /// answered (a refused stranger gets nothing).
-    static func knock(port: Int, sending frames: [WireFrame]) async throws -> [WireFrame] {
-        let client = try await framed(port: port)
+    static func knock(port: Int, tls: NIOSSLContext? = nil, sending frames: [WireFrame]) async throws -> [WireFrame] {
+        let client = try await framed(port: port, tls: tls)
         return try await client.executeThenClose { inbound, outbound in
-            for f in frames { try await outbound.write(f) }
+            // A refusing server may close before everything is written.
+            do { for f in frames { try await outbound.write(f) } } catch {}
             var answers: [WireFrame] = []
             do { for try await f in inbound { answers.append(f) } } catch {}
             return answers

@@ -1,0 +1,1 @@
+../../../Tests/RaftTransportTCPTests/WireSamples.swift
