@@ -118,4 +118,61 @@ struct MembershipReviewTests {
         let at2 = node.core.membership(at: 2)
         #expect(at2 != ConfState.empty, "membership(at: 2) is \(String(describing: at2)): a snapshot at 2 would record no voters")
     }
+
+    /// RaftNode+Membership.swift (`addVoter`, `membership.voters.count < 3`): on a one-voter
+    /// cluster `addVoter` adds the new node as a voter at once. The doc says the learner step
+    /// "protects nothing" there, but a two-voter quorum needs the new node: while it is
+    /// unreachable (not started yet, a wrong address) nothing commits, not even the change
+    /// itself, and since one change at a time is allowed the change cannot be undone either
+    /// (`remove` is refused with `membershipChangeInProgress`). The cluster is stuck for good.
+    /// Adding it as a learner first (as for three voters and more) would leave node 1 writing.
+    @Test("addVoter on a one-voter cluster with the new node unreachable leaves the cluster stuck")
+    func addVoterToSingleVoterCluster() async throws {
+        // init: node 1 alone; node 2 is never started
+        let h = NodeHarness<KVMachine>(
+            ids: [1, 2], make: { _ in KVMachine() }, configure: { $0.membershipTimeoutTicks = 30 },
+            openStorage: { id in MemoryLogStorage(voters: id == 1 ? [1] : []) })
+        try h.start(1)
+        #expect(try await h.electLeader() == 1)
+        _ = try await h.propose("a=1", at: 1)
+        let node = try #require(h.nodes[1])
+
+        // act: add node 2 (times out: it never answers), then try to write and to undo
+        let added = try? await h.answer { try await node.addVoter(2) }
+        let wrote = try? await h.propose("b=2", at: 1)
+        var undoError: RaftError?
+        do { _ = try await h.answer { try await node.remove(2) } } catch let e as RaftError { undoError = e }
+
+        // check: the failed addition must not take the one-node cluster down for good
+        #expect(added == nil)
+        #expect(wrote != nil || undoError == nil, "node 1 can neither write nor remove node 2: \(undoError.map { "\($0.code): \($0.message)" } ?? "")")
+        await h.stopAll()
+    }
+
+    /// MemoryLogStorage.swift / FileLogStorage.swift (`createSnapshot(at:confState: = nil, data:)`,
+    /// `beginSnapshot`): with the membership now in the log, the default `nil` records the
+    /// storage's own membership (the bootstrap one, or the last installed snapshot's), not the
+    /// one in force at `index`. A shell driving `RaftCore` that snapshots and compacts with the
+    /// default call restarts with a membership older than the one its log had: it counts
+    /// quorums over voters the rest of the cluster no longer uses.
+    @Test("createSnapshot's default membership is the bootstrap one, not the one at the index")
+    func createSnapshotDefaultMembership() throws {
+        // init: a leader of {1,2,3} that committed the addition of voter 4
+        let node = try stableLeader()
+        let r = try node.core.proposeMembershipChange([.addVoter(4, address: "")])
+        try node.drain()
+        for p: NodeID in [2, 3] { try node.receive(appendAck(from: p, to: 1, term: node.core.term, index: r.lastIndex)) }
+        #expect(node.core.commitIndex >= r.lastIndex)
+        let applied = node.core.appliedIndex
+        #expect(applied >= r.lastIndex)
+
+        // act: snapshot and compact with the documented default, then restart
+        try node.storage.createSnapshot(at: applied, data: [])
+        try node.storage.compact(upTo: applied)
+        let restarted = try RaftCore(configuration: paperConfig(1), storage: node.storage)
+
+        // check
+        #expect(node.storage.snapshotMetadata().confState == node.core.membership(at: applied))
+        #expect(restarted.membership == ConfState(voters: [1, 2, 3, 4]))
+    }
 }
