@@ -44,6 +44,7 @@ extension RaftCore {
             tracker.progress[i] = p
         }
         abortLeadershipTransfer()
+        leaseForfeited = false
         uncommittedBytes = 0
         termCommitted = false
         readOnly.removeAll()

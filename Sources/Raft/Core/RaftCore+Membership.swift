@@ -31,7 +31,9 @@ struct MembershipHistory {
     func conf(at index: LogIndex) -> ConfState? {
         if index < baseIndex { return nil }
         for c in changes.reversed() where c.index <= index { return c.conf }
-        return base
+        // A node that joined with no membership received the log before the entry that added
+        // it, but the membership those entries were written under is in none of them.
+        return base.isEmpty ? nil : base
     }
 
     mutating func append(_ conf: ConfState, at index: LogIndex) { changes.append((index, conf)) }
@@ -63,7 +65,9 @@ extension RaftCore {
     public var membershipIndex: LogIndex { memberships.currentIndex }
 
     /// The membership in force at `index`: what a snapshot taken at `index` must record. `nil`
-    /// below the latest snapshot, whose membership is the oldest this node still knows.
+    /// when this node does not know it: below the latest snapshot (whose membership is the
+    /// oldest it still knows), and, on a node that joined with no membership, below the first
+    /// membership entry it received.
     public func membership(at index: LogIndex) -> ConfState? { memberships.conf(at: index) }
 
     /// Whether a membership change is unfinished: its entry is not committed yet, or the cluster
@@ -215,7 +219,7 @@ extension RaftCore {
                 let match = tracker.progress[i].match
                 if best == nil || match > best!.match { best = (i, match) }
             }
-            if let best, best.match == log.lastIndex() { send(to: tracker.members[best.slot], .timeoutNow) }
+            if let best, best.match == log.lastIndex() { sendTimeoutNow(to: tracker.members[best.slot]) }
             becomeFollower(term: term, leader: .none)
             return
         }

@@ -230,8 +230,8 @@ extension RaftCore {
     /// another candidate before the lease ends (thesis §6.4.1).
     var leaseHolds: Bool {
         // A leader handing leadership over told (or is about to tell) the voters to ignore the
-        // lease: it holds no more.
-        guard role == .leader, leaseReadsAllowed, leadTransferee.isNone, let lease = config.readLease else { return false }
+        // lease: it holds no more, and after a `timeoutNow` not for the rest of the term.
+        guard role == .leader, leaseReadsAllowed, leadTransferee.isNone, !leaseForfeited, let lease = config.readLease else { return false }
         let length = lease.ticks(electionTicks: config.electionTicks)
         return tracker.quorum.isSatisfied { s in
             let v = tracker.members[s]

@@ -211,7 +211,7 @@ extension RaftCore {
         // replicate too, instead of waiting for the next proposal's extra round trip.
         let caughtUpProbe = tracker.progress[i].state == .probe && r.index == tracker.progress[i].match
         guard grew || caughtUpProbe else { return }
-        if from == leadTransferee && tracker.progress[i].match == last { send(to: from, .timeoutNow) }
+        if from == leadTransferee && tracker.progress[i].match == last { sendTimeoutNow(to: from) }
         switch tracker.progress[i].state {
         case .probe:
             tracker.progress[i].becomeReplicate()

@@ -2,8 +2,9 @@ extension RaftCore {
     /// Hands leadership to `target` (thesis §3.10): the leader stops taking proposals, brings the
     /// target's log up to date, then tells it to campaign at once (``Message/Kind/timeoutNow``):
     /// its vote requests bypass PreVote and the leader lease of the voters, since the leader
-    /// itself asked. The leader stops answering lease reads from that moment (the voters may now
-    /// elect someone within its lease). The transfer is aborted, and proposals are taken again,
+    /// itself asked. Once it sends `timeoutNow` the leader answers no lease read for the rest of
+    /// its term, aborted transfer or not (the message may arrive late, and the voters then elect
+    /// someone within its lease): reads fall back to a heartbeat round. The transfer is aborted, and proposals are taken again,
     /// after an election timeout without the target winning.
     ///
     /// Asking again for the same target changes nothing; asking for another one replaces the
@@ -44,10 +45,17 @@ extension RaftCore {
     mutating func continueLeadershipTransfer() throws(RaftError) {
         guard role == .leader, !leadTransferee.isNone, let i = tracker.slot(of: leadTransferee) else { return }
         if tracker.progress[i].match == log.lastIndex() {
-            send(to: leadTransferee, .timeoutNow)
+            sendTimeoutNow(to: leadTransferee)
         } else {
             try maybeSendAppend(to: leadTransferee, slot: i, sendIfEmpty: true)
         }
+    }
+
+    /// Tells `target` to campaign now. From here on this leader answers no lease read in this
+    /// term: the message may arrive at any time, and the voters then ignore the lease.
+    mutating func sendTimeoutNow(to target: NodeID) {
+        leaseForfeited = true
+        send(to: target, .timeoutNow)
     }
 
     mutating func abortLeadershipTransfer() {

@@ -40,6 +40,10 @@ public struct RaftCore {
     var leadTransferee: NodeID = .none
     /// Leader: ticks since the pending transfer started.
     var transferElapsed = 0
+    /// Leader: a `timeoutNow` was sent in this term. Its target may campaign whenever it arrives
+    /// (however late, even after the transfer was aborted), and voters answer it despite their
+    /// lease, so this leader answers no lease read again in this term.
+    var leaseForfeited = false
     var rng: SeededGenerator
     var electionElapsed = 0
     var heartbeatElapsed = 0

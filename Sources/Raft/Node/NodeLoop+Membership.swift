@@ -108,6 +108,11 @@ extension NodeLoop {
             return .success(core.membership)
         case .transfer(let target):
             if core.leader == target { return .success(core.membership) }
+            if core.role != .leader && !core.leader.isNone {
+                return .failure(RaftError(
+                    .timeout, "node \(node.id): node \(core.leader) won the election, not \(target); the transfer did not complete",
+                    leaderHint: core.leader))
+            }
             if core.role == .leader && core.leadershipTransferTarget != target {
                 return .failure(RaftError(
                     .timeout, "node \(node.id): node \(target) did not win an election within the election timeout; the transfer was aborted and node \(node.id) still leads",
@@ -119,7 +124,9 @@ extension NodeLoop {
             guard let m = core.status().members.first(where: { $0.id == member }) else {
                 return .failure(RaftError(.unknownPeer, "node \(member) is no longer a member"))
             }
-            return m.match.rawValue + within >= core.lastIndex.rawValue ? .success(core.membership) : nil
+            // Caught up means it answers: the leader found where its log matches and streams to
+            // it (replicate), not merely a short log the silent node was never sent.
+            return m.state == .replicate && m.match.rawValue + within >= core.lastIndex.rawValue ? .success(core.membership) : nil
         }
     }
 

@@ -132,9 +132,9 @@ extension NodeLoop {
         }
         // The snapshot records the membership in force at its index (a later change in the log
         // still takes effect when the log is replayed on top of it).
-        guard let conf = core.membership(at: at) else {
-            throw RaftError(.storage, "node \(node.id): the membership at \(at) is no longer known (below the latest snapshot)")
-        }
+        // Unknown on a node that joined with no membership, below the entry that added it: the
+        // snapshot waits until it applied that entry.
+        guard let conf = core.membership(at: at) else { return false }
         let output = try storage.beginSnapshot(at: at, confState: conf)
         // A crash here leaves the temporary file behind, as a real one would.
         try crashPoint(.snapshotPrepared)

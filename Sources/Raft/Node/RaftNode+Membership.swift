@@ -20,11 +20,12 @@ extension RaftNode {
 
     /// Adds `member` as a voter and returns the membership once the change is committed.
     ///
-    /// On a cluster of three voters or more the new member first joins as a learner, is brought
-    /// within ``RaftNodeConfiguration/catchUpEntries`` of the leader's log (from entries or a
-    /// snapshot), and only then is promoted (thesis §4.2.1): an empty node never holds up commits
-    /// while it catches up. With fewer than three voters it joins as a voter at once (a learner
-    /// step would not protect a cluster that small: its quorum needs every voter already).
+    /// The new member first joins as a learner, is brought within
+    /// ``RaftNodeConfiguration/catchUpEntries`` of the leader's log (from entries or a snapshot),
+    /// and only then is promoted (thesis §4.2.1): an empty node never holds up commits while it
+    /// catches up, and one that cannot be reached (not started, a wrong address) never becomes a
+    /// voter a quorum needs. Only a cluster of two voters takes it as a voter at once: its quorum
+    /// is two of three then, which the two old voters still make.
     /// Calling it again after a failure finishes the job: a member that is already a learner is
     /// caught up and promoted.
     ///
@@ -43,7 +44,7 @@ extension RaftNode {
             throw RaftError(.invalidArgument, "node \(member) is a voter already")
         }
         if !membership.learners.contains(member) {
-            if membership.voters.count < 3 && status.role == .leader {
+            if membership.voters.count == 2 && !membership.isJoint && status.role == .leader {
                 return try await changeMembership([.addVoter(member, address: address)])
             }
             try await changeMembership([.addLearner(member, address: address)])

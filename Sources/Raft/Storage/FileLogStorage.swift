@@ -402,7 +402,7 @@ public final class FileLogStorage: WritableLogStorage {
         if index > durableLastIndex {
             throw RaftError(.unavailable, "snapshot at \(index) is past the last durable index \(durableLastIndex)")
         }
-        let meta = SnapshotMetadata(index: index, term: try term(at: index), confState: confState ?? conf)
+        let meta = SnapshotMetadata(index: index, term: try term(at: index), confState: try membership(confState, at: index))
         let writer = try snapshotter.create(SnapshotFileMetadata(raft: meta, appliedIndex: index))
         return SnapshotOutput(metadata: meta, target: .file(writer))
     }

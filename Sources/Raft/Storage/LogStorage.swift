@@ -54,6 +54,25 @@ public protocol LogStorage: AnyObject {
 }
 
 extension LogStorage {
+    /// The membership in force at `index` (at or above the latest snapshot): the latest
+    /// membership entry at or below it, or the snapshot's membership. What a snapshot taken at
+    /// `index` records when it is given no membership.
+    ///
+    /// - Throws: a storage read error, or ``RaftError/Code/corruption`` for a membership entry
+    ///   that does not decode.
+    public func membership(at index: LogIndex) throws(RaftError) -> ConfState {
+        guard let entry = try membershipEntries().last(where: { $0.index <= index }) else { return snapshotMetadata().confState }
+        do { return try ConfState(decoding: entry.data[...]) } catch {
+            throw RaftError(.corruption, "membership entry \(entry.index): \(error.message)")
+        }
+    }
+
+    /// `given`, or the membership in force at `index` when `nil`.
+    func membership(_ given: ConfState?, at index: LogIndex) throws(RaftError) -> ConfState {
+        if let given { return given }
+        return try membership(at: index)
+    }
+
     public func membershipEntries() throws(RaftError) -> [LogEntry] {
         var found: [LogEntry] = []
         var next = max(firstIndex(), snapshotMetadata().index + 1)
@@ -114,7 +133,9 @@ public protocol WritableLogStorage: LogStorage {
     /// ``RaftError/Code/snapshotOutOfDate`` (and abandons the output) if it is not newer than
     /// the latest snapshot. The default hands the data to ``applySnapshot(_:)-(Snapshot)``.
     func applySnapshot(_ received: SnapshotOutput) throws(RaftError)
-    /// Records a snapshot of the state machine at `index`.
+    /// Records a snapshot of the state machine at `index`, with `confState` as its membership:
+    /// pass the membership in force at `index` (``RaftCore/membership(at:)``); `nil` takes it
+    /// from the log (``membership(at:)``).
     @discardableResult
     func createSnapshot(at index: LogIndex, confState: ConfState?, data: [UInt8]) throws(RaftError) -> Snapshot
     /// Starts a snapshot of the state machine at `index` (held durably and applied). The
@@ -149,7 +170,7 @@ extension WritableLogStorage {
 
     public func beginSnapshot(at index: LogIndex, confState: ConfState?) throws(RaftError) -> SnapshotOutput {
         if index > lastIndex() { throw RaftError(.unavailable, "snapshot at \(index) is past the last index \(lastIndex())") }
-        let meta = SnapshotMetadata(index: index, term: try term(at: index), confState: confState ?? snapshotMetadata().confState)
+        let meta = SnapshotMetadata(index: index, term: try term(at: index), confState: try membership(confState, at: index))
         return SnapshotOutput(inMemory: meta)
     }
 

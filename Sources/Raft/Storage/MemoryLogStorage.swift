@@ -114,7 +114,7 @@ public final class MemoryLogStorage: WritableLogStorage {
         }
         let term = entries[offset.distance(to: index)].term
         latestSnapshot = Snapshot(
-            metadata: SnapshotMetadata(index: index, term: term, confState: confState ?? latestSnapshot.metadata.confState),
+            metadata: SnapshotMetadata(index: index, term: term, confState: try membership(confState, at: index)),
             data: data)
         return latestSnapshot
     }
