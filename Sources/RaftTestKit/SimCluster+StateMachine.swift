@@ -124,12 +124,13 @@ extension SimCluster {
     func livenessMarker() -> [UInt8] { userMachines?.nextCommand() ?? Array("liveness-\(round)".utf8) }
 
     /// Whether the liveness marker reached the state machines: its entry (`receipt`) is applied
-    /// on every node with the term it was proposed in. The user's commands need not be distinct,
-    /// so the marker is followed by its index; the hash machine's by its bytes.
+    /// on every member of the leader's membership (removed and spare nodes are not sent the log)
+    /// with the term it was proposed in. The user's commands need not be distinct, so the marker
+    /// is followed by its index; the hash machine's by its bytes.
     func livenessMarkerApplied(_ marker: [UInt8], _ receipt: ProposalReceipt?) -> Bool {
         guard userMachines != nil else { return machines.contains { $0.lastCommand == marker } }
-        guard let receipt else { return false }
-        return ids.allSatisfy { id in
+        guard let receipt, let l = leader, let members = core(l)?.membership.members else { return false }
+        return members.allSatisfy { id in
             guard let c = core(id), machine(id).applied >= receipt.lastIndex else { return false }
             return (try? c.term(at: receipt.lastIndex)) == receipt.term
         }

@@ -1,21 +1,30 @@
 import Raft
 
 extension PeerAddress {
-    /// Parses `host:port`, `[v6-address]:port` or `v6-address` forms written by ``description``;
-    /// `nil` for anything else (no port, a port out of range, an empty host).
-    public init?(parsing text: String) {
+    /// Parses `host:port`, or `[v6-address]:port` for IPv6 (the form ``description`` writes).
+    /// Port 0 is accepted (a listen address that lets the system choose).
+    ///
+    /// - Throws: ``Raft/RaftError/Code/invalidArgument`` for anything else: no port, a port out
+    ///   of range, an empty host, an IPv6 address without brackets.
+    public init(parsing input: some StringProtocol) throws(RaftError) {
+        let text = Substring(input)
         let host: Substring
         let port: Substring
         if text.hasPrefix("[") {
-            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else { return nil }
+            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else {
+                throw RaftError(.invalidArgument, "'\(text)' has no port: expected [HOST]:PORT")
+            }
             host = text[text.index(after: text.startIndex)..<close]
             port = text[text.index(close, offsetBy: 2)...]
         } else {
-            guard let colon = text.lastIndex(of: ":"), !text[..<colon].contains(":") else { return nil }
+            guard let colon = text.lastIndex(of: ":") else { throw RaftError(.invalidArgument, "'\(text)' has no port: expected HOST:PORT") }
             host = text[..<colon]
             port = text[text.index(after: colon)...]
+            if host.contains(":") { throw RaftError(.invalidArgument, "'\(text)': write an IPv6 address in brackets, [HOST]:PORT") }
         }
-        guard !host.isEmpty, let p = Int(port), (1...65_535).contains(p) else { return nil }
+        guard !host.isEmpty, let p = Int(port), (0...65_535).contains(p) else {
+            throw RaftError(.invalidArgument, "'\(text)' is not HOST:PORT with a port from 0 to 65535")
+        }
         self.init(host: String(host), port: p)
     }
 }
@@ -24,7 +33,7 @@ extension TCPTransport {
     /// Follows the membership (``RaftTransport/membershipChanged(_:of:)``): the peers become the
     /// members other than this node, each at the address its membership gives
     /// (``ConfState/addresses``, `host:port`), or at the configured one when it has none or one
-    /// that does not parse. Removed members are dropped: their connections close and they may no
+    /// that does not parse (or names port 0). Removed members are dropped: their connections close and they may no
     /// longer connect. An empty membership (a node waiting to be added) keeps the configured
     /// peers.
     public func membershipChanged(_ membership: ConfState, of node: NodeID) {
@@ -32,7 +41,7 @@ extension TCPTransport {
         let known = peers.merging(configuration.peers) { current, _ in current }
         var next: [NodeID: PeerAddress] = [:]
         for member in membership.members where member != node {
-            if let text = membership.addresses[member], let address = PeerAddress(parsing: text) {
+            if let text = membership.addresses[member], let address = try? PeerAddress(parsing: text), address.port != 0 {
                 next[member] = address
             } else if let address = known[member] {
                 next[member] = address

@@ -88,6 +88,17 @@ struct SimStateMachineTests {
         Self.expectWork(report)
     }
 
+    /// Under membership changes (voters removed and added back, learners, joint changes,
+    /// transfers) a correct machine passes: a removed node, no longer sent the log, is not
+    /// required to apply the liveness marker (review of issue 14 item 2).
+    @Test func correctMachinePassesUnderMembershipChanges() {
+        var options = Self.options
+        options.faultProfiles = [.membership]
+        let report = SimCluster.check(stateMachine: { KVMachine() }, commands: kvCommand, seeds: 0..<40, options: options)
+        #expect(report.passed, "\(report)")
+        Self.expectWork(report)
+    }
+
     /// States compared by a description; nodes on the real file storage, whose crashes tear
     /// what was not synced; snapshots saved at once.
     @Test func describedStatesOnFileStoragePass() {

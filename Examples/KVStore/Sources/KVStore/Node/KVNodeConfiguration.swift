@@ -40,31 +40,6 @@ public struct KVMember: Sendable, Hashable, CustomStringConvertible {
     public var description: String { "\(id)=\(raftAddress)" + (httpAddress.map { "/\($0)" } ?? "") }
 }
 
-extension PeerAddress {
-    /// Parses `host:port` (`[v6]:port` for IPv6).
-    ///
-    /// - Throws: ``Raft/RaftError/Code/invalidArgument`` for anything else.
-    public init(parsing input: some StringProtocol) throws(RaftError) {
-        let text = Substring(input)
-        let host: Substring
-        let port: Substring
-        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
-            host = text[text.index(after: text.startIndex)..<close]
-            let rest = text[text.index(after: close)...]
-            guard rest.hasPrefix(":") else { throw RaftError(.invalidArgument, "'\(text)' has no port: expected [HOST]:PORT") }
-            port = rest.dropFirst()
-        } else {
-            guard let colon = text.lastIndex(of: ":") else { throw RaftError(.invalidArgument, "'\(text)' has no port: expected HOST:PORT") }
-            host = text[..<colon]
-            port = text[text.index(after: colon)...]
-        }
-        guard !host.isEmpty, let p = Int(port), (0...65535).contains(p) else {
-            throw RaftError(.invalidArgument, "'\(text)' is not HOST:PORT with a port from 0 to 65535")
-        }
-        self.init(host: String(host), port: p)
-    }
-}
-
 /// Limits on what clients may send, checked before anything reaches the log.
 public struct KVLimits: Sendable, Hashable {
     /// The longest key, in bytes of UTF-8.
