@@ -9,6 +9,7 @@ import PackageDescription
 //   cd Benchmarks && swift run -c release raft-read-bench
 //   cd Benchmarks && swift run -c release raft-lincheck-bench
 //   cd Benchmarks && swift run -c release raft-snapshot-bench      # 1 GiB between two processes
+//   cd Benchmarks && swift run -c release raft-membership-bench    # replace a voter under load
 let package = Package(
     name: "swift-raft-benchmarks",
     dependencies: [
@@ -73,6 +74,16 @@ let package = Package(
         // latency against the write rate measured in the same run.
         .executableTarget(
             name: "raft-read-bench",
+            dependencies: [
+                .product(name: "Raft", package: "swift-raft"),
+                "BenchSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // A membership change under load: one of three voters replaced (learner, catch-up of a
+        // long log, promotion, removal) while proposers run; rate and p99 during it beside steady.
+        .executableTarget(
+            name: "raft-membership-bench",
             dependencies: [
                 .product(name: "Raft", package: "swift-raft"),
                 "BenchSupport",

@@ -21,6 +21,18 @@ public struct RaftConfiguration: Sendable, Hashable {
     public var maxInflightMessages: Int = 256
     /// Maximum bytes of entries in flight to one follower; zero means unlimited.
     public var maxInflightBytes: Int = 0
+    /// Maximum bytes of entries in flight to a follower that is catching up: one that lacks
+    /// more entries than a message of a quarter of this size carries (a learner just added, a
+    /// follower back from a partition or a restart). Append messages are at most that quarter
+    /// in size (or ``maxMessageBytes`` if smaller). Replaying a long log to one follower then
+    /// never floods the leader's loop, the network or the follower's disk ahead of the entries
+    /// the quorum waits for, and commits go on at about their usual latency while it catches up
+    /// (`raft-membership-bench` in the repository's Benchmarks shows the difference). Zero
+    /// means no separate limit: ``maxMessageBytes`` and ``maxInflightBytes`` alone apply.
+    /// Raise it where catch-up time or the throughput of very large batches (it bounds the
+    /// bytes in flight to one follower once more than a quarter of it is waiting) matters more
+    /// than commit latency.
+    public var catchUpMaxInflightBytes: Int = 64 << 10
     /// Maximum payload bytes a leader holds appended but not yet committed; proposals beyond it
     /// fail with ``RaftError/Code/uncommittedLimitExceeded``. Zero means unlimited.
     public var maxUncommittedBytes: Int = 64 << 20
@@ -59,6 +71,7 @@ public struct RaftConfiguration: Sendable, Hashable {
         if maxInflightBytes > 0 && maxInflightBytes < maxMessageBytes {
             throw refuse("maxInflightBytes (\(maxInflightBytes)) must be 0 (unlimited) or at least maxMessageBytes (\(maxMessageBytes))")
         }
+        if catchUpMaxInflightBytes < 0 { throw refuse("catchUpMaxInflightBytes must not be negative; use 0 for no separate limit") }
         if maxUncommittedBytes < 0 { throw refuse("maxUncommittedBytes must not be negative; use 0 for unlimited") }
         if maxCommittedBytesPerReady < 0 { throw refuse("maxCommittedBytesPerReady must not be negative; use 0 for unlimited") }
         if let lease = readLease {

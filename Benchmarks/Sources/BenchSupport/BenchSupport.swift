@@ -119,3 +119,6 @@ public func nanoseconds(_ d: Duration) -> Int {
     let c = d.components
     return Int(c.seconds) * 1_000_000_000 + Int(c.attoseconds / 1_000_000_000)
 }
+
+/// `s` padded with spaces on the right to `width` characters.
+public func padRight(_ s: String, _ width: Int) -> String { s + String(repeating: " ", count: max(0, width - s.count)) }

@@ -279,8 +279,16 @@ extension RaftCore {
         guard p.next >= log.firstIndex(), let prevTerm = try log.termIfHeld(prevIndex) else {
             return try maybeSendSnapshot(to: peer, slot: i)
         }
-        let entries = try log.slice(p.next, max(p.next, last + 1), maxBytes: config.maxMessageBytes)
+        // A follower catching up gets smaller messages and fewer bytes in flight, so a long
+        // replay to it does not crowd out the appends the quorum is waiting for.
+        let catchUpLimit = config.catchUpMaxInflightBytes
+        if catchUpLimit > 0 && p.catchingUp && p.state == .replicate && p.inflights.bytes >= catchUpLimit { return false }
+        let maxBytes = catchUpLimit > 0 ? min(config.maxMessageBytes, max(1, catchUpLimit / 4)) : config.maxMessageBytes
+        let entries = try log.slice(p.next, max(p.next, last + 1), maxBytes: maxBytes)
         if entries.isEmpty && !sendIfEmpty { return false }
+        if catchUpLimit > 0 {
+            tracker.progress[i].catchingUp = (entries.last?.index ?? prevIndex) < last
+        }
         var bytes = 0
         for e in entries { bytes += e.byteSize }
         let probe = p.state == .probe ? tracker.progress[i].nextProbe() : 0

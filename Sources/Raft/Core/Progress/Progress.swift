@@ -27,6 +27,10 @@ struct Progress {
     /// in the network) and must not restore the `match` the follower no longer holds.
     var lossProbe: UInt64 = 0
     var inflights: Inflights
+    /// The last append sent could not carry every entry the follower lacked within the
+    /// catch-up message size (``RaftConfiguration/catchUpMaxInflightBytes``): it is catching up,
+    /// and gets no more while that many bytes are in flight.
+    var catchingUp = false
 
     init(next: LogIndex, maxInflight: Int, maxInflightBytes: Int) {
         self.next = next
