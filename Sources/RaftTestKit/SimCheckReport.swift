@@ -26,7 +26,7 @@ public struct SimCheckReport: Sendable, CustomStringConvertible {
     public init(options: SimCheckOptions) { self.options = options }
 
     /// Counts one seed run, with what the state machine did in it.
-    public mutating func add(_ seed: SimMachineStats) {
+    mutating func add(_ seed: SimMachineStats) {
         seedsRun += 1
         stats.add(seed)
         if seed.snapshotsSaved > 0 { seedsSavingSnapshots += 1 }

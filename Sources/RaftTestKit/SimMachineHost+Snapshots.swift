@@ -120,13 +120,15 @@ extension SimMachineHost {
         } else {
             cause = .snapshotLosesState
         }
-        let what = machine.describeState == nil ? "the snapshot" : "a fresh instance recovered from the snapshot"
+        let snapshot = "the snapshot prepared at index \(index), saved after the node applied entries up to index \(applied),"
+        let what =
+            machine.describeState == nil
+            ? "\(snapshot) is not the state at index \(index): saved, it is"
+            : "a fresh instance recovered from \(snapshot) does not hold the state at index \(index): it holds"
         report(
             .init(
                 .snapshotIsolation, cause: cause, node: ids[n], at: index,
-                "\(what) prepared at index \(index) and saved after the node applied entries up to index \(applied) holds \(saved.preview); "
-                    + "the node held \(p.prepared.preview) when it prepared it\(why)",
-                fix: Self.fix(for: cause)))
+                "\(what) \(saved.preview); at index \(index) the node held \(p.prepared.preview)\(why)", fix: Self.fix(for: cause)))
     }
 
     /// The state of a new instance from the factory; `nil` if it cannot be made or described.
