@@ -4,7 +4,7 @@ import Raft
 /// machine did in them, and each failing seed with how to replay it.
 ///
 /// Use it from any test framework: assert ``passed`` and print the report, or call
-/// ``requirePassed()``, which throws the first failure.
+/// ``requirePassed()``, which throws the first failure (or what was not exercised).
 public struct SimCheckReport: Sendable, CustomStringConvertible {
     /// The options the seeds ran with (pass them again to replay a seed).
     public var options: SimCheckOptions
@@ -17,26 +17,58 @@ public struct SimCheckReport: Sendable, CustomStringConvertible {
     /// What your state machine did, summed over the seeds: entries applied, states and results
     /// compared, snapshots saved and recovered.
     public var stats = SimMachineStats()
+    /// Seeds in which your state machine saved at least one snapshot.
+    public var seedsSavingSnapshots = 0
+    /// Seeds in which at least one snapshot of your state machine was recovered.
+    public var seedsRecoveringSnapshots = 0
 
     /// An empty report.
     public init(options: SimCheckOptions) { self.options = options }
 
-    /// Whether every seed passed.
-    public var passed: Bool { failures.isEmpty }
+    /// Counts one seed run, with what the state machine did in it.
+    mutating func add(_ seed: SimMachineStats) {
+        seedsRun += 1
+        stats.add(seed)
+        if seed.snapshotsSaved > 0 { seedsSavingSnapshots += 1 }
+        if seed.snapshotsRecovered > 0 { seedsRecoveringSnapshots += 1 }
+    }
 
-    /// Throws the first failure, if any.
-    public func requirePassed() throws(SimCheckFailure) {
-        if let first = failures.first { throw first }
+    /// What the seeds did not exercise although ``SimCheckOptions/requireSnapshots`` asks for
+    /// it; empty when they did, or when it is off.
+    public var unexercised: [String] {
+        guard options.requireSnapshots else { return [] }
+        var missing: [String] = []
+        let change = "(run more seeds or rounds, or a fault profile with a higher compactRate and crashRate; "
+            + "set options.requireSnapshots = false to accept it)"
+        if stats.snapshotsSaved == 0 { missing.append("no snapshot of the state machine was saved in \(seedsRun) seeds " + change) }
+        if stats.snapshotsRecovered == 0 { missing.append("no snapshot of the state machine was recovered in \(seedsRun) seeds " + change) }
+        return missing
+    }
+
+    /// Whether every seed passed, and the seeds exercised snapshots as
+    /// ``SimCheckOptions/requireSnapshots`` asks.
+    public var passed: Bool { failures.isEmpty && unexercised.isEmpty }
+
+    /// Throws the first failing seed, if any, or else what the seeds did not exercise.
+    public func requirePassed() throws(SimCheckError) {
+        if let first = failures.first { throw .seedFailed(first) }
+        let missing = unexercised
+        if !missing.isEmpty { throw .notExercised(missing) }
     }
 
     /// A summary line, then every failure in full.
     public var description: String {
         let s = stats
+        let outcome = !failures.isEmpty ? "\(failures.count) failed" : passed ? "all passed" : "all passed, but not enough was exercised"
         var lines = [
-            "simulation of the state machine: \(seedsRun) seeds, " + (passed ? "all passed" : "\(failures.count) failed")
+            "simulation of the state machine: \(seedsRun) seeds, \(outcome)"
                 + " (\(options.nodes) nodes, \(options.rounds) rounds each; \(s.entriesApplied) entries applied, \(s.statesCompared) states and "
-                + "\(s.resultsCompared) results compared between nodes, \(s.snapshotsSaved) snapshots saved, \(s.snapshotsRecovered) recovered)"
+                + "\(s.resultsCompared) results compared between nodes; \(s.snapshotsSaved) snapshots saved in \(seedsSavingSnapshots) seeds, "
+                + "\(s.snapshotsChecked) checked against the state at their index as they were saved (\(s.snapshotsSavedBesideApply) after "
+                + "more entries were applied), \(s.snapshotsRecovered) recovered in \(seedsRecoveringSnapshots) seeds)"
         ]
+        // A failing seed says more than what the run did not reach.
+        if failures.isEmpty { lines += unexercised.map { "not exercised: " + $0 } }
         lines += failures.map(\.description)
         return lines.joined(separator: "\n")
     }
@@ -78,5 +110,21 @@ public struct SimCheckFailure: Error, Sendable, CustomStringConvertible {
             recent events:
               \(simulation.trace.suffix(20).joined(separator: "\n  "))
             """
+    }
+}
+
+/// Why ``SimCheckReport/requirePassed()`` threw.
+public enum SimCheckError: Error, Sendable, CustomStringConvertible {
+    /// A seed failed: the first one.
+    case seedFailed(SimCheckFailure)
+    /// Every seed passed, but they did not exercise what ``SimCheckOptions/requireSnapshots``
+    /// asks for (``SimCheckReport/unexercised``).
+    case notExercised([String])
+
+    public var description: String {
+        switch self {
+        case .seedFailed(let failure): return failure.description
+        case .notExercised(let missing): return "the simulation passed without exercising enough: " + missing.joined(separator: "; ")
+        }
     }
 }

@@ -20,6 +20,11 @@ public struct SimCheckOptions: Sendable, Hashable {
     /// Stops at the first failing seed (the default); otherwise runs every seed and reports
     /// every failure.
     public var stopAtFirstFailure = true
+    /// Fails the report (``SimCheckReport/unexercised``) unless the seeds together saved at
+    /// least one snapshot of your state machine and recovered at least one: a run that
+    /// exercised neither says nothing about your snapshots. On by default; turn it off to
+    /// replay one seed that happens to do neither, or for a profile without compactions.
+    public var requireSnapshots = true
 
     /// Three nodes, 300 rounds, the ``SimFaults/all`` and ``SimFaults/churn`` profiles in turn.
     public init() {}
@@ -36,11 +41,18 @@ extension SimCluster {
     /// compactions, snapshots sent to lagging followers), then heals the network and checks
     /// that the cluster makes progress again.
     ///
-    /// After every batch the ``SafetyChecker`` checks Raft's invariants, and your machine's
-    /// results and states are compared between every two nodes that applied the same index:
-    /// a difference is a ``SimStateMachineFinding`` naming the rule, the node, the index and
-    /// the likely cause (a non-deterministic apply, a snapshot holding state from after its
-    /// index, a recovery that ignores the snapshot, a snapshot that leaves out state).
+    /// After every batch the ``SafetyChecker`` checks Raft's invariants. Your machine's results
+    /// are compared between every two nodes that applied the same command, and its states
+    /// wherever two nodes stood at the same index: at the end of a batch of applies (batches
+    /// of 1 to 4 entries, so nodes stop at different indexes) or right after a snapshot
+    /// recovery. Each snapshot is compared, as it is saved, with the state the node held at
+    /// its index. A difference is a ``SimStateMachineFinding`` naming the rule, the node, the
+    /// index and the likely cause (a non-deterministic apply, a snapshot holding state from
+    /// after its index, a recovery that ignores the snapshot, a snapshot that leaves out
+    /// state, equal states saved as different bytes).
+    ///
+    /// The report counts what was exercised; by default (``SimCheckOptions/requireSnapshots``)
+    /// it fails when no snapshot was saved or none recovered.
     ///
     /// ```swift
     /// let report = SimCluster.check(stateMachine: { MyMachine() }, commands: { random in
@@ -65,8 +77,7 @@ extension SimCluster {
                 cluster = made
                 let stats = try made.simulate(seed: seed, rounds: options.rounds, livenessRounds: options.livenessRounds)
                 report.committed += stats.committed.rawValue
-                report.stats.add(made.stateMachineStats)
-                report.seedsRun += 1
+                report.add(made.stateMachineStats)
             } catch {
                 let simulation: SimulationFailure
                 switch error {
@@ -76,8 +87,7 @@ extension SimCluster {
                         seed: seed, nodes: options.nodes, round: cluster?.round ?? 0, violations: ["setup: the cluster could not start: \(error)"],
                         trace: cluster?.trace ?? [])
                 }
-                report.stats.add(cluster?.stateMachineStats ?? SimMachineStats())
-                report.seedsRun += 1
+                report.add(cluster?.stateMachineStats ?? SimMachineStats())
                 report.failures.append(SimCheckFailure(seed: seed, faults: faults, findings: cluster?.stateMachineFindings ?? [], simulation: simulation))
                 if options.stopAtFirstFailure { break }
             }

@@ -6,19 +6,25 @@ import Raft
 /// runs, on every node, an instance of the user's machine beside the hash machine
 /// (``SimStateMachine``), which stays: the ``SafetyChecker`` follows the logs through it, and
 /// ``machine(_:)`` still returns it. Then:
-/// - committed entries go to the user's instance too, in batches of varying size; its results
-///   and its state (a digest: its snapshot's bytes, or ``SimMachineUnderTest/describeState``)
-///   are compared with every other node's at the same index;
+/// - committed entries go to the user's instance too, in batches of 1 to 4 entries; its
+///   results are compared with every other node's for the same command, and its state (a
+///   digest: its snapshot's bytes, or ``SimMachineUnderTest/describeState``) at the end of each
+///   batch with every other node's at the same index;
 /// - the random schedule proposes the user's commands (``SimMachineUnderTest/commands``);
 /// - a snapshot holds the hash machine's 16 bytes followed by the bytes the user's
 ///   ``Raft/StateMachine/saveSnapshot(_:to:)`` wrote. ``runRound()`` prepares it
 ///   (``Raft/StateMachine/sync()``, ``Raft/StateMachine/prepareSnapshot()``) and saves it
 ///   some rounds later, while the node goes on applying entries, as ``Raft/RaftNode`` saves
-///   on its snapshot thread beside apply; a crash meanwhile loses it. ``compact(_:)``, called
-///   directly, saves at once;
+///   on its snapshot thread beside apply; a crash meanwhile loses it. As on a node, an
+///   instance has one context at a time: while it is alive the node's state is not taken
+///   through another snapshot (without `describeState`), and it is saved before the node
+///   recovers a snapshot or takes another. Each saved snapshot is compared with the state the
+///   node held at its index. ``compact(_:)``, called directly, saves at once;
 /// - a follower that is sent a snapshot recovers its live instance from it
 ///   (``Raft/StateMachine/recoverSnapshot(from:metadata:)``); a node that restarts gets a new
-///   instance recovered from its latest snapshot, then fed the log after it.
+///   instance recovered from its latest snapshot, then fed the log after it. Every snapshot's
+///   metadata, and the metadata a state is digested with, carries the membership in force
+///   at its index.
 extension SimCluster {
     /// Creates a cluster of `nodes` voters running `machine` on every node; see the extension's
     /// overview.
@@ -30,7 +36,10 @@ extension SimCluster {
         configure: (inout RaftConfiguration) -> Void = { _ in }, disk: @escaping ([NodeID]) -> any SimDisk = { MemoryDisk(voters: $0) }
     ) throws(RaftError) {
         try self.init(nodes: nodes, seed: seed, faults: faults, configure: configure, disk: disk)
-        userMachines = SimMachineHost(machine, ids: ids, seed: seed, checker: checker, saveRounds: snapshotSaveRounds)
+        // `unowned`: the cluster owns the host.
+        userMachines = SimMachineHost(
+            machine, ids: ids, seed: seed, checker: checker, saveRounds: snapshotSaveRounds,
+            membership: { [unowned self] i, index in cores[i]?.membership(at: index) })
         for i in ids.indices { try startUserMachine(i, from: storages[i].snapshot()) }
     }
 
@@ -75,8 +84,10 @@ extension SimCluster {
     /// if saving failed (a finding was recorded).
     func snapshotData(_ i: Int, _ sm: SimStateMachine) -> [UInt8]? {
         guard let host = userMachines else { return sm.snapshotData }
-        guard let metadata = snapshotMetadata(i, at: sm.applied), let save = host.prepareSnapshot(i, metadata), let user = save() else { return nil }
-        return sm.snapshotData + user
+        guard let metadata = snapshotMetadata(i, at: sm.applied), host.prepareSnapshot(i, metadata, hashData: sm.snapshotData, due: round) else {
+            return nil
+        }
+        return host.saveSnapshot(i)?.data
     }
 
     func snapshotMetadata(_ i: Int, at index: LogIndex) -> SnapshotMetadata? {
@@ -97,25 +108,27 @@ extension SimCluster {
             return
         }
         let i = slot(id)
-        guard host.pendingSnapshots[i] == nil, let c = cores[i] else { return }
+        guard !host.pendingSnapshots.contains(where: { $0.slot == i }), let c = cores[i] else { return }
         let sm = machines[i]
         guard sm.applied > storages[i].snapshotMetadata().index, sm.applied == c.appliedIndex, let metadata = snapshotMetadata(i, at: sm.applied),
-            let save = host.prepareSnapshot(i, metadata)
+            host.prepareSnapshot(i, metadata, hashData: sm.snapshotData, due: round + host.saveDelay())
         else { return }
-        host.pendingSnapshots[i] = SimPendingSnapshot(index: sm.applied, hashData: sm.snapshotData, due: round + host.saveDelay(), save: save)
         note("snapshot \(id) prepared at \(sm.applied)")
         finishSnapshots()
     }
 
     /// Saves the prepared snapshots that are due, records them and compacts the logs behind
-    /// them. A snapshot overtaken meanwhile (the node installed a newer one) is dropped.
+    /// them.
     func finishSnapshots() {
         guard let host = userMachines else { return }
-        for (i, pending) in host.pendingSnapshots.sorted(by: { $0.key < $1.key }) where pending.due <= round {
-            host.pendingSnapshots[i] = nil
-            guard cores[i] != nil, storages[i].snapshotMetadata().index < pending.index, let user = pending.save() else { continue }
-            recordSnapshot(i, at: pending.index, data: pending.hashData + user)
-        }
+        for pending in host.pendingSnapshots where pending.due <= round { finishSnapshot(pending.slot) }
+    }
+
+    /// Saves node `i`'s prepared snapshot, if any, and records it, unless it was overtaken
+    /// meanwhile (the node installed a newer one), as ``Raft/RaftNode`` drops it.
+    func finishSnapshot(_ i: Int) {
+        guard let saved = userMachines?.saveSnapshot(i), cores[i] != nil, storages[i].snapshotMetadata().index < saved.index else { return }
+        recordSnapshot(i, at: saved.index, data: saved.data)
     }
 
     // MARK: Liveness

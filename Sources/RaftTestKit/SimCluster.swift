@@ -546,6 +546,8 @@ public final class SimCluster {
     public func compact(_ id: NodeID) -> LogIndex? {
         let i = slot(id)
         guard let c = cores[i] else { return nil }
+        // One snapshot at a time, as on a node: the one being saved is finished first.
+        finishSnapshot(i)
         let sm = machines[i]
         guard let held = try? storages[i].snapshot(), sm.applied > held.metadata.index, sm.applied == c.appliedIndex,
             let data = snapshotData(i, sm)

@@ -4,10 +4,11 @@ import Raft
 extension SimMachineHost {
     typealias Cause = SimStateMachineFinding.Cause
 
-    /// Records `state` as node `n`'s at `index`, or compares it with the state the first node
-    /// to reach `index` held. `recovered` is set when the state comes straight from a snapshot
-    /// recovery: where the snapshot came from, and the state before it.
-    func compare(_ n: Int, at index: LogIndex, _ state: Digest, recovered: (source: String, before: Digest?)?) {
+    /// Records `state` as node `n`'s at `metadata.index`, or compares it with the state the
+    /// first node to reach that index held. `recovered` is set when the state comes straight
+    /// from a snapshot recovery: where the snapshot came from, and the state before it.
+    func compare(_ n: Int, _ metadata: SnapshotMetadata, _ state: Digest, recovered: (source: String, before: Digest?)?) {
+        let index = metadata.index
         guard let known = digests[index] else {
             digests[index] = state
             return
@@ -25,9 +26,16 @@ extension SimMachineHost {
             } else if let later = laterIndex(holding: state.hash, after: index) {
                 cause = .snapshotHoldsLaterState
                 why = "; that is the state at index \(later), after the snapshot's index"
+            } else if let same = sameStateInOtherBytes(known, state, metadata) {
+                cause = .snapshotBytesNotDeterministic
+                why = same
             } else {
                 cause = .snapshotLosesState
             }
+        } else if let same = sameStateInOtherBytes(known, state, metadata) {
+            cause = .snapshotBytesNotDeterministic
+            how = "after applying entries up to index \(index) (\(history(n)))"
+            why = same
         } else if !state.viaSnapshot && !known.viaSnapshot {
             cause = .nonDeterministicApply
             how = "after applying entries up to index \(index) (\(history(n)))"
@@ -65,6 +73,52 @@ extension SimMachineHost {
         digests.filter { $0.key > index && $0.value.hash == hash }.keys.min()
     }
 
+    /// Whether two snapshots whose bytes differ may still hold the same state, compared as
+    /// bytes (no ``SimMachineUnderTest/describeState``): fresh instances recovered from each
+    /// return the same results for ``probeCommands`` further commands, and an empty instance
+    /// returns other results. Says so for a message, or `nil`.
+    func sameStateInOtherBytes(_ a: Digest, _ b: Digest, _ metadata: SnapshotMetadata) -> String? {
+        guard machine.describeState == nil, let x = a.bytes, let y = b.bytes, let rx = probe(x, metadata), let ry = probe(y, metadata),
+            let empty = probe(nil, metadata), rx.count == ry.count, rx.count == empty.count
+        else { return nil }
+        guard zip(rx, ry).allSatisfy({ machine.resultsMatch($0, $1) }), !zip(rx, empty).allSatisfy({ machine.resultsMatch($0, $1) }) else {
+            return nil
+        }
+        return "; yet fresh instances recovered from the two snapshots return the same results for the next \(rx.count) commands "
+            + "(a new instance returns others): most likely the same state, written as other bytes"
+    }
+
+    /// The results of ``probeCommands`` commands (the same ones on every call) applied after
+    /// index `metadata.index` on a spare instance that recovered `bytes` (or none); `nil` if
+    /// the instance cannot be made or throws.
+    func probe(_ bytes: [UInt8]?, _ metadata: SnapshotMetadata) -> [SM.Result]? {
+        guard let m = spareInstance() else { return nil }
+        var random = SeededGenerator(seed: 0x5052_4F42_45)
+        let entries = (1...Self.probeCommands).map { k in
+            LogEntry(term: metadata.term, index: metadata.index + UInt64(k), data: machine.commands(&random))
+        }
+        do {
+            if let bytes { try m.recoverSnapshot(from: SnapshotInput(bytes), metadata: metadata) }
+            return try m.apply(entries[...])
+        } catch {
+            return nil
+        }
+    }
+
+    static var probeCommands: Int { 32 }
+
+    /// A new, empty instance for an analysis, apart from the nodes'; `nil` if the factory
+    /// throws or it does not start empty (``fresh(_:)`` reports that on the nodes).
+    func spareInstance() -> SM? {
+        do {
+            let m = try machine.make()
+            guard (try m.openDurableState() ?? .zero) == .zero else { return nil }
+            return m
+        } catch {
+            return nil
+        }
+    }
+
     static func fix(for cause: Cause) -> String {
         switch cause {
         case .nonDeterministicApply:
@@ -73,6 +127,10 @@ extension SimMachineHost {
         case .snapshotHoldsLaterState:
             return "prepareSnapshot must capture a point-in-time copy (a copy-on-write value, a read transaction), not a reference to the "
                 + "live state, which later applies change before the snapshot is saved (StateMachineChecks' snapshotIsolation check)"
+        case .snapshotBytesNotDeterministic:
+            return "states are compared by their snapshot bytes, so equal states must save equal bytes: write a Dictionary or Set in sorted "
+                + "order (its iteration order differs between instances), or pass describeState to compare states another way; if the "
+                + "states do differ, see snapshotLosesState"
         case .recoverIgnoresSnapshot:
             return "recoverSnapshot must replace the whole state with the one it reads (StateMachineChecks' snapshotRoundTrip check)"
         case .snapshotLosesState:

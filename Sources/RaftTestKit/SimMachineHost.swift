@@ -9,8 +9,6 @@ protocol SimMachineDriver: AnyObject {
     var stats: SimMachineStats { get set }
     /// The rules broken so far.
     var findings: [SimStateMachineFinding] { get }
-    /// Snapshots prepared and not yet saved, by node slot.
-    var pendingSnapshots: [Int: SimPendingSnapshot] { get set }
     /// One valid command, from the user's generator.
     func nextCommand() -> [UInt8]
     /// Rounds to wait between preparing a snapshot and saving it.
@@ -19,61 +17,37 @@ protocol SimMachineDriver: AnyObject {
     /// given. Returns whether the node has a working instance.
     @discardableResult
     func start(_ n: Int, snapshot: ArraySlice<UInt8>?, metadata: SnapshotMetadata, source: String) -> Bool
-    /// Drops node slot `n`'s instance (a crash or a wipe): its memory is lost.
+    /// Drops node slot `n`'s instance (a crash or a wipe): its memory is lost, and with it any
+    /// snapshot prepared and not saved yet.
     func stop(_ n: Int)
     /// Applies committed entries on node slot `n`, compares results and states.
     func apply(_ n: Int, _ entries: ArraySlice<LogEntry>)
-    /// Recovers node slot `n`'s live instance from a snapshot the leader sent.
+    /// Recovers node slot `n`'s live instance from a snapshot the leader sent, after saving
+    /// (and dropping) the snapshot it had prepared, if any, as ``Raft/RaftNode`` does.
     func install(_ n: Int, _ bytes: ArraySlice<UInt8>, metadata: SnapshotMetadata)
-    /// Prepares a snapshot of node slot `n` at `metadata.index`; returns what saves it later,
-    /// or `nil` (a finding was recorded) if the node has no instance or preparing failed.
-    func prepareSnapshot(_ n: Int, _ metadata: SnapshotMetadata) -> (() -> [UInt8]?)?
+    /// Prepares a snapshot of node slot `n` at `metadata.index`, to be saved at round `due` by
+    /// ``saveSnapshot(_:)``; `hashData` is the hash machine's part. Returns `false` if the node
+    /// has no instance, already has a snapshot prepared, or preparing failed (a finding).
+    func prepareSnapshot(_ n: Int, _ metadata: SnapshotMetadata, hashData: [UInt8], due: Int) -> Bool
+    /// The snapshots prepared and not saved yet: node slot, index and the round each is due.
+    var pendingSnapshots: [(slot: Int, index: LogIndex, due: Int)] { get }
+    /// Saves node slot `n`'s prepared snapshot and checks that it holds the state at its index.
+    /// Returns its index and data (the hash machine's part, then the user's bytes), or `nil`
+    /// if none was prepared or saving it broke a rule (a finding).
+    func saveSnapshot(_ n: Int) -> (index: LogIndex, data: [UInt8])?
     /// Node slot `n`'s instance, for inspection.
     func instance(_ n: Int) -> AnyObject?
-}
-
-/// A snapshot of a user's machine prepared at `index` and saved some rounds later, as a
-/// ``Raft/RaftNode`` saves it on its snapshot thread while apply goes on.
-struct SimPendingSnapshot {
-    var index: LogIndex
-    /// The hash machine's snapshot at `index`, stored in front of the user's bytes.
-    var hashData: [UInt8]
-    /// The round at which it is saved.
-    var due: Int
-    /// Saves the prepared context; `nil` if saving failed (a finding was recorded).
-    var save: () -> [UInt8]?
-}
-
-/// What the user's machines did in one simulation: proof that the checks had something to
-/// compare.
-public struct SimMachineStats: Sendable, Hashable {
-    /// Entries applied, on all nodes.
-    public var entriesApplied = 0
-    /// States compared with another node's at the same index.
-    public var statesCompared = 0
-    /// Results compared with another node's for the same command.
-    public var resultsCompared = 0
-    /// Snapshots saved (by compaction).
-    public var snapshotsSaved = 0
-    /// Snapshots recovered: at restart from the node's own, or installed from the leader.
-    public var snapshotsRecovered = 0
-
-    /// No work yet.
-    public init() {}
-
-    mutating func add(_ other: SimMachineStats) {
-        entriesApplied += other.entriesApplied
-        statesCompared += other.statesCompared
-        resultsCompared += other.resultsCompared
-        snapshotsSaved += other.snapshotsSaved
-        snapshotsRecovered += other.snapshotsRecovered
-    }
 }
 
 /// Runs one ``SimMachineUnderTest`` on every node of a cluster: one instance per node, every
 /// result and every state recorded by index the first time a node reaches it, and every later
 /// node (or the same node, fed the entry again after a restart) compared with it. Findings go
 /// to the cluster's ``SafetyChecker`` as violations, so a simulation stops on them.
+///
+/// The calls follow the order a ``Raft/RaftNode`` makes them in: at most one snapshot context
+/// per instance is alive at a time (prepared between two applies, saved some rounds later),
+/// and it is saved and released before that instance recovers a snapshot or has its state
+/// taken through its own snapshot (`SimMachineHost+Snapshots.swift`).
 final class SimMachineHost<SM: StateMachine>: SimMachineDriver {
     /// One node's instance and how it got its state.
     struct Replica {
@@ -81,6 +55,9 @@ final class SimMachineHost<SM: StateMachine>: SimMachineDriver {
         /// Snapshot recoveries since the instance was made: index and where the snapshot came
         /// from.
         var recoveries: [(index: LogIndex, source: String)] = []
+        /// The last index applied, or recovered from a snapshot, and its term.
+        var applied: LogIndex = .zero
+        var appliedTerm: Term = .zero
     }
 
     /// A state as compared: a hash of its digest, and a short rendering for messages.
@@ -90,16 +67,23 @@ final class SimMachineHost<SM: StateMachine>: SimMachineDriver {
         var preview: String
         /// Whether the node that reached it had recovered a snapshot before.
         var viaSnapshot: Bool
+        /// The snapshot bytes the digest was taken from (without ``SimMachineUnderTest/describeState``,
+        /// up to ``keptBytes``), to tell equal states saved in different orders from different
+        /// states.
+        var bytes: [UInt8]?
     }
 
     let machine: SimMachineUnderTest<SM>
     let ids: [NodeID]
     let checker: SafetyChecker
     let saveRounds: ClosedRange<Int>
+    /// The membership in force at an index, on a node slot (the cluster's core knows it).
+    let membership: (Int, LogIndex) -> ConfState?
     var replicas: [Replica?]
     var digests: [LogIndex: Digest] = [:]
     var results: [LogIndex: (node: NodeID, result: SM.Result, viaSnapshot: Bool)] = [:]
-    var pendingSnapshots: [Int: SimPendingSnapshot] = [:]
+    /// The snapshot context each node slot prepared and has not saved yet.
+    var pending: [Int: Pending] = [:]
     var stats = SimMachineStats()
     private(set) var findings: [SimStateMachineFinding] = []
     /// The generator of the user's commands, apart from `choices` so the command sequence
@@ -110,11 +94,17 @@ final class SimMachineHost<SM: StateMachine>: SimMachineDriver {
     var choices: SeededGenerator
     /// A run stops being useful after its first disagreement: later indexes disagree too.
     static var maxFindings: Int { 3 }
+    /// Snapshot bytes kept per digest, at most.
+    static var keptBytes: Int { 16 * 1024 }
 
-    init(_ machine: SimMachineUnderTest<SM>, ids: [NodeID], seed: UInt64, checker: SafetyChecker, saveRounds: ClosedRange<Int>) {
+    init(
+        _ machine: SimMachineUnderTest<SM>, ids: [NodeID], seed: UInt64, checker: SafetyChecker, saveRounds: ClosedRange<Int>,
+        membership: @escaping (Int, LogIndex) -> ConfState?
+    ) {
         self.machine = machine
         self.ids = ids
         self.checker = checker
+        self.membership = membership
         self.saveRounds = max(0, saveRounds.lowerBound)...max(0, saveRounds.upperBound)
         replicas = Array(repeating: nil, count: ids.count)
         commandRandom = SeededGenerator(seed: seed ^ 0xC0_33A2_D5)
@@ -133,42 +123,53 @@ final class SimMachineHost<SM: StateMachine>: SimMachineDriver {
         checker.fail(SimStateMachineFinding.violationPrefix + finding.description)
     }
 
-    func metadata(at index: LogIndex, term: Term) -> SnapshotMetadata {
-        SnapshotMetadata(index: index, term: term, confState: ConfState(voters: ids))
+    /// What a snapshot of node slot `n` at `index` would record: the term and the membership
+    /// in force at that index (empty on a node that joined later and does not know it; a
+    /// ``Raft/RaftNode`` takes no snapshot there).
+    func metadata(_ n: Int, at index: LogIndex, term: Term) -> SnapshotMetadata {
+        SnapshotMetadata(index: index, term: term, confState: membership(n, index) ?? .empty)
     }
 
     // MARK: Instances
 
     @discardableResult
     func start(_ n: Int, snapshot: ArraySlice<UInt8>?, metadata: SnapshotMetadata, source: String) -> Bool {
-        replicas[n] = nil
-        pendingSnapshots[n] = nil
-        let made: SM
-        do {
-            made = try machine.make()
-            if let held = try made.openDurableState(), held != .zero {
-                broke(
-                    n, .freshInstance, at: held, "a new instance from the factory opened a durable state at index \(held)",
-                    fix: "the simulation rebuilds a restarted node from its snapshot and the log: make the factory return an empty state "
-                        + "(a new directory for an on-disk state machine)")
-                return false
-            }
-        } catch {
-            broke(n, .freshInstance, at: nil, "the factory (or opening its state) threw: \(error)", fix: "the factory must make an empty instance")
-            return false
-        }
+        stop(n)
+        guard let made = fresh(n) else { return false }
         replicas[n] = Replica(machine: made)
         guard let snapshot else { return true }
         return recover(n, snapshot, metadata: metadata, source: source)
     }
 
+    /// A new instance from the factory, which must hold an empty state; `nil` (a finding) if
+    /// the factory or opening its state throws, or it opens a durable state.
+    func fresh(_ n: Int) -> SM? {
+        do {
+            let made = try machine.make()
+            if let held = try made.openDurableState(), held != .zero {
+                broke(
+                    n, .freshInstance, at: held, "a new instance from the factory opened a durable state at index \(held)",
+                    fix: "the simulation rebuilds a restarted node from its snapshot and the log: make the factory return an empty state "
+                        + "(a new directory for an on-disk state machine)")
+                return nil
+            }
+            return made
+        } catch {
+            broke(n, .freshInstance, at: nil, "the factory (or opening its state) threw: \(error)", fix: "the factory must make an empty instance")
+            return nil
+        }
+    }
+
     func stop(_ n: Int) {
         replicas[n] = nil
-        pendingSnapshots[n] = nil
+        pending[n] = nil
     }
 
     func install(_ n: Int, _ bytes: ArraySlice<UInt8>, metadata: SnapshotMetadata) {
         guard replicas[n] != nil else { return }
+        // RaftNode restores after the snapshot being saved is done; the installed snapshot is
+        // newer, so the saved one is dropped (its bytes are still checked).
+        if pending[n] != nil { _ = saveSnapshot(n) }
         recover(n, bytes, metadata: metadata, source: "the leader's snapshot")
     }
 
@@ -192,10 +193,12 @@ final class SimMachineHost<SM: StateMachine>: SimMachineDriver {
             return false
         }
         replica.recoveries.append((metadata.index, source))
+        replica.applied = metadata.index
+        replica.appliedTerm = metadata.term
         replicas[n] = replica
         stats.snapshotsRecovered += 1
         guard let after = digest(of: replica, n, metadata) else { return false }
-        compare(n, at: metadata.index, after, recovered: (source, before))
+        compare(n, metadata, after, recovered: (source, before))
         return true
     }
 
@@ -223,6 +226,8 @@ final class SimMachineHost<SM: StateMachine>: SimMachineDriver {
             return
         }
         stats.entriesApplied += batch.count
+        replicas[n]?.applied = last.index
+        replicas[n]?.appliedTerm = last.term
         let commands = batch.filter { $0.kind == .command }
         guard got.count == commands.count else {
             broke(
@@ -248,41 +253,19 @@ final class SimMachineHost<SM: StateMachine>: SimMachineDriver {
                 return
             }
         }
-        guard let state = digest(of: replica, n, metadata(at: last.index, term: last.term)) else { return }
-        compare(n, at: last.index, state, recovered: nil)
-    }
-
-    // MARK: Snapshots
-
-    func prepareSnapshot(_ n: Int, _ metadata: SnapshotMetadata) -> (() -> [UInt8]?)? {
-        guard let replica = replicas[n] else { return nil }
-        let context: SM.SnapshotContext
-        do {
-            try replica.machine.sync()
-            context = try replica.machine.prepareSnapshot()
-        } catch {
-            snapshotFailed(n, metadata.index, "preparing a snapshot at index \(metadata.index) (sync, then prepareSnapshot) threw: \(error)")
-            return nil
-        }
-        // `unowned`: the closure lives in `pendingSnapshots`, which the host owns.
-        return { [unowned self] in
-            let output = SnapshotOutput(inMemory: metadata)
-            do { try SM.saveSnapshot(context, to: output) } catch {
-                snapshotFailed(n, metadata.index, "saveSnapshot threw on the context prepared at index \(metadata.index): \(error)")
-                return nil
-            }
-            return output.data
-        }
-    }
-
-    func snapshotFailed(_ n: Int, _ index: LogIndex, _ problem: String) {
-        broke(n, .snapshotSave, at: index, problem, fix: "sync, prepareSnapshot and saveSnapshot (and describeState) must succeed on any state apply produced")
+        // Taking the state through a second snapshot context while one is being saved is
+        // something RaftNode never does (a state machine may allow one read transaction at a
+        // time): the state is compared again when the snapshot is saved.
+        guard pending[n] == nil || machine.describeState != nil else { return }
+        let at = metadata(n, at: last.index, term: last.term)
+        guard let state = digest(of: replica, n, at) else { return }
+        compare(n, at, state, recovered: nil)
     }
 
     /// Node `n`'s instance broke the contract: it is dropped (a real node stops), and the
     /// finding reported.
     func broke(_ n: Int, _ rule: SimStateMachineFinding.Rule, at index: LogIndex?, _ problem: String, fix: String) {
-        replicas[n] = nil
+        stop(n)
         report(.init(rule, cause: .contract, node: ids[n], at: index, problem, fix: fix))
     }
 
@@ -290,28 +273,37 @@ final class SimMachineHost<SM: StateMachine>: SimMachineDriver {
 
     /// The digest of `replica`'s state: the user's description, or its snapshot's bytes.
     func digest(of replica: Replica, _ n: Int, _ metadata: SnapshotMetadata) -> Digest? {
-        let m = replica.machine
         do {
-            try m.sync()
-            let bytes: [UInt8]
-            let preview: String
-            if let describe = machine.describeState {
-                let text = try describe(m)
-                bytes = Array(text.utf8)
-                preview = "\"" + (text.count > 120 ? String(text.prefix(120)) + "..." : text) + "\""
-            } else {
-                let output = SnapshotOutput(inMemory: metadata)
-                try SM.saveSnapshot(try m.prepareSnapshot(), to: output)
-                bytes = output.data
-                preview = "a snapshot of \(bytes.count) bytes: " + Self.render(bytes)
-            }
-            return Digest(node: ids[n], hash: Self.hash(bytes), preview: preview, viaSnapshot: !replica.recoveries.isEmpty)
+            return try digest(of: replica.machine, node: ids[n], metadata, viaSnapshot: !replica.recoveries.isEmpty)
         } catch {
-            let how = machine.describeState == nil ? "prepareSnapshot and saveSnapshot" : "describeState"
-            snapshotFailed(n, metadata.index, "taking the state at index \(metadata.index) (sync, then \(how)) threw: \(error)")
+            snapshotFailed(n, metadata.index, "taking the state at index \(metadata.index) (sync, then \(stateSource)) threw: \(error)")
             return nil
         }
     }
+
+    /// The digest of `m`'s state, after a sync: the user's description, or the bytes of a
+    /// snapshot prepared and saved at once (its context released before this returns).
+    func digest(of m: SM, node: NodeID, _ metadata: SnapshotMetadata, viaSnapshot: Bool) throws -> Digest {
+        try m.sync()
+        if let describe = machine.describeState {
+            let text = try describe(m)
+            let preview = "\"" + (text.count > 120 ? String(text.prefix(120)) + "..." : text) + "\""
+            return Digest(node: node, hash: Self.hash(Array(text.utf8)), preview: preview, viaSnapshot: viaSnapshot)
+        }
+        let output = SnapshotOutput(inMemory: metadata)
+        try SM.saveSnapshot(try m.prepareSnapshot(), to: output)
+        return digest(ofSnapshot: output.data, node: node, viaSnapshot: viaSnapshot)
+    }
+
+    /// The digest of a state compared through its snapshot bytes.
+    func digest(ofSnapshot bytes: [UInt8], node: NodeID, viaSnapshot: Bool) -> Digest {
+        Digest(
+            node: node, hash: Self.hash(bytes), preview: "a snapshot of \(bytes.count) bytes: " + Self.render(bytes), viaSnapshot: viaSnapshot,
+            bytes: bytes.count <= Self.keptBytes ? bytes : nil)
+    }
+
+    /// How states are taken, for messages.
+    var stateSource: String { machine.describeState == nil ? "prepareSnapshot and saveSnapshot" : "describeState" }
 
     /// FNV-1a over the digest's bytes.
     static func hash(_ bytes: [UInt8]) -> UInt64 {

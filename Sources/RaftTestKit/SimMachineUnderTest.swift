@@ -5,8 +5,9 @@ import Raft
 ///
 /// Every simulated node runs its own instance beside the cluster's hash machine
 /// (``SimStateMachine``, which the ``SafetyChecker`` still uses to follow the logs). Commands
-/// come from `commands`; results and states are compared between every pair of nodes that
-/// applied the same index (see ``SimCluster/check(_:seeds:options:)``).
+/// come from `commands`; results are compared between every two nodes that applied the same
+/// command, and states between every two nodes that stood at the same index at the end of a
+/// batch of applies or right after a snapshot recovery (see ``SimCluster/check(_:seeds:options:)``).
 ///
 /// The simulation treats the state machine as an in-memory one: a node that restarts gets a
 /// new instance from `make`, which must hold an empty state, and rebuilds it from its latest
@@ -25,8 +26,10 @@ public struct SimMachineUnderTest<SM: StateMachine> {
     let resultsMatch: (SM.Result, SM.Result) -> Bool
     /// A digest of an instance's state, equal exactly when two states are equal; `nil` uses
     /// the bytes its snapshot saves (``Raft/StateMachine/prepareSnapshot()`` then
-    /// ``Raft/StateMachine/saveSnapshot(_:to:)``). Called after a batch of applies or a
-    /// snapshot recovery, after ``Raft/StateMachine/sync()``. The same closure as
+    /// ``Raft/StateMachine/saveSnapshot(_:to:)``), which then must write equal states as
+    /// equal bytes (a `Dictionary` sorted, not in its iteration order). Called after a batch
+    /// of applies or a snapshot recovery, after ``Raft/StateMachine/sync()``, and on a fresh
+    /// instance recovered from each snapshot as it is saved. The same closure as
     /// ``StateMachineChecks/describeState`` does.
     public var describeState: ((SM) throws -> String)?
 

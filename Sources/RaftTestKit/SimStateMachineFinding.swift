@@ -11,6 +11,12 @@ public struct SimStateMachineFinding: Sendable, Hashable, CustomStringConvertibl
         /// State machine safety (Raft paper §5.4.3), on your state: two nodes that applied the
         /// log up to an index hold different states there (their digests differ).
         case stateMachineSafety
+        /// Snapshot isolation: a snapshot prepared at an index and saved while the node went on
+        /// applying entries holds the state the node held at that index. Checked as each
+        /// snapshot is saved: its bytes, or with ``SimMachineUnderTest/describeState`` the
+        /// state of a fresh instance recovered from it, against the state taken when it was
+        /// prepared.
+        case snapshotIsolation
         /// Two nodes (or one node, fed an entry again after a restart) returned different
         /// results for the command at one index.
         case sameResults
@@ -46,6 +52,13 @@ public struct SimStateMachineFinding: Sendable, Hashable, CustomStringConvertibl
         /// context shares the live state, so entries applied after
         /// ``Raft/StateMachine/prepareSnapshot()`` leaked into the snapshot.
         case snapshotHoldsLaterState
+        /// Two snapshots of what looks like one state differ in their bytes: fresh instances
+        /// recovered from them return the same results for further commands. Most likely
+        /// ``Raft/StateMachine/saveSnapshot(_:to:)`` writes a hash table (a `Dictionary`, a
+        /// `Set`) in its iteration order, which differs between instances, while states are
+        /// compared by their snapshot bytes. (The probe commands may also miss a real
+        /// difference: the finding says what they showed.)
+        case snapshotBytesNotDeterministic
         /// The state after recovering a snapshot is the state before it:
         /// ``Raft/StateMachine/recoverSnapshot(from:metadata:)`` ignored the snapshot.
         case recoverIgnoresSnapshot

@@ -136,9 +136,11 @@ struct SimStateMachineTests {
         #expect(finding.index != nil && finding.fix.contains("deterministic"), "\(finding)")
     }
 
+    /// Found as the snapshot is saved (review of issue 14 item 2: before, only when a node
+    /// recovered it).
     @Test func snapshotReadingLiveStateIsFound() throws {
         let finding = try Self.firstFinding(SimMachineUnderTest(make: { LiveSnapshotKV() }, commands: kvCommand))
-        #expect(finding.rule == .stateMachineSafety, "\(finding)")
+        #expect(finding.rule == .snapshotIsolation, "\(finding)")
         #expect(finding.cause == .snapshotHoldsLaterState, "\(finding)")
         #expect(finding.problem.contains("after the snapshot's index") && finding.fix.contains("point-in-time"), "\(finding)")
     }
@@ -151,7 +153,8 @@ struct SimStateMachineTests {
     }
 
     /// A snapshot that leaves out state: its bytes compare equal, so the results tell; with a
-    /// description of the whole state, the states differ.
+    /// description of the whole state, a fresh instance recovered from the first snapshot
+    /// saved differs from the state at its index.
     @Test func snapshotLeavingOutStateIsFound() throws {
         let byResults = try Self.firstFinding(SimMachineUnderTest(make: { ForgetfulSnapshotKV() }, commands: kvCommand))
         #expect(byResults.rule == .sameResults, "\(byResults)")
@@ -159,7 +162,7 @@ struct SimStateMachineTests {
         #expect(byResults.problem.contains("it recovered"), "\(byResults)")
         let byState = try Self.firstFinding(
             SimMachineUnderTest(make: { ForgetfulSnapshotKV() }, commands: kvCommand, describeState: { m in "\(m.inner.values.sorted { $0.key < $1.key })" }))
-        #expect(byState.rule == .stateMachineSafety, "\(byState)")
+        #expect(byState.rule == .snapshotIsolation, "\(byState)")
         #expect(byState.cause == .snapshotLosesState, "\(byState)")
     }
 

@@ -32,7 +32,10 @@
 ///   *beside* ``apply(_:)``. It is a `static` requirement, so it cannot reach the live state
 ///   machine: all it gets is the `Sendable` context ``prepareSnapshot()`` returned. The
 ///   compiler checks both halves: no instance to race with, and a context that may cross
-///   threads.
+///   threads. One context at a time: the node prepares no other snapshot, and restores none,
+///   until ``saveSnapshot(_:to:)`` of the last context returned, so a context may hold an
+///   exclusive resource (the one read transaction a database allows). RaftTestKit's
+///   simulation (`SimCluster.check`) keeps the same order.
 /// - **Snapshots in two steps.** ``prepareSnapshot()`` runs between two applies and captures a
 ///   point-in-time view cheaply (a copy-on-write copy of a Swift collection, a database read
 ///   transaction); ``saveSnapshot(_:to:)`` then streams that view out while new entries are
