@@ -42,7 +42,7 @@ final class KVTestCluster: @unchecked Sendable {
         runs[id] = Task { try await node.run() }
         let http = try await node.httpPort()
         members[id] = KVMember(id: id, raftAddress: PeerAddress(host: "127.0.0.1", port: node.raftPort), httpAddress: PeerAddress(host: "127.0.0.1", port: http))
-        for n in nodes.values { n.directory.setMembers(ids.map { members[$0]! }) }
+        for n in nodes.values { n.directory.setAddressBook(ids.map { members[$0]! }) }
     }
 
     /// Stops node `id` the way its process would on SIGTERM.
