@@ -16,6 +16,12 @@ struct Serve: AsyncParsableCommand {
             Example (node 1 of three on one machine):
               kvstore serve --id 1 --data-dir data/node1 --http 127.0.0.1:8001 \\
                 --peers 1=127.0.0.1:7001/127.0.0.1:8001,2=127.0.0.1:7002/127.0.0.1:8002,3=127.0.0.1:7003/127.0.0.1:8003
+
+            A node that joins a running cluster starts with --join (its new --data-dir starts with no
+            membership) and --peers naming the current members and itself; it waits until it is added:
+              kvstore serve --id 4 --join --data-dir data/node4 \\
+                --peers 1=127.0.0.1:7001/127.0.0.1:8001,2=127.0.0.1:7002/127.0.0.1:8002,3=127.0.0.1:7003/127.0.0.1:8003,4=127.0.0.1:7004/127.0.0.1:8004
+              curl -L -X POST -d '{"id": 4, "raft": "127.0.0.1:7004", "http": "127.0.0.1:8004"}' http://127.0.0.1:8001/cluster/members
             """)
 
     @Option(help: "This node's id (one of the --peers).")
@@ -33,6 +39,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "A name for the cluster; peers with another one are refused.")
     var clusterID = "kvstore"
 
+    @Flag(help: "Join a running cluster: a new --data-dir starts with no membership and waits to be added.")
+    var join = false
+
     @OptionGroup var log: LogOptions
 
     func configuration() throws -> KVNodeConfiguration {
@@ -46,6 +55,7 @@ struct Serve: AsyncParsableCommand {
         }
         var c = KVNodeConfiguration(id: me, members: members, dataDirectory: dataDir, httpAddress: httpAddress)
         c.clusterID = clusterID
+        c.join = join
         return c
     }
 
@@ -55,7 +65,7 @@ struct Serve: AsyncParsableCommand {
         var logger = Logger(label: "kvstore")
         logger[metadataKey: "node"] = "\(id)"
         let node = try await KVNode(configuration: c, logger: logger)
-        logger.info("node \(id) starting", metadata: ["data": "\(dataDir)", "raft": "\(node.raftPort)"])
+        logger.info("node \(id) starting", metadata: ["data": "\(dataDir)", "raft": "\(node.raftPort)", "join": "\(join)"])
         try await node.run(handlingSignals: true)
         logger.info("node \(id) stopped")
     }

@@ -51,9 +51,14 @@ import Testing
         #expect(directory.members == [book[0], book[1], four])
         #expect(seen.withLock { $0 } == [2: book[1].raftAddress, 4: four.raftAddress])
         #expect(directory.member(3) == book[2])
-        // A membership address without HTTP keeps the book's.
+        // A membership address without HTTP keeps the book's. Node 4, removed by this change,
+        // stays a peer until the next one (a removed leader needs the acknowledgements).
         directory.follow(ConfState(voters: [1, 2], addresses: [2: "raft=h2:9002"]))
         #expect(directory.member(2) == KVMember(id: 2, raftAddress: PeerAddress(host: "h2", port: 9002), httpAddress: book[1].httpAddress))
+        #expect(directory.members.map(\.id) == [1, 2])
+        #expect(seen.withLock { $0 } == [2: PeerAddress(host: "h2", port: 9002), 4: four.raftAddress])
+        // The next change drops it (learner 5 has no address anywhere: not dialled).
+        directory.follow(ConfState(voters: [1, 2], learners: [5], addresses: [2: "raft=h2:9002"]))
         #expect(seen.withLock { $0 } == [2: PeerAddress(host: "h2", port: 9002)])
         // While the membership is empty (a joining node), the book names the peers.
         directory.follow(.empty)

@@ -52,14 +52,7 @@ extension KVHTTPAPI {
         let status = try await raft.status()
         let progress = Dictionary(uniqueKeysWithValues: status.raft.members.map { ($0.id, $0) })
         let membership = status.raft.membership
-        let members = membership.members.compactMap { id -> ClusterAnswer.Member? in
-            guard let role = membership.role(of: id) else { return nil }
-            let addresses = node.directory.member(id, in: membership)
-            return ClusterAnswer.Member(
-                id: id.rawValue, role: Self.name(of: role),
-                raft: addresses.map { "\($0.raftAddress)" }, http: addresses?.httpAddress.map { "\($0)" },
-                match: progress[id]?.match.rawValue, replication: progress[id].map { "\($0.state)" })
-        }
+        let members = memberViews(membership, progress: progress)
         let db = node.statistics.current
         // The status page of any member reads every member's /cluster.
         return jsonResponse(headers: [.accessControlAllowOrigin: "*"], ClusterAnswer(
@@ -69,6 +62,19 @@ extension KVHTTPAPI {
             pendingProposals: status.pendingProposals, membershipIndex: status.raft.membershipIndex.rawValue,
             membershipCommitted: status.raft.commit >= status.raft.membershipIndex, joint: membership.isJoint, members: members,
             database: .init(appliedBatches: db.appliedBatches, syncs: db.syncs, snapshotsSaved: db.snapshotsSaved, snapshotsRestored: db.snapshotsRestored)))
+    }
+
+    /// The members of `membership` as the JSON answers show them, with the leader's
+    /// `progress` where it is known.
+    func memberViews(_ membership: ConfState, progress: [NodeID: RaftStatus.Member] = [:]) -> [ClusterAnswer.Member] {
+        membership.members.compactMap { id -> ClusterAnswer.Member? in
+            guard let role = membership.role(of: id) else { return nil }
+            let addresses = node.directory.member(id, in: membership)
+            return ClusterAnswer.Member(
+                id: id.rawValue, role: Self.name(of: role),
+                raft: addresses.map { "\($0.raftAddress)" }, http: addresses?.httpAddress.map { "\($0)" },
+                match: progress[id]?.match.rawValue, replication: progress[id].map { "\($0.state)" })
+        }
     }
 
     /// A member role as the JSON answers spell it.

@@ -12,8 +12,15 @@ import Synchronization
 /// its first membership by id only, since the library bootstraps a log with voters and no
 /// addresses, so their addresses always come from the book.
 ///
+/// A member removed by the latest change stays a peer until the next change. A change takes
+/// effect on a node when it appends the entry, long before the entry commits, and a leader that
+/// removes itself needs its followers' acknowledgements to commit its own removal (thesis
+/// §4.2.2): if they dropped it at once, the removal would never commit under it. (The next
+/// change can only come after this one committed: a leader proposes one at a time.)
+///
 /// The directory owns the transport's peer set: whenever the membership or the book changes it
-/// hands the transport every other member's raft address. (The TCP transport could follow the
+/// hands the transport every other member's raft address, under its lock, so that two changes
+/// on two threads reach the transport in the order they were made. (The TCP transport could follow the
 /// membership on its own, but it reads a bare `host:port`, not this example's two addresses.)
 public final class KVClusterDirectory: Sendable {
     struct State {
@@ -21,6 +28,9 @@ public final class KVClusterDirectory: Sendable {
         /// The membership the node uses; ``Raft/ConfState/empty`` until it reports one, and
         /// while a node started with ``KVNodeConfiguration/join`` waits to be added.
         var membership = ConfState.empty
+        /// The membership before the latest change: its members stay reachable (see
+        /// ``KVClusterDirectory``).
+        var previous = ConfState.empty
     }
 
     /// This node.
@@ -59,38 +69,44 @@ public final class KVClusterDirectory: Sendable {
     /// ``Raft/RaftTransport/membershipChanged(_:of:)``): the transport dials new members and
     /// drops removed ones. Runs on the node's loop; it only takes a lock.
     func follow(_ membership: ConfState) {
-        let peers = state.withLock { s in
+        state.withLock { s in
+            guard membership != s.membership else { return }
+            s.previous = s.membership
             s.membership = membership
-            return peerAddresses(s)
+            onPeersChange(peerAddresses(s))
         }
-        onPeersChange(peers)
     }
 
     /// Replaces the address book (the configured members, with their current addresses).
     public func setAddressBook(_ members: [KVMember]) {
-        let peers = state.withLock { s in
+        state.withLock { s in
             s.book = Dictionary(uniqueKeysWithValues: members.map { ($0.id, $0) })
-            return peerAddresses(s)
+            onPeersChange(peerAddresses(s))
         }
-        onPeersChange(peers)
     }
 
     /// Updates one member's addresses in the address book (a node that came back on another
     /// port).
     public func update(_ member: KVMember) {
-        let peers = state.withLock { s in
+        state.withLock { s in
             s.book[member.id] = member
-            return peerAddresses(s)
+            onPeersChange(peerAddresses(s))
         }
-        onPeersChange(peers)
     }
 
-    /// Every other member's raft address: the membership's members, or the book's while the
-    /// membership is empty (a joining node answers whoever the book names).
+    /// Every other member's raft address: the members of the membership and of the one before
+    /// it, or the book's while the membership is empty (a joining node answers whoever the book
+    /// names).
     private func peerAddresses(_ s: State) -> [NodeID: PeerAddress] {
-        let ids = s.membership.isEmpty ? Array(s.book.keys) : s.membership.members
         var peers: [NodeID: PeerAddress] = [:]
-        for id in ids where id != me {
+        if s.membership.isEmpty {
+            for (id, m) in s.book where id != me { peers[id] = m.raftAddress }
+            return peers
+        }
+        for id in s.previous.members where id != me {
+            if let m = Self.resolve(id, in: s.previous, book: s.book) { peers[id] = m.raftAddress }
+        }
+        for id in s.membership.members where id != me {
             if let m = Self.resolve(id, in: s.membership, book: s.book) { peers[id] = m.raftAddress }
         }
         return peers
