@@ -24,6 +24,9 @@ struct Local: AsyncParsableCommand {
                         http://HOST:HTTP_PORT/cluster/members (the line printed says it exactly)
               status    show which nodes run
             Ctrl-C (or SIGTERM) stops every node and waits for them.
+
+            With --tls-dir DIR, the peer traffic runs mutual TLS: DIR holds ca.pem (the cluster's
+            certificate authority) and nodeN.pem and nodeN.key (node N's certificate and key).
             """)
 
     @Option(help: "The directory holding the three nodes' data.")
@@ -37,6 +40,9 @@ struct Local: AsyncParsableCommand {
 
     @Option(help: "Node 1's HTTP port; nodes 2 and 3 use the next two.")
     var httpPort = 8001
+
+    @Option(help: "A directory with ca.pem, nodeN.pem and nodeN.key: peers talk mutual TLS.")
+    var tlsDir: String?
 
     @OptionGroup var log: LogOptions
 
@@ -64,6 +70,9 @@ struct Local: AsyncParsableCommand {
             var a = ["serve", "--id", "\(id)", "--peers", peers, "--data-dir", "\(dir)/node\(id)", "--log-level", "\(log.logLevel)"]
             // A node beyond the founders joins the cluster (harmless once its directory holds a log).
             if !founders.contains(id) { a.append("--join") }
+            if let tlsDir {
+                a += ["--tls-cert", "\(tlsDir)/node\(id).pem", "--tls-key", "\(tlsDir)/node\(id).key", "--tls-ca", "\(tlsDir)/ca.pem"]
+            }
             return a
         }
         var running: [NodeID: ChildProcess] = [:]
@@ -96,7 +105,7 @@ struct Local: AsyncParsableCommand {
         for id in ids { start(id) }
         let first = member(1).httpAddress!
         Self.say("""
-            A \(ids.count)-node KVStore cluster, data in \(dir):
+            A \(ids.count)-node KVStore cluster, data in \(dir)\(tlsDir == nil ? "" : ", peers over mutual TLS"):
             \(ids.map { "  " + describe($0) }.joined(separator: "\n"))
             Status page: http://\(first)/
             Try: curl -L -X PUT -d hello http://\(first)/kv/greeting && curl -L http://\(member(2).httpAddress!)/kv/greeting

@@ -17,7 +17,7 @@ import Testing
         // Ports in a range the system does not hand out for outgoing connections on Linux.
         let base = 20000 + Int(UInt32.random(in: 0..<400)) * 20
         let http = (1...3).map { base + 10 + $0 - 1 }
-        let local = LocalRun(kvstore: kvstore, dir: dir.path, raftPort: base, httpPort: http[0])
+        let local = try LocalRun(kvstore: kvstore, dir: dir.path, raftPort: base, httpPort: http[0])
         defer { local.child.signal(SIGKILL) }
 
         try await waitForLeader(http)
@@ -50,7 +50,7 @@ import Testing
         }
 
         // The same directory resumes the same cluster, with its data.
-        let again = LocalRun(kvstore: kvstore, dir: dir.path, raftPort: base, httpPort: http[0])
+        let again = try LocalRun(kvstore: kvstore, dir: dir.path, raftPort: base, httpPort: http[0])
         defer { again.child.signal(SIGKILL) }
         try await waitForLeader(http)
         #expect(try curl("http://127.0.0.1:\(http[0])/kv/greeting") == "hola")
@@ -64,11 +64,11 @@ import Testing
         let child: ChildProcess
         let output: String
 
-        init(kvstore: String, dir: String, raftPort: Int, httpPort: Int) {
+        init(kvstore: String, dir: String, raftPort: Int, httpPort: Int, extra: [String] = []) throws {
             output = dir + "/local-\(UUID().uuidString).out"
-            child = try! ChildProcess(
+            child = try ChildProcess(
                 executable: kvstore,
-                arguments: ["local", "--dir", dir + "/data", "--raft-port", "\(raftPort)", "--http-port", "\(httpPort)"],
+                arguments: ["local", "--dir", dir + "/data", "--raft-port", "\(raftPort)", "--http-port", "\(httpPort)"] + extra,
                 stdinPipe: true, stdout: .file(output), stderr: .file(dir + "/local.err"))
         }
 
@@ -86,33 +86,33 @@ import Testing
             return pids
         }
     }
+}
 
-    /// Waits until one of the nodes reports a leader that the others agree on.
-    @discardableResult
-    func waitForLeader(_ http: [Int]) async throws -> NodeID {
-        var leader: NodeID?
-        try await eventually(.seconds(30), "kvstore local electing a leader") {
-            let views = http.compactMap { port -> Int? in
-                guard let text = try? curl("-f", "http://127.0.0.1:\(port)/cluster"),
-                    let json = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
-                else { return nil }
-                return json["leader"] as? Int
-            }
-            guard let first = views.first, views.count >= 2, views.allSatisfy({ $0 == first }) else { return false }
-            leader = NodeID(rawValue: UInt64(first))
-            return true
+/// Waits until one of the nodes reports a leader that the others agree on.
+@discardableResult
+func waitForLeader(_ http: [Int]) async throws -> NodeID {
+    var leader: NodeID?
+    try await eventually(.seconds(30), "kvstore local electing a leader") {
+        let views = http.compactMap { port -> Int? in
+            guard let text = try? curl("-f", "http://127.0.0.1:\(port)/cluster"),
+                let json = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+            else { return nil }
+            return json["leader"] as? Int
         }
-        return leader!
+        guard let first = views.first, views.count >= 2, views.allSatisfy({ $0 == first }) else { return false }
+        leader = NodeID(rawValue: UInt64(first))
+        return true
     }
+    return leader!
+}
 
-    func waitForExit(_ child: ChildProcess, within limit: Duration) async -> ChildProcess.Exit? {
-        let deadline = ContinuousClock.now.advanced(by: limit)
-        while ContinuousClock.now < deadline {
-            if let exit = child.exited() { return exit }
-            try? await Task.sleep(for: .milliseconds(50))
-        }
-        return nil
+func waitForExit(_ child: ChildProcess, within limit: Duration) async -> ChildProcess.Exit? {
+    let deadline = ContinuousClock.now.advanced(by: limit)
+    while ContinuousClock.now < deadline {
+        if let exit = child.exited() { return exit }
+        try? await Task.sleep(for: .milliseconds(50))
     }
+    return nil
 }
 
 /// Runs `curl -sS -L --max-time 10 ARGS` and returns what it printed; throws when curl fails.
