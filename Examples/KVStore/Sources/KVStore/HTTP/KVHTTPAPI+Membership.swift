@@ -85,10 +85,7 @@ extension KVHTTPAPI {
             }
             target = best.id
         }
-        _ = try await membershipChange(request) {
-            try await raft.transferLeadership(to: target)
-            return try await raft.status().raft.membership
-        }
+        try await membershipChange(request) { try await raft.transferLeadership(to: target) }
         struct Answer: Encodable { var leader: UInt64 }
         return jsonResponse(Answer(leader: target.rawValue))
     }
@@ -97,7 +94,8 @@ extension KVHTTPAPI {
 
     /// Runs a membership call; a `notLeader` refusal (leadership moved meanwhile) becomes a
     /// redirect.
-    func membershipChange(_ request: Request, _ call: () async throws -> ConfState) async throws -> ConfState {
+    @discardableResult
+    func membershipChange<T>(_ request: Request, _ call: () async throws -> T) async throws -> T {
         do {
             return try await call()
         } catch let e as RaftError where e.code == .notLeader {
