@@ -12,14 +12,21 @@ struct Local: AsyncParsableCommand {
         abstract: "Start a three-node cluster on this machine (three child processes).",
         discussion: """
             Node N listens for peers on --raft-port + N - 1 and for HTTP on --http-port + N - 1, and
-            keeps its data in DIR/nodeN. Starting again on the same --dir resumes the same cluster.
+            keeps its data in DIR/nodeN. Starting again on the same --dir resumes the same cluster
+            (with the nodes added to it: every DIR/nodeN is started).
 
             While it runs, type a command and Enter:
               kill N    kill node N with SIGKILL (a crash)
               stop N    stop node N with SIGTERM (an orderly stop)
               start N   start node N again
+              add N     start a new node N (4, 5, ...) that waits to join; then add it to the
+                        membership: curl -L -X POST -d '{"id": N, "raft": ..., "http": ...}'
+                        http://HOST:HTTP_PORT/cluster/members (the line printed says it exactly)
               status    show which nodes run
-            Ctrl-C (or SIGTERM) stops all three and waits for them.
+            Ctrl-C (or SIGTERM) stops every node and waits for them.
+
+            With --tls-dir DIR, the peer traffic runs mutual TLS: DIR holds ca.pem (the cluster's
+            certificate authority) and nodeN.pem and nodeN.key (node N's certificate and key).
             """)
 
     @Option(help: "The directory holding the three nodes' data.")
@@ -34,6 +41,9 @@ struct Local: AsyncParsableCommand {
     @Option(help: "Node 1's HTTP port; nodes 2 and 3 use the next two.")
     var httpPort = 8001
 
+    @Option(help: "A directory with ca.pem, nodeN.pem and nodeN.key: peers talk mutual TLS.")
+    var tlsDir: String?
+
     @OptionGroup var log: LogOptions
 
     enum Event: Sendable {
@@ -46,17 +56,29 @@ struct Local: AsyncParsableCommand {
         log.bootstrap()
         let logger = Logger(label: "kvstore.local")
         let executable = Self.ownExecutable()
-        let ids: [NodeID] = [1, 2, 3]
-        let members = ids.map { id in
+        let founders: [NodeID] = [1, 2, 3]
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        // Nodes added before (`add N`) have a data directory of their own: start them too.
+        var ids = founders + Self.addedNodes(in: dir, besides: founders)
+        func member(_ id: NodeID) -> KVMember {
             let offset = Int(id.rawValue) - 1
             return KVMember(
                 id: id, raftAddress: PeerAddress(host: host, port: raftPort + offset), httpAddress: PeerAddress(host: host, port: httpPort + offset))
         }
-        let peers = members.map(\.description).joined(separator: ",")
         func arguments(_ id: NodeID) -> [String] {
-            ["serve", "--id", "\(id)", "--peers", peers, "--data-dir", "\(dir)/node\(id)", "--log-level", "\(log.logLevel)"]
+            let peers = ids.map { member($0).description }.joined(separator: ",")
+            var a = ["serve", "--id", "\(id)", "--peers", peers, "--data-dir", "\(dir)/node\(id)", "--log-level", "\(log.logLevel)"]
+            // A node beyond the founders joins the cluster (harmless once its directory holds a log).
+            if !founders.contains(id) { a.append("--join") }
+            if let tlsDir {
+                a += ["--tls-cert", "\(tlsDir)/node\(id).pem", "--tls-key", "\(tlsDir)/node\(id).key", "--tls-ca", "\(tlsDir)/ca.pem"]
+            }
+            return a
         }
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        var running: [NodeID: ChildProcess] = [:]
+        func describe(_ id: NodeID) -> String {
+            "node \(id): HTTP http://\(member(id).httpAddress!)  peers \(member(id).raftAddress)  pid \(running[id].map { "\($0.pid)" } ?? "-")"
+        }
 
         let (events, post) = AsyncStream.makeStream(of: Event.self)
         let signals = Self.watchSignals(post)
@@ -72,7 +94,6 @@ struct Local: AsyncParsableCommand {
             for s in signals { s.cancel() }
         }
 
-        var running: [NodeID: ChildProcess] = [:]
         func start(_ id: NodeID) {
             do {
                 running[id] = try ChildProcess(executable: executable, arguments: arguments(id))
@@ -82,12 +103,13 @@ struct Local: AsyncParsableCommand {
             }
         }
         for id in ids { start(id) }
+        let first = member(1).httpAddress!
         Self.say("""
-            A three-node KVStore cluster, data in \(dir):
-            \(members.map { m in "  node \(m.id): HTTP http://\(m.httpAddress!)  peers \(m.raftAddress)  pid \(running[m.id].map { "\($0.pid)" } ?? "-")" }.joined(separator: "\n"))
-            Status page: http://\(members[0].httpAddress!)/
-            Try: curl -L -X PUT -d hello http://\(members[0].httpAddress!)/kv/greeting && curl -L http://\(members[1].httpAddress!)/kv/greeting
-            Type 'kill N', 'stop N', 'start N' or 'status'; Ctrl-C stops the cluster.
+            A \(ids.count)-node KVStore cluster, data in \(dir)\(tlsDir == nil ? "" : ", peers over mutual TLS"):
+            \(ids.map { "  " + describe($0) }.joined(separator: "\n"))
+            Status page: http://\(first)/
+            Try: curl -L -X PUT -d hello http://\(first)/kv/greeting && curl -L http://\(member(2).httpAddress!)/kv/greeting
+            Type 'kill N', 'stop N', 'start N', 'add N' or 'status'; Ctrl-C stops the cluster.
             """)
 
         for await event in events {
@@ -109,14 +131,39 @@ struct Local: AsyncParsableCommand {
                 case ("kill"?, let id?) where running[id] != nil: running[id]!.signal(SIGKILL)
                 case ("stop"?, let id?) where running[id] != nil: running[id]!.signal(SIGTERM)
                 case ("start"?, let id?) where ids.contains(id):
-                    if running[id] == nil { start(id) } else { Self.say("node \(id) is running") }
+                    if running[id] == nil {
+                        start(id)
+                        Self.say(describe(id))
+                    } else {
+                        Self.say("node \(id) is running")
+                    }
+                case ("add"?, let id?) where !ids.contains(id) && !id.isNone:
+                    ids.append(id)
+                    start(id)
+                    let m = member(id)
+                    Self.say("""
+                        \(describe(id)) (waiting to join). Add it to the cluster:
+                          curl -L -X POST -d '{"id": \(id), "raft": "\(m.raftAddress)", "http": "\(m.httpAddress!)"}' http://\(first)/cluster/members
+                        """)
                 case ("status"?, nil):
                     for id in ids { Self.say("node \(id): \(running[id].map { "running, pid \($0.pid)" } ?? "not running")") }
                 case (nil, _): break
-                default: Self.say("commands: kill N, stop N, start N (N is 1, 2 or 3, a running node for kill and stop), status")
+                default:
+                    Self.say("commands: kill N, stop N, start N (N is one of \(ids.map(\.description).joined(separator: ", ")), a running node for kill and stop), add N (a new id), status")
                 }
             }
         }
+    }
+
+    /// The ids of the nodes added to the cluster in an earlier run: every `nodeN` directory in
+    /// `dir` besides the founders', in id order.
+    static func addedNodes(in dir: String, besides founders: [NodeID]) -> [NodeID] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        return names.compactMap { name -> NodeID? in
+            guard name.hasPrefix("node"), let raw = UInt64(name.dropFirst(4)), raw != 0 else { return nil }
+            let id = NodeID(rawValue: raw)
+            return founders.contains(id) ? nil : id
+        }.sorted()
     }
 
     /// Sends SIGTERM to every node, waits up to ten seconds for each, then kills what is left;

@@ -16,6 +16,16 @@ struct Serve: AsyncParsableCommand {
             Example (node 1 of three on one machine):
               kvstore serve --id 1 --data-dir data/node1 --http 127.0.0.1:8001 \\
                 --peers 1=127.0.0.1:7001/127.0.0.1:8001,2=127.0.0.1:7002/127.0.0.1:8002,3=127.0.0.1:7003/127.0.0.1:8003
+
+            A node that joins a running cluster starts with --join (its new --data-dir starts with no
+            membership) and --peers naming the current members and itself; it waits until it is added:
+              kvstore serve --id 4 --join --data-dir data/node4 \\
+                --peers 1=127.0.0.1:7001/127.0.0.1:8001,2=127.0.0.1:7002/127.0.0.1:8002,3=127.0.0.1:7003/127.0.0.1:8003,4=127.0.0.1:7004/127.0.0.1:8004
+              curl -L -X POST -d '{"id": 4, "raft": "127.0.0.1:7004", "http": "127.0.0.1:8004"}' http://127.0.0.1:8001/cluster/members
+
+            With --tls-cert, --tls-key and --tls-ca (PEM files) the peer traffic runs mutual TLS 1.3:
+            every member presents a certificate signed by the CA and accepts only peers that do. The
+            HTTP API stays plain HTTP.
             """)
 
     @Option(help: "This node's id (one of the --peers).")
@@ -33,6 +43,18 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "A name for the cluster; peers with another one are refused.")
     var clusterID = "kvstore"
 
+    @Flag(help: "Join a running cluster: a new --data-dir starts with no membership and waits to be added.")
+    var join = false
+
+    @Option(help: "This node's certificate chain (PEM) for mutual TLS between peers.")
+    var tlsCert: String?
+
+    @Option(help: "The private key of --tls-cert (PEM).")
+    var tlsKey: String?
+
+    @Option(help: "The certificate authority peers' certificates must chain to (PEM).")
+    var tlsCa: String?
+
     @OptionGroup var log: LogOptions
 
     func configuration() throws -> KVNodeConfiguration {
@@ -46,6 +68,13 @@ struct Serve: AsyncParsableCommand {
         }
         var c = KVNodeConfiguration(id: me, members: members, dataDirectory: dataDir, httpAddress: httpAddress)
         c.clusterID = clusterID
+        c.join = join
+        switch (tlsCert, tlsKey, tlsCa) {
+        case (nil, nil, nil): break
+        case let (cert?, key?, ca?):
+            c.tls = TCPTransportTLS(certificateChain: .file(cert), privateKey: .file(key), trustRoots: .file(ca))
+        default: throw ValidationError("give all three of --tls-cert, --tls-key and --tls-ca, or none")
+        }
         return c
     }
 
@@ -54,9 +83,15 @@ struct Serve: AsyncParsableCommand {
         let c = try configuration()
         var logger = Logger(label: "kvstore")
         logger[metadataKey: "node"] = "\(id)"
-        let node = try await KVNode(configuration: c, logger: logger)
-        logger.info("node \(id) starting", metadata: ["data": "\(dataDir)", "raft": "\(node.raftPort)"])
-        try await node.run(handlingSignals: true)
+        do {
+            let node = try await KVNode(configuration: c, logger: logger)
+            logger.info("node \(id) starting", metadata: ["data": "\(dataDir)", "raft": "\(node.raftPort)", "join": "\(join)", "tls": "\(c.tls != nil)"])
+            try await node.run(handlingSignals: true)
+        } catch let e as RaftError {
+            // A configuration, file or port the node cannot use: say what, exit with status 1.
+            logger.critical("node \(id) cannot run: \(e.message)", metadata: ["code": "\(e.code)"])
+            throw ExitCode.failure
+        }
         logger.info("node \(id) stopped")
     }
 }

@@ -80,7 +80,10 @@ import Testing
             #expect((view.json["applied"] as? Int ?? 0) >= 2)
             #expect(view.headers[.accessControlAllowOrigin] == "*")
             let members = view.json["members"] as? [[String: Any]] ?? []
-            #expect(members.allSatisfy { $0["http"] is String && $0["match"] is Int })
+            #expect(members.allSatisfy { $0["http"] is String && $0["raft"] is String && $0["match"] is Int })
+            // The members are the node's Raft membership: three voters, committed, not joint.
+            #expect(members.map { $0["role"] as? String } == ["voter", "voter", "voter"])
+            #expect(view.json["membershipCommitted"] as? Bool == true && view.json["joint"] as? Bool == false)
 
             let metrics = try await cluster.http(leader, .get, "/metrics")
             #expect(metrics.status == .ok)

@@ -14,7 +14,11 @@ import RaftTransportTCP
 /// `@unchecked Sendable`: a test drives its cluster from one task at a time; the tasks it
 /// starts only run the node they were given.
 final class KVTestCluster: @unchecked Sendable {
-    let ids: [NodeID] = [1, 2, 3]
+    /// The nodes started, the founders first.
+    var ids: [NodeID] = [1, 2, 3]
+    /// Nodes started with ``KVNodeConfiguration/join``: the others learn their addresses from
+    /// the membership only, never from their address book.
+    var joiners: Set<NodeID> = []
     let directory: TemporaryDirectory
     var nodes: [NodeID: KVNode] = [:]
     var runs: [NodeID: Task<Void, any Error>] = [:]
@@ -27,13 +31,20 @@ final class KVTestCluster: @unchecked Sendable {
     }
 
     /// Starts node `id` on its data directory, on new ports, and tells every running node
-    /// where it is now.
+    /// where it is now (a joiner only tells itself).
     func start(_ id: NodeID) async throws {
         var c = KVNodeConfiguration(
-            id: id, members: ids.map { members[$0]! }, dataDirectory: "\(directory.path)/node\(id)",
+            id: id, members: book(for: id), dataDirectory: "\(directory.path)/node\(id)",
             httpAddress: PeerAddress(host: "127.0.0.1", port: 0))
+        c.join = joiners.contains(id)
         c.raftListenAddress = PeerAddress(host: "127.0.0.1", port: 0)
         c.node.tickInterval = .milliseconds(20)
+        // Elections after 0.5–1 s without a heartbeat: a loaded machine (several clusters and
+        // `kvstore` processes of parallel suites on two cores) stalls a node for a few hundred
+        // milliseconds at times, which must not cost the leader its term mid-test.
+        c.node.raft.electionTicks = 25
+        // A membership step that cannot finish answers 503 within 5 s, before the client's 10 s.
+        c.node.membershipTimeoutTicks = 250
         c.node.proposalTimeoutTicks = 50
         c.node.readTimeoutTicks = 30
         c.clusterID = "kvstore-tests"
@@ -42,7 +53,20 @@ final class KVTestCluster: @unchecked Sendable {
         runs[id] = Task { try await node.run() }
         let http = try await node.httpPort()
         members[id] = KVMember(id: id, raftAddress: PeerAddress(host: "127.0.0.1", port: node.raftPort), httpAddress: PeerAddress(host: "127.0.0.1", port: http))
-        for n in nodes.values { n.directory.setMembers(ids.map { members[$0]! }) }
+        for (nid, n) in nodes { n.directory.setAddressBook(book(for: nid)) }
+    }
+
+    /// Node `id`'s address book: the founders, and itself.
+    func book(for id: NodeID) -> [KVMember] {
+        ids.filter { !joiners.contains($0) || $0 == id }.map { members[$0]! }
+    }
+
+    /// Starts a new node `id` that waits to be added to the cluster.
+    func startJoining(_ id: NodeID) async throws {
+        ids.append(id)
+        joiners.insert(id)
+        members[id] = KVMember(id: id, raftAddress: PeerAddress(host: "127.0.0.1", port: 0))
+        try await start(id)
     }
 
     /// Stops node `id` the way its process would on SIGTERM.

@@ -7,7 +7,8 @@ import Testing
 
 /// The README's quick start with the real binary: `kvstore local`, then the walk-through's
 /// `curl` calls as subprocesses (write, read, kill the leader, write again, start it again and
-/// read from it), Ctrl-C, and a second start on the same directory that still holds the data.
+/// read from it, add a fourth node, remove one and write again), Ctrl-C, and a second start on
+/// the same directory that still holds the data.
 @Suite(.serialized) struct QuickStartTests {
     @Test func theReadmeWalkThroughWorks() async throws {
         let kvstore = try #require(siblingExecutable("kvstore"), "kvstore is not next to the test binary: `swift build --build-tests` builds it")
@@ -17,7 +18,7 @@ import Testing
         // Ports in a range the system does not hand out for outgoing connections on Linux.
         let base = 20000 + Int(UInt32.random(in: 0..<400)) * 20
         let http = (1...3).map { base + 10 + $0 - 1 }
-        let local = LocalRun(kvstore: kvstore, dir: dir.path, raftPort: base, httpPort: http[0])
+        let local = try LocalRun(kvstore: kvstore, dir: dir.path, raftPort: base, httpPort: http[0])
         defer { local.child.signal(SIGKILL) }
 
         try await waitForLeader(http)
@@ -40,7 +41,35 @@ import Testing
             (try? curl("http://127.0.0.1:\(http[Int(leader.rawValue) - 1])/kv/after-kill?consistency=stale")) == "again"
         }
 
-        // Ctrl-C stops all three, and every node process is gone.
+        // Add a fourth node: `add 4` at the prompt starts it waiting to join; the README's POST
+        // adds it, and it catches up.
+        let http4 = base + 10 + 3
+        local.child.send(line: "add 4")
+        try await eventually(.seconds(20), "node 4 answering /health") { (try? curl("-f", "http://127.0.0.1:\(http4)/health")) != nil }
+        let added = try curl(
+            "-f", "-X", "POST", "-d", #"{"id": 4, "raft": "127.0.0.1:\#(base + 3)", "http": "127.0.0.1:\#(http4)"}"#,
+            "http://127.0.0.1:\(http[0])/cluster/members")
+        #expect(added.contains(#""id":4,"raft":"127.0.0.1:\#(base + 3)","role":"voter""#), "\(added)")
+        try await eventually(.seconds(20), "node 4 holding the data") {
+            (try? curl("http://127.0.0.1:\(http4)/kv/greeting?consistency=stale")) == "hola"
+        }
+        // Remove node 3, stop it, and keep writing.
+        _ = try curl("-f", "-X", "DELETE", "http://127.0.0.1:\(http[0])/cluster/members/3")
+        local.child.send(line: "stop 3")
+        try await eventually(.seconds(20), "a write after node 3 was removed") {
+            (try? curl("-f", "-X", "PUT", "-d", "still-writing", "http://127.0.0.1:\(http[0])/kv/after")) == ""
+        }
+        let view = try curl("http://127.0.0.1:\(http4)/cluster")
+        let ids = ((try JSONSerialization.jsonObject(with: Data(view.utf8)) as? [String: Any])?["members"] as? [[String: Any]])?.compactMap { $0["id"] as? Int }
+        #expect(ids == [1, 2, 4], "\(view)")
+        // As the README says: a removed node's directory goes, so the next start leaves it out.
+        try await eventually(.seconds(20), "node 3 stopping") {
+            guard let pid = try local.pids()[3] else { return false }
+            return kill(pid, 0) != 0
+        }
+        try FileManager.default.removeItem(atPath: dir.path + "/data/node3")
+
+        // Ctrl-C stops every node, and every node process is gone.
         local.child.signal(SIGINT)
         let exit = await waitForExit(local.child, within: .seconds(20))
         #expect(exit == .exited(0), "kvstore local \(exit.map { "\($0)" } ?? "did not stop within 20 s")")
@@ -49,12 +78,13 @@ import Testing
             kill(pid, SIGKILL)
         }
 
-        // The same directory resumes the same cluster, with its data.
-        let again = LocalRun(kvstore: kvstore, dir: dir.path, raftPort: base, httpPort: http[0])
+        // The same directory resumes the same cluster (nodes 1, 2 and 4), with its data.
+        let again = try LocalRun(kvstore: kvstore, dir: dir.path, raftPort: base, httpPort: http[0])
         defer { again.child.signal(SIGKILL) }
-        try await waitForLeader(http)
+        try await waitForLeader([http[0], http[1], http4])
         #expect(try curl("http://127.0.0.1:\(http[0])/kv/greeting") == "hola")
         #expect(try curl("http://127.0.0.1:\(http[1])/kv/after-kill") == "again")
+        #expect(try curl("http://127.0.0.1:\(http4)/kv/after") == "still-writing")
         again.child.signal(SIGTERM)
         #expect(await waitForExit(again.child, within: .seconds(20)) == .exited(0))
     }
@@ -64,11 +94,11 @@ import Testing
         let child: ChildProcess
         let output: String
 
-        init(kvstore: String, dir: String, raftPort: Int, httpPort: Int) {
+        init(kvstore: String, dir: String, raftPort: Int, httpPort: Int, extra: [String] = []) throws {
             output = dir + "/local-\(UUID().uuidString).out"
-            child = try! ChildProcess(
+            child = try ChildProcess(
                 executable: kvstore,
-                arguments: ["local", "--dir", dir + "/data", "--raft-port", "\(raftPort)", "--http-port", "\(httpPort)"],
+                arguments: ["local", "--dir", dir + "/data", "--raft-port", "\(raftPort)", "--http-port", "\(httpPort)"] + extra,
                 stdinPipe: true, stdout: .file(output), stderr: .file(dir + "/local.err"))
         }
 
@@ -86,33 +116,33 @@ import Testing
             return pids
         }
     }
+}
 
-    /// Waits until one of the nodes reports a leader that the others agree on.
-    @discardableResult
-    func waitForLeader(_ http: [Int]) async throws -> NodeID {
-        var leader: NodeID?
-        try await eventually(.seconds(30), "kvstore local electing a leader") {
-            let views = http.compactMap { port -> Int? in
-                guard let text = try? curl("-f", "http://127.0.0.1:\(port)/cluster"),
-                    let json = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
-                else { return nil }
-                return json["leader"] as? Int
-            }
-            guard let first = views.first, views.count >= 2, views.allSatisfy({ $0 == first }) else { return false }
-            leader = NodeID(rawValue: UInt64(first))
-            return true
+/// Waits until one of the nodes reports a leader that the others agree on.
+@discardableResult
+func waitForLeader(_ http: [Int]) async throws -> NodeID {
+    var leader: NodeID?
+    try await eventually(.seconds(30), "kvstore local electing a leader") {
+        let views = http.compactMap { port -> Int? in
+            guard let text = try? curl("-f", "http://127.0.0.1:\(port)/cluster"),
+                let json = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+            else { return nil }
+            return json["leader"] as? Int
         }
-        return leader!
+        guard let first = views.first, views.count >= 2, views.allSatisfy({ $0 == first }) else { return false }
+        leader = NodeID(rawValue: UInt64(first))
+        return true
     }
+    return leader!
+}
 
-    func waitForExit(_ child: ChildProcess, within limit: Duration) async -> ChildProcess.Exit? {
-        let deadline = ContinuousClock.now.advanced(by: limit)
-        while ContinuousClock.now < deadline {
-            if let exit = child.exited() { return exit }
-            try? await Task.sleep(for: .milliseconds(50))
-        }
-        return nil
+func waitForExit(_ child: ChildProcess, within limit: Duration) async -> ChildProcess.Exit? {
+    let deadline = ContinuousClock.now.advanced(by: limit)
+    while ContinuousClock.now < deadline {
+        if let exit = child.exited() { return exit }
+        try? await Task.sleep(for: .milliseconds(50))
     }
+    return nil
 }
 
 /// Runs `curl -sS -L --max-time 10 ARGS` and returns what it printed; throws when curl fails.

@@ -5,11 +5,15 @@ import Metrics
 import Raft
 
 extension KVHTTPAPI {
-    /// `GET /cluster`: what this node knows of the cluster.
+    /// `GET /cluster`: what this node knows of the cluster. The members are those of the Raft
+    /// membership this node uses (the latest in its log), each with its role and addresses.
     struct ClusterAnswer: Encodable {
         struct Member: Encodable {
             var id: UInt64
-            var raft: String
+            /// `voter`, `learner`, or `leavingVoter` (a voter of the old configuration of a
+            /// joint change, on its way out).
+            var role: String
+            var raft: String?
             var http: String?
             /// On a leader: the highest index known replicated on the member.
             var match: UInt64?
@@ -33,6 +37,13 @@ extension KVHTTPAPI {
         var snapshot: UInt64
         var lastIndex: UInt64
         var pendingProposals: Int
+        /// The index of the entry that set the membership, and whether it is committed.
+        var membershipIndex: UInt64
+        var membershipCommitted: Bool
+        /// Whether a joint change is under way (the old voters are the `leavingVoter`s and the
+        /// voters that stay).
+        var joint: Bool
+        /// Empty on a node that waits to be added (started with `--join`).
         var members: [Member]
         var database: Database
     }
@@ -40,19 +51,39 @@ extension KVHTTPAPI {
     func cluster() async throws -> Response {
         let status = try await raft.status()
         let progress = Dictionary(uniqueKeysWithValues: status.raft.members.map { ($0.id, $0) })
-        let members = node.directory.members.map { m in
-            ClusterAnswer.Member(
-                id: m.id.rawValue, raft: "\(m.raftAddress)", http: m.httpAddress.map { "\($0)" },
-                match: progress[m.id]?.match.rawValue, replication: progress[m.id].map { "\($0.state)" })
-        }
+        let membership = status.raft.membership
+        let members = memberViews(membership, progress: progress)
         let db = node.statistics.current
         // The status page of any member reads every member's /cluster.
         return jsonResponse(headers: [.accessControlAllowOrigin: "*"], ClusterAnswer(
             id: node.id.rawValue, clusterID: node.configuration.clusterID, role: "\(status.raft.role)", term: status.raft.term.rawValue,
             leader: status.raft.leader.isNone ? nil : status.raft.leader.rawValue, commit: status.raft.commit.rawValue,
             applied: status.applied.rawValue, snapshot: status.snapshotIndex.rawValue, lastIndex: status.raft.lastIndex.rawValue,
-            pendingProposals: status.pendingProposals, members: members,
+            pendingProposals: status.pendingProposals, membershipIndex: status.raft.membershipIndex.rawValue,
+            membershipCommitted: status.raft.commit >= status.raft.membershipIndex, joint: membership.isJoint, members: members,
             database: .init(appliedBatches: db.appliedBatches, syncs: db.syncs, snapshotsSaved: db.snapshotsSaved, snapshotsRestored: db.snapshotsRestored)))
+    }
+
+    /// The members of `membership` as the JSON answers show them, with the leader's
+    /// `progress` where it is known.
+    func memberViews(_ membership: ConfState, progress: [NodeID: RaftStatus.Member] = [:]) -> [ClusterAnswer.Member] {
+        membership.members.compactMap { id -> ClusterAnswer.Member? in
+            guard let role = membership.role(of: id) else { return nil }
+            let addresses = node.directory.member(id, in: membership)
+            return ClusterAnswer.Member(
+                id: id.rawValue, role: Self.name(of: role),
+                raft: addresses.map { "\($0.raftAddress)" }, http: addresses?.httpAddress.map { "\($0)" },
+                match: progress[id]?.match.rawValue, replication: progress[id].map { "\($0.state)" })
+        }
+    }
+
+    /// A member role as the JSON answers spell it.
+    static func name(of role: MemberRole) -> String {
+        switch role {
+        case .voter: "voter"
+        case .learner: "learner"
+        case .leavingVoter: "leavingVoter"
+        }
     }
 
     /// `GET /health`: 200 with the role while the node runs; 503 once it stopped.

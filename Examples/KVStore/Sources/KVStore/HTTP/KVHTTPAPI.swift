@@ -14,7 +14,10 @@ import Raft
 /// | `GET /kv/{key}` | the value (200, `application/octet-stream`) or 404; linearizable, or `?consistency=lease\|stale` |
 /// | `DELETE /kv/{key}` | removes the key: 204, or 404 when it was absent |
 /// | `GET /kv?prefix=P&after=K&limit=N` | up to N keys with prefix P after K, in order, with `next` for the following page |
-/// | `GET /cluster` | what this node knows: members and addresses, leader, term, commit and applied index |
+/// | `GET /cluster` | what this node knows: members, their roles and addresses, leader, term, commit and applied index |
+/// | `POST /cluster/members` | adds a member: `{"id": 4, "raft": "HOST:PORT", "http": "HOST:PORT", "learner": false}` |
+/// | `DELETE /cluster/members/{id}` | removes a member |
+/// | `POST /cluster/leader` | hands leadership to `{"id": N}`, or (empty body) to the most caught-up other voter |
 /// | `GET /metrics` | Prometheus text: the node's, the transport's and the API's metrics |
 /// | `GET /health` | 200 while the node runs |
 /// | `GET /` | the status page |
@@ -25,9 +28,11 @@ import Raft
 /// where it lands. Bad input gets a 4xx and no quorum a 503 (after the node's proposal or read
 /// timeout), each with a JSON body (``KVHTTPError``).
 ///
-/// Membership (`POST /cluster/members`, `DELETE /cluster/members/{id}`, `POST /cluster/leader`)
-/// is not served yet: it needs the library's membership changes. When they exist, the routes
-/// go here and apply their outcome to ``KVClusterDirectory/setMembers(_:)``.
+/// The membership routes answer once the change is committed (200 with the new membership),
+/// and are redirected to the leader like writes. A change refused because another is
+/// unfinished answers 409 (`membershipChangeInProgress`), an unknown member 404, a bad body or
+/// id 400, and no leader or no quorum in time 503. Their outcome reaches every node's
+/// ``KVClusterDirectory`` through the log.
 struct KVHTTPAPI: Sendable {
     let node: KVNode
     var raft: RaftNode<SQLiteStateMachine> { node.raft }
@@ -41,6 +46,9 @@ struct KVHTTPAPI: Sendable {
         router.get("/health") { _, _ in try await health() }
         router.get("/metrics") { _, _ in metrics() }
         router.get("/cluster") { _, _ in try await cluster() }
+        router.post("/cluster/members") { request, _ in try await addMember(request) }
+        router.delete("/cluster/members/:id") { request, context in try await removeMember(request, context) }
+        router.post("/cluster/leader") { request, _ in try await transferLeader(request) }
         router.get("/kv") { request, _ in try await list(request) }
         router.get("/kv/**") { request, _ in try await get(request) }
         router.put("/kv/**") { request, _ in try await put(request) }

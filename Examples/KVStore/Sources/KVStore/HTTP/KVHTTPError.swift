@@ -49,7 +49,7 @@ public struct KVHTTPError: Error, Sendable {
         case .notLeader:
             self = .unavailable("noLeader", "this node is not the leader and knows no leader to redirect to (an election is under way, or there is no quorum); retry shortly")
         case .timeout:
-            self = .unavailable("noQuorum", "no quorum answered in time (\(error.message)); the write may still commit")
+            self = .unavailable("noQuorum", "no quorum answered in time (\(error.message)); the change may still take effect")
         case .proposalDropped:
             self = .unavailable("proposalDropped", "a leader change lost the write or left its outcome unknown: \(error.message)")
         case .uncommittedLimitExceeded:
@@ -58,6 +58,12 @@ public struct KVHTTPError: Error, Sendable {
             self = .unavailable("stopped", "this node is stopping or stopped")
         case .invalidArgument:
             self = .badRequest("invalidArgument", error.message)
+        case .membershipChangeInProgress:
+            self = KVHTTPError(.conflict, "membershipChangeInProgress", "\(error.message); retry once it is done")
+        case .leadershipTransferInProgress:
+            self = .unavailable("leadershipTransferInProgress", "leadership is being handed over (\(error.message)); retry shortly")
+        case .unknownPeer:
+            self = KVHTTPError(.notFound, "unknownMember", error.message)
         default:
             self = KVHTTPError(.internalServerError, "internal", "\(error)")
         }

@@ -1,7 +1,8 @@
 /// The status page served at `GET /`: one self-contained HTML document (no external assets, no
-/// build step). Its script reads this node's `/cluster` for the members, then polls every
-/// member's `/cluster` once a second and shows each node's role, term, commit and applied
-/// index, and which one leads; a node that does not answer shows as down. (Browsers allow the
+/// build step). Its script reads this node's `/cluster` for the members (voters, learners, and
+/// the voters leaving in a joint change), then polls every member's `/cluster` once a second
+/// and shows each node's part in the membership, its role, term, commit and applied index, and
+/// which one leads; a node that does not answer shows as down. (Browsers allow the
 /// cross-origin reads because every node answers `GET /cluster` with
 /// `Access-Control-Allow-Origin: *`.)
 enum StatusPage {
@@ -25,7 +26,7 @@ enum StatusPage {
     <h1>KVStore cluster</h1>
     <div id="summary">loading…</div>
     <table>
-      <thead><tr><th>node</th><th>HTTP</th><th>state</th><th>term</th><th>commit</th><th>applied</th><th>snapshot</th></tr></thead>
+      <thead><tr><th>node</th><th>member</th><th>HTTP</th><th>state</th><th>term</th><th>commit</th><th>applied</th><th>snapshot</th></tr></thead>
       <tbody id="nodes"></tbody>
     </table>
     <script>
@@ -73,6 +74,7 @@ enum StatusPage {
         const row = document.createElement("tr");
         row.dataset.node = member.id;
         cell(row, member.id);
+        cell(row, member.role === "leavingVoter" ? "voter (leaving)" : member.role);
         cell(row, member.http || "?");
         if (status) {
           row.dataset.role = status.role;
@@ -88,11 +90,14 @@ enum StatusPage {
           cell(row, "down");
           for (let i = 0; i < 4; i++) cell(row, "–", true);
         }
+        row.dataset.member = member.role;
         body.appendChild(row);
       }
       const up = views.filter((v) => v.status).length;
+      const learners = views.filter((v) => v.member.role === "learner").length;
       document.getElementById("summary").textContent =
-        `${views.length} nodes, ${up} up; leader: ${leaders.length ? leaders.join(", ") : "none"}`;
+        `${views.length} nodes, ${up} up` + (learners ? `, ${learners} learning` : "") +
+        `; leader: ${leaders.length ? leaders.join(", ") : "none"}`;
     }
 
     refresh();

@@ -68,6 +68,7 @@ public final class KVNode: Sendable {
             peers: Self.peers(configuration.members, except: id))
         tcp.reconnectBackoff = .milliseconds(50)
         tcp.maxReconnectBackoff = .seconds(1)
+        tcp.tls = configuration.tls
         let transport = try TCPTransport(configuration: tcp, logger: logger, metricsFactory: metrics)
         let raftPort = try await transport.listen()
         self.raftPort = raftPort
@@ -76,9 +77,8 @@ public final class KVNode: Sendable {
         let nodeID = configuration.id
         var members = configuration.members.filter { $0.id != nodeID }
         members.append(KVMember(id: nodeID, raftAddress: PeerAddress(host: me.raftAddress.host, port: raftPort), httpAddress: me.httpAddress))
-        directory = KVClusterDirectory(me: nodeID, members: members) { members in
-            transport.setPeers(KVNode.peers(members, except: nodeID))
-        }
+        let directory = KVClusterDirectory(me: nodeID, book: members) { peers in transport.setPeers(peers) }
+        self.directory = directory
 
         do {
             var node = configuration.node
@@ -87,13 +87,16 @@ public final class KVNode: Sendable {
             node.clientAddresses = Dictionary(uniqueKeysWithValues: configuration.members.compactMap { m in m.httpAddress.map { (m.id, "http://\($0)") } })
             let statistics = KVStatistics()
             self.statistics = statistics
-            let storage = try FileLogStorage(directory: configuration.dataDirectory + "/raft", voters: configuration.members.map(\.id))
+            // A new directory starts a cluster of the configured members, or, for a node that
+            // joins one, no membership at all: it waits for a leader to add it.
+            let founders = configuration.join ? [] : configuration.members.map(\.id)
+            let storage = try FileLogStorage(directory: configuration.dataDirectory + "/raft", voters: founders)
             let machine: SQLiteStateMachine
             do { machine = try SQLiteStateMachine(path: configuration.dataDirectory + "/kv.sqlite", statistics: statistics) } catch {
                 storage.close()
                 throw error
             }
-            raft = try RaftNode(configuration: node, storage: storage, stateMachine: machine, transport: transport, logger: logger)
+            raft = try RaftNode(configuration: node, storage: storage, stateMachine: machine, transport: KVPeerTransport(tcp: transport, directory: directory), logger: logger)
         } catch {
             await transport.shutdown()
             throw error

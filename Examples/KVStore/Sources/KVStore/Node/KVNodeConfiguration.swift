@@ -60,8 +60,20 @@ public struct KVLimits: Sendable, Hashable {
 public struct KVNodeConfiguration: Sendable {
     /// This node's id; it must be one of ``members``.
     public var id: NodeID
-    /// Every member, this one included. A new data directory starts a cluster of these voters.
+    /// Every member, this one included: the address book. A new data directory starts a
+    /// cluster of these voters (unless ``join``). Once running, the node's members are those of
+    /// its Raft membership, and a member added at run time brings its addresses with it (see
+    /// ``KVClusterDirectory``); the book supplies the addresses of the founding members.
     public var members: [KVMember]
+    /// Whether a new data directory joins an existing cluster instead of starting one: the node
+    /// starts with no membership and waits until a leader adds it (`POST /cluster/members` on
+    /// any member), then receives the log or a snapshot. ``members`` must name this node and
+    /// should name the current members, so that it can answer them. Ignored for a data
+    /// directory that already holds a log.
+    public var join = false
+    /// Mutual TLS for the peer traffic (the TCP transport); `nil` for plain TCP. The HTTP API
+    /// stays plain HTTP.
+    public var tls: TCPTransportTLS?
     /// Where the node keeps its Raft log (`raft/`) and its database (`kv.sqlite`).
     public var dataDirectory: String
     /// Where the HTTP API listens; port 0 lets the system choose (see ``KVNode/httpPort``).

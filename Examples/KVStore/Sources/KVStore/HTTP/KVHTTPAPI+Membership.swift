@@ -1,0 +1,148 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import Raft
+import RaftTransportTCP
+
+extension KVHTTPAPI {
+    /// The body of `POST /cluster/members`.
+    struct AddMember: Decodable {
+        /// The new member's id (not 0).
+        var id: UInt64
+        /// Where its peers reach it, `HOST:PORT`.
+        var raft: String
+        /// Where its clients reach it, `HOST:PORT` (optional: without it, redirects to it get 503).
+        var http: String?
+        /// `true` adds a learner (it receives the log, never votes); `false` (the default) a
+        /// voter, which joins as a learner, catches up, and is then promoted.
+        var learner: Bool?
+    }
+
+    /// The body of `POST /cluster/leader`; an empty body (or no `id`) lets the leader choose.
+    struct TransferLeader: Decodable {
+        var id: UInt64?
+    }
+
+    /// What a membership route answers: the membership once the change is committed (the
+    /// members as `GET /cluster` shows them, without progress).
+    struct MembershipAnswer: Encodable {
+        var members: [ClusterAnswer.Member]
+        var joint: Bool
+    }
+
+    /// `POST /cluster/members`: adds a voter (``Raft/RaftNode/addVoter(_:address:)``) or a
+    /// learner (``Raft/RaftNode/addLearner(_:address:)``). The new node must run already,
+    /// started to join (`kvstore serve --join`); the answer comes once the change is committed
+    /// (for a voter: once it caught up and was promoted).
+    func addMember(_ request: Request) async throws -> Response {
+        guard let body = try await decode(AddMember.self, from: request, required: true) else {
+            throw KVHTTPError.badRequest("badBody", "the body is empty: send {\"id\": N, \"raft\": \"HOST:PORT\", \"http\": \"HOST:PORT\"}")
+        }
+        guard body.id != 0 else { throw KVHTTPError.badRequest("badId", "id must be a non-zero number") }
+        let member: KVMember
+        do {
+            member = KVMember(
+                id: NodeID(rawValue: body.id), raftAddress: try PeerAddress(parsing: body.raft),
+                httpAddress: try body.http.map { try PeerAddress(parsing: $0) })
+        } catch let e as RaftError {
+            throw KVHTTPError.badRequest("badAddress", e.message)
+        }
+        guard member.raftAddress.port != 0, member.httpAddress?.port != 0 else {
+            throw KVHTTPError.badRequest("badAddress", "a member's ports must not be 0")
+        }
+        try await redirectUnlessLeader(request)
+        let membership = try await membershipChange(request) {
+            if body.learner == true {
+                try await raft.addLearner(member.id, address: member.membershipAddress)
+            } else {
+                try await raft.addVoter(member.id, address: member.membershipAddress)
+            }
+        }
+        return membershipAnswer(membership)
+    }
+
+    /// `DELETE /cluster/members/{id}`: removes a voter or learner (``Raft/RaftNode/remove(_:)``).
+    func removeMember(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let id = try memberID(context.parameters.get("id"))
+        try await redirectUnlessLeader(request)
+        return membershipAnswer(try await membershipChange(request) { try await raft.remove(id) })
+    }
+
+    /// `POST /cluster/leader`: hands leadership to the voter in the body, or, for an empty body,
+    /// to the most caught-up other voter (``Raft/RaftNode/transferLeadership(to:)``); answers
+    /// once it leads.
+    func transferLeader(_ request: Request) async throws -> Response {
+        let requested = try await decode(TransferLeader.self, from: request, required: false)?.id
+        try await redirectUnlessLeader(request)
+        let target: NodeID
+        if let requested {
+            target = try memberID("\(requested)")
+        } else {
+            let status = try await raft.status().raft
+            let candidates = status.members.filter { $0.id != node.id && $0.role == .voter }
+            guard let best = candidates.max(by: { $0.match < $1.match }) else {
+                throw KVHTTPError.badRequest("noOtherVoter", "there is no other voter to hand leadership to")
+            }
+            target = best.id
+        }
+        try await membershipChange(request) { try await raft.transferLeadership(to: target) }
+        struct Answer: Encodable { var leader: UInt64 }
+        return jsonResponse(Answer(leader: target.rawValue))
+    }
+
+    // MARK: Helpers
+
+    /// Runs a membership call; a `notLeader` refusal (leadership moved meanwhile) becomes a
+    /// redirect.
+    @discardableResult
+    func membershipChange<T>(_ request: Request, _ call: () async throws -> T) async throws -> T {
+        do {
+            return try await call()
+        } catch let e as RaftError where e.code == .notLeader {
+            throw redirect(request, to: e.leaderHint)
+        }
+    }
+
+    /// On a follower that knows the leader: a 307 there (as for writes); without a leader: 503.
+    func redirectUnlessLeader(_ request: Request) async throws {
+        let status = try await raft.status().raft
+        if status.role != .leader { throw redirect(request, to: status.leader) }
+    }
+
+    /// A member id from the path or a body.
+    func memberID(_ text: String?) throws(KVHTTPError) -> NodeID {
+        guard let text, let raw = UInt64(text), raw != 0 else {
+            throw KVHTTPError.badRequest("badId", "a member id is a non-zero number, got '\(text ?? "")'")
+        }
+        return NodeID(rawValue: raw)
+    }
+
+    /// The request's JSON body as `T`; `nil` for an empty body unless `required`.
+    func decode<T: Decodable>(_ type: T.Type, from request: Request, required: Bool) async throws -> T? {
+        var request = request
+        let buffer: ByteBuffer
+        do { buffer = try await request.collectBody(upTo: 64 << 10) } catch is NIOTooManyBytesError {
+            throw KVHTTPError.badRequest("badBody", "the body is larger than 64 KiB")
+        }
+        if buffer.readableBytes == 0 && !required { return nil }
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(buffer: buffer))
+        } catch {
+            throw KVHTTPError.badRequest("badBody", "the body is not the JSON this route takes (\(Self.describe(error)))")
+        }
+    }
+
+    /// A decoding error in a sentence.
+    static func describe(_ error: any Error) -> String {
+        switch error as? DecodingError {
+        case .keyNotFound(let key, _): "'\(key.stringValue)' is missing"
+        case .typeMismatch(_, let c), .valueNotFound(_, let c): "'\(c.codingPath.map(\.stringValue).joined(separator: "."))' has the wrong type"
+        case .dataCorrupted(let c): c.codingPath.isEmpty ? "not valid JSON" : "'\(c.codingPath.map(\.stringValue).joined(separator: "."))' is not valid"
+        default: "\(error)"
+        }
+    }
+
+    func membershipAnswer(_ membership: ConfState) -> Response {
+        jsonResponse(MembershipAnswer(members: memberViews(membership), joint: membership.isJoint))
+    }
+}
