@@ -32,7 +32,7 @@ public struct TCPTransportConfiguration: Sendable {
     /// The largest frame sent or accepted, header included (default 16 MiB). A message that
     /// would not fit is dropped and counted; a peer that announces a larger frame is
     /// disconnected. Keep it above the node's largest message
-    /// (``Raft/RaftConfiguration/maxSizePerMsg`` worth of entries, and
+    /// (``Raft/RaftConfiguration/maxMessageBytes`` worth of entries, and
     /// ``Raft/RaftNodeConfiguration/snapshotChunkBytes`` plus a few hundred bytes).
     public var maxFrameBytes: Int = WireFormat.defaultMaxFrameBytes
     /// Messages queued for one peer (per lane) while it is slow or unreachable; beyond this a
