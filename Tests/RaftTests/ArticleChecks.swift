@@ -17,6 +17,25 @@ enum ArticleChecks {
         FileManager.default.fileExists(atPath: root.appendingPathComponent(path).path)
     }
 
+    /// The cells of every row of every Markdown table in `markdown`, header and separator rows
+    /// skipped (a header row is one followed by a `| --- |` row).
+    static func tableRows(in markdown: String) -> [[String]] {
+        let lines = markdown.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        var rows: [[String]] = []
+        for (i, line) in lines.enumerated() where line.hasPrefix("|") && line.hasSuffix("|") && line.count > 1 {
+            let isSeparator = { (l: String) in l.hasPrefix("| ---") || l.hasPrefix("|---") }
+            if isSeparator(line) || (i + 1 < lines.count && isSeparator(lines[i + 1])) { continue }
+            rows.append(line.dropFirst().dropLast().components(separatedBy: " | ").map { $0.trimmingCharacters(in: .whitespaces) })
+        }
+        return rows
+    }
+
+    /// The texts between pairs of backticks (a symbol link's double backticks give its path).
+    static func codeSpans(_ text: String) -> [String] {
+        text.replacingOccurrences(of: "``", with: "`").split(separator: "`", omittingEmptySubsequences: false)
+            .enumerated().compactMap { i, part in i % 2 == 1 ? String(part) : nil }
+    }
+
     /// The ```swift blocks of `markdown` (after `start` and before `stop`, when given), each as
     /// its lines.
     static func swiftBlocks(in markdown: String, after start: String? = nil, before stop: String? = nil) -> [[String]] {

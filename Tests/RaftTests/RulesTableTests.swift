@@ -13,21 +13,12 @@ enum RulesTable {
         var checkedBy: [String]
     }
 
-    /// The rows of every three-column table in `markdown` (header and separator rows skipped).
+    /// The rows of every three-column table in `markdown`.
     static func rows(in markdown: String) -> [Row] {
-        markdown.split(separator: "\n").compactMap { line -> Row? in
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
-            guard trimmed.hasPrefix("|"), trimmed.hasSuffix("|") else { return nil }
-            let cells = trimmed.dropFirst().dropLast().components(separatedBy: " | ").map { $0.trimmingCharacters(in: .whitespaces) }
-            guard cells.count == 3, cells[0] != "Rule", !cells[0].hasPrefix("---") else { return nil }
-            return Row(rule: cells[0], implementedIn: codeSpans(cells[1]), checkedBy: codeSpans(cells[2]))
-        }
-    }
-
-    /// The texts between pairs of backticks.
-    static func codeSpans(_ text: String) -> [String] {
-        text.split(separator: "`", omittingEmptySubsequences: false).enumerated().compactMap { i, part in
-            i % 2 == 1 ? String(part) : nil
+        ArticleChecks.tableRows(in: markdown).compactMap { cells in
+            guard cells.count == 3 else { return nil }
+            return Row(
+                rule: cells[0], implementedIn: ArticleChecks.codeSpans(cells[1]), checkedBy: ArticleChecks.codeSpans(cells[2]))
         }
     }
 
