@@ -25,6 +25,9 @@ let package = Package(
         // Only the TCP transport's tests use these, to make their certificates.
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        // `swift package generate-documentation` (DocC); CI builds the Raft and RaftTransportTCP
+        // documentation with warnings as errors. A plugin only: nothing of it reaches users' builds.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin.git", from: "1.5.0"),
     ],
     targets: [
         // The protocol core (standard library only), storage, snapshots and the node runtime.

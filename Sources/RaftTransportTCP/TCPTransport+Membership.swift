@@ -4,7 +4,7 @@ extension PeerAddress {
     /// Parses `host:port`, or `[v6-address]:port` for IPv6 (the form ``description`` writes).
     /// Port 0 is accepted (a listen address that lets the system choose).
     ///
-    /// - Throws: ``Raft/RaftError/Code/invalidArgument`` for anything else: no port, a port out
+    /// - Throws: ``/Raft/RaftError/Code/invalidArgument`` for anything else: no port, a port out
     ///   of range, an empty host, an IPv6 address without brackets.
     public init(parsing input: some StringProtocol) throws(RaftError) {
         let text = Substring(input)
@@ -30,9 +30,9 @@ extension PeerAddress {
 }
 
 extension TCPTransport {
-    /// Follows the membership (``RaftTransport/membershipChanged(_:of:)``): the peers become the
+    /// Follows the membership (``/Raft/RaftTransport/membershipChanged(_:of:)``): the peers become the
     /// members other than this node, each at the address its membership gives
-    /// (``ConfState/addresses``, `host:port`), or at the configured one when it has none or one
+    /// (``/Raft/ConfState/addresses``, `host:port`), or at the configured one when it has none or one
     /// that does not parse (or names port 0). Removed members are dropped: their connections close and they may no
     /// longer connect. An empty membership (a node waiting to be added) keeps the configured
     /// peers.

@@ -11,7 +11,7 @@ extension TCPTransport {
     /// ``run()`` runs.
     ///
     /// - Throws: the system's error when the address cannot be bound, or
-    ///   ``Raft/RaftError/Code/stopped`` after ``shutdown()``.
+    ///   ``/Raft/RaftError/Code/stopped`` after ``shutdown()``.
     @discardableResult
     public func listen() async throws -> Int {
         if let port = state.withLock({ $0.server?.channel.localAddress?.port }) { return port }

@@ -6,7 +6,7 @@ import Raft
 import ServiceLifecycle
 import Synchronization
 
-/// A ``Raft/RaftTransport`` over TCP: hand it the peers' addresses, and a cluster runs across
+/// A ``/Raft/RaftTransport`` over TCP: hand it the peers' addresses, and a cluster runs across
 /// machines.
 ///
 /// ```swift
@@ -19,7 +19,7 @@ import Synchronization
 /// // Run both, e.g. in one ServiceGroup: ServiceGroup(services: [transport, node], ...).
 /// ```
 ///
-/// What it does, in the words of <doc:WireFormat>:
+/// What it does, in the words of <doc:WireFormatSpecification>:
 /// - it listens on ``TCPTransportConfiguration/listenAddress`` and accepts connections from the
 ///   configured peers only, after a handshake naming the cluster and the node; a stranger (another
 ///   cluster, a node that is not a member, bytes that are not frames) is refused, logged and
@@ -29,7 +29,7 @@ import Synchronization
 /// - it queues messages per peer up to ``TCPTransportConfiguration/maxQueuedMessages`` and
 ///   ``TCPTransportConfiguration/maxQueuedBytes``, writes many frames per write and flush, drops
 ///   (and counts) what does not fit, and reports an unreachable peer to the node
-///   (``Raft/TransportEvent/unreachable(_:)``), so memory stays bounded when a peer is slow or down;
+///   (``/Raft/TransportEvent/unreachable(_:)``), so memory stays bounded when a peer is slow or down;
 /// - every frame is checked (magic, version, kind, length against the frame limit before any
 ///   allocation, CRC-32C): a bad one closes its own connection only;
 /// - with ``TCPTransportConfiguration/tls`` set, every connection runs mutual TLS, and a peer
@@ -84,7 +84,7 @@ public final class TCPTransport: RaftTransport, Service, Sendable {
     ///   - eventLoopGroup: where connections run; the process-wide NIO group by default.
     ///   - logger: where the transport logs (info and below); silent by default.
     ///   - metricsFactory: where its metrics go; `nil` uses the process-wide `MetricsSystem`.
-    /// - Throws: ``Raft/RaftError/Code/invalidConfiguration`` for a configuration it cannot run,
+    /// - Throws: ``/Raft/RaftError/Code/invalidConfiguration`` for a configuration it cannot run,
     ///   TLS certificates or a key that cannot be loaded among them.
     public init(
         configuration: TCPTransportConfiguration, eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
@@ -101,7 +101,7 @@ public final class TCPTransport: RaftTransport, Service, Sendable {
         state = Mutex(State(peers: configuration.peers))
     }
 
-    /// Where inbound messages go: call it with the node's ``Raft/RaftNode/receive(_:)`` before
+    /// Where inbound messages go: call it with the node's ``/Raft/RaftNode/receive(_:)`` before
     /// the cluster starts. Messages that arrive before a receiver is set are dropped.
     public func setReceiver(_ receive: @escaping @Sendable (Message) -> Void) {
         state.withLock { $0.receiver = receive }

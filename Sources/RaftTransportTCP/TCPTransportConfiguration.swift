@@ -32,8 +32,8 @@ public struct TCPTransportConfiguration: Sendable {
     /// The largest frame sent or accepted, header included (default 16 MiB). A message that
     /// would not fit is dropped and counted; a peer that announces a larger frame is
     /// disconnected. Keep it above the node's largest message
-    /// (``Raft/RaftConfiguration/maxSizePerMsg`` worth of entries, and
-    /// ``Raft/RaftNodeConfiguration/snapshotChunkBytes`` plus a few hundred bytes).
+    /// (``/Raft/RaftConfiguration/maxMessageBytes`` worth of entries, and
+    /// ``/Raft/RaftNodeConfiguration/snapshotChunkBytes`` plus a few hundred bytes).
     public var maxFrameBytes: Int = WireFormat.defaultMaxFrameBytes
     /// Messages queued for one peer (per lane) while it is slow or unreachable; beyond this a
     /// new message is dropped and counted, and the node is told the peer is unreachable.

@@ -19,7 +19,7 @@ import Raft
 ///
 /// Host names are not checked: peers are often addressed by IP and the certificate authority is
 /// the cluster's own, so a valid certificate proves membership of the cluster. Which node a peer
-/// is still comes from its hello (see <doc:WireFormat>); it is not matched against the
+/// is still comes from its hello (see <doc:WireFormatSpecification>); it is not matched against the
 /// certificate's subject.
 public struct TCPTransportTLS: Sendable, Hashable {
     /// Where a PEM document (one or more `-----BEGIN ...-----` blocks) comes from.
@@ -55,7 +55,7 @@ struct TLSContexts: Sendable {
 
     /// Loads the certificates and the key and builds both contexts.
     ///
-    /// - Throws: ``Raft/RaftError/Code/invalidConfiguration`` naming the document that could not
+    /// - Throws: ``/Raft/RaftError/Code/invalidConfiguration`` naming the document that could not
     ///   be loaded, or the TLS library's complaint about the combination.
     init(_ tls: TCPTransportTLS, node: NodeID) throws(RaftError) {
         func bad(_ what: String, _ error: any Error) -> RaftError {

@@ -30,7 +30,7 @@ import Testing
         #expect(Set([huge, LogIndex(rawValue: .max - 1)]).count == 2)
     }
 
-    /// The header of a heartbeat, byte by byte, as WireFormat.md shows it.
+    /// The header of a heartbeat, byte by byte, as WireFormatSpecification.md shows it.
     @Test func headerMatchesTheDocumentation() throws {
         let m = Message(from: 1, to: 2, term: 3, kind: .heartbeat(Heartbeat(commit: 4, round: 5)))
         let b = try WireSamples.encoded(.message(m))

@@ -14,7 +14,7 @@ struct ReadOnlyQueue {
     struct Request {
         var context: [UInt8]
         /// Who asked: this node (answered in ``Ready/readStates``) or a follower (answered with a
-        /// ``Message/Kind/readIndexResponse``).
+        /// ``Message/Kind/readIndexResponse(_:)``).
         var from: NodeID
         var index: LogIndex
         var round: UInt64
@@ -123,7 +123,7 @@ extension RaftCore {
     /// its commit index may be behind the cluster's) and then takes one heartbeat round
     /// answered by a quorum, shared by every request registered before the round left; with
     /// ``ReadConfirmation/lease`` and a lease that holds, no round at all. A follower asks the
-    /// leader it knows (a ``Message/Kind/readIndex`` message) and gets the leader's index back;
+    /// leader it knows (a ``Message/Kind/readIndex(_:)`` message) and gets the leader's index back;
     /// its state machine must then catch up to that index before the read is served.
     ///
     /// - Parameters:

@@ -9,7 +9,16 @@
 public struct RaftCore {
     /// The role a node plays in the current term (§5.1, thesis §9.6 for pre-candidates).
     public enum Role: Sendable, Hashable, CustomStringConvertible {
-        case follower, preCandidate, candidate, leader
+        /// Follows a leader (or waits for one): answers appends and votes, campaigns when it
+        /// hears from no leader for an election timeout.
+        case follower
+        /// Asks the voters whether it could win (PreVote, thesis §9.6) before raising its term.
+        case preCandidate
+        /// Campaigns in a new term for the voters' votes (§5.2).
+        case candidate
+        /// Leads the term: replicates the log, commits, answers reads (§5.3).
+        case leader
+        /// The role's name in lower case, as logs and status pages show it.
         public var description: String {
             switch self {
             case .follower: "follower"

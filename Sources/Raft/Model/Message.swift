@@ -30,35 +30,35 @@ public struct Message: Sendable, Hashable {
         /// A pre-candidate asks whether it could win an election (thesis §9.6). Carries the term it
         /// would campaign in; receivers do not change their own term.
         case preVote(RequestVote)
-        /// The answer to ``preVote``.
+        /// The answer to ``preVote(_:)``.
         case preVoteResponse(RequestVoteResponse)
         /// A candidate asks for a vote (§5.2).
         case requestVote(RequestVote)
-        /// The answer to ``requestVote``.
+        /// The answer to ``requestVote(_:)``.
         case requestVoteResponse(RequestVoteResponse)
         /// The leader replicates entries (§5.3); with no entries it still carries the commit index.
         case appendEntries(AppendEntries)
-        /// A follower's answer to ``appendEntries`` or ``installSnapshot``.
+        /// A follower's answer to ``appendEntries(_:)`` or ``installSnapshot(_:)``.
         case appendEntriesResponse(AppendEntriesResponse)
         /// The leader asserts its leadership and, safely, its commit index.
         case heartbeat(Heartbeat)
-        /// A follower's answer to ``heartbeat``.
+        /// A follower's answer to ``heartbeat(_:)``.
         case heartbeatResponse(HeartbeatResponse)
         /// The leader sends a snapshot to a follower behind its compacted log (§7).
         case installSnapshot(InstallSnapshot)
         /// A follower hands client commands to the leader.
         case forwardProposal(ForwardProposal)
         /// A piece of a snapshot streamed by a node runtime (``RaftNode``), which writes the
-        /// pieces into a file and steps one ``installSnapshot`` naming it into its core once the
+        /// pieces into a file and steps one ``installSnapshot(_:)`` naming it into its core once the
         /// file is complete. The core refuses these kinds.
         case snapshotChunk(SnapshotChunk)
-        /// The receiver's answer to ``snapshotChunk``: where the transfer stands.
+        /// The receiver's answer to ``snapshotChunk(_:)``: where the transfer stands.
         case snapshotChunkAck(SnapshotChunkAck)
         /// A follower asks the leader for a read index on behalf of its own client (thesis
         /// §6.4: followers serve linearizable reads once they have applied the leader's commit
         /// index).
         case readIndex(ReadIndexRequest)
-        /// The leader's answer to ``readIndex``, sent only once it confirmed its leadership for
+        /// The leader's answer to ``readIndex(_:)``, sent only once it confirmed its leadership for
         /// the request (a quorum's heartbeat answers, or a valid lease when asked for one). A
         /// leader that cannot answer sends nothing: the follower's caller times out or retries.
         case readIndexResponse(ReadIndexResponse)
@@ -70,7 +70,7 @@ public struct Message: Sendable, Hashable {
     }
 }
 
-/// Payload of ``Message/Kind/requestVote`` and ``Message/Kind/preVote``.
+/// Payload of ``Message/Kind/requestVote(_:)`` and ``Message/Kind/preVote(_:)``.
 public struct RequestVote: Sendable, Hashable {
     /// Index of the candidate's last log entry.
     public var lastLogIndex: LogIndex
@@ -97,7 +97,7 @@ public struct RequestVoteResponse: Sendable, Hashable {
     public init(granted: Bool) { self.granted = granted }
 }
 
-/// Payload of ``Message/Kind/appendEntries``.
+/// Payload of ``Message/Kind/appendEntries(_:)``.
 public struct AppendEntries: Sendable, Hashable {
     /// Index of the entry immediately before `entries`.
     public var prevLogIndex: LogIndex
@@ -123,7 +123,7 @@ public struct AppendEntries: Sendable, Hashable {
     }
 }
 
-/// Payload of ``Message/Kind/appendEntriesResponse``.
+/// Payload of ``Message/Kind/appendEntriesResponse(_:)``.
 public struct AppendEntriesResponse: Sendable, Hashable {
     /// On success, the index of the last entry now known to match the leader's log.
     /// On rejection, the `prevLogIndex` that was rejected.
@@ -149,7 +149,7 @@ public struct AppendEntriesResponse: Sendable, Hashable {
     }
 }
 
-/// Payload of ``Message/Kind/heartbeat``.
+/// Payload of ``Message/Kind/heartbeat(_:)``.
 public struct Heartbeat: Sendable, Hashable {
     /// `min(leader's commit, follower's known match index)`: never more than the follower is
     /// known to hold. The follower further limits it to what it verified in this term.
@@ -166,7 +166,7 @@ public struct Heartbeat: Sendable, Hashable {
     }
 }
 
-/// Payload of ``Message/Kind/heartbeatResponse``.
+/// Payload of ``Message/Kind/heartbeatResponse(_:)``.
 public struct HeartbeatResponse: Sendable, Hashable {
     /// The ``Heartbeat/round`` of the heartbeat answered.
     public var round: UInt64
@@ -175,7 +175,7 @@ public struct HeartbeatResponse: Sendable, Hashable {
     public init(round: UInt64 = 0) { self.round = round }
 }
 
-/// Payload of ``Message/Kind/installSnapshot``: which snapshot, and its bytes or where they are.
+/// Payload of ``Message/Kind/installSnapshot(_:)``: which snapshot, and its bytes or where they are.
 ///
 /// The core reads only ``metadata``; it passes ``data`` on untouched, from the leader's storage
 /// to the message and from the message to a follower's ``Ready/snapshot``.
@@ -227,7 +227,7 @@ public enum SnapshotData: Sendable, Hashable {
     case received(id: UInt64)
 }
 
-/// Payload of ``Message/Kind/snapshotChunk``: `data` is the snapshot's bytes from `offset` on.
+/// Payload of ``Message/Kind/snapshotChunk(_:)``: `data` is the snapshot's bytes from `offset` on.
 ///
 /// A sender reads the snapshot as a stream and does not know its size in advance: the chunk
 /// that ends it says so (``last``), and is sent only once the sender's copy passed its own
@@ -258,7 +258,7 @@ public struct SnapshotChunk: Sendable, Hashable {
     }
 }
 
-/// Payload of ``Message/Kind/snapshotChunkAck``.
+/// Payload of ``Message/Kind/snapshotChunkAck(_:)``.
 public struct SnapshotChunkAck: Sendable, Hashable {
     /// The transfer answered.
     public var transfer: UInt64
@@ -283,7 +283,7 @@ public struct SnapshotChunkAck: Sendable, Hashable {
     }
 }
 
-/// Payload of ``Message/Kind/forwardProposal``.
+/// Payload of ``Message/Kind/forwardProposal(_:)``.
 public struct ForwardProposal: Sendable, Hashable {
     /// The commands, in order.
     public var commands: [[UInt8]]
@@ -292,7 +292,7 @@ public struct ForwardProposal: Sendable, Hashable {
     public init(commands: [[UInt8]]) { self.commands = commands }
 }
 
-/// Payload of ``Message/Kind/readIndex``.
+/// Payload of ``Message/Kind/readIndex(_:)``.
 public struct ReadIndexRequest: Sendable, Hashable {
     /// The follower's context for the request, echoed in the answer (non-empty).
     public var context: [UInt8]
@@ -306,7 +306,7 @@ public struct ReadIndexRequest: Sendable, Hashable {
     }
 }
 
-/// Payload of ``Message/Kind/readIndexResponse``.
+/// Payload of ``Message/Kind/readIndexResponse(_:)``.
 public struct ReadIndexResponse: Sendable, Hashable {
     /// The context of the request answered.
     public var context: [UInt8]

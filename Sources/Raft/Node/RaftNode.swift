@@ -128,6 +128,8 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
     /// Creates a node. Nothing happens until ``run()``.
     ///
     /// - Parameters:
+    ///   - configuration: the node's identity, timing and limits; checked here (an invalid one
+    ///     throws ``RaftError/Code/invalidConfiguration``).
     ///   - storage: the node's log (``FileLogStorage`` for real use). It must hold the cluster's
     ///     voters (bootstrap) or an existing log. Handed over (`sending`): the node writes it from
     ///     its own threads and closes it when it stops, when it fails to start, and when this
@@ -137,6 +139,8 @@ public final class RaftNode<SM: StateMachine>: Service, Sendable {
     ///     and the compiler refuses code that keeps the object and uses it afterwards, since that
     ///     would race ``StateMachine/apply(_:)``. See ``StateMachine`` for how to look at the
     ///     state from outside.
+    ///   - transport: carries the node's messages to its peers and delivers theirs with
+    ///     ``RaftNode/receive(_:)`` (see ``RaftTransport``).
     ///   - clock: ticks every ``RaftNodeConfiguration/tickInterval`` of this clock; inject a
     ///     manual clock in tests.
     ///   - logger: where the node logs (info and below); silent by default.

@@ -5,7 +5,7 @@ import Synchronization
 /// some; Raft tolerates loss, duplication and reordering.
 ///
 /// A node never sends a whole snapshot in one message: it streams it as
-/// ``Message/Kind/snapshotChunk`` messages no larger than
+/// ``Message/Kind/snapshotChunk(_:)`` messages no larger than
 /// ``RaftNodeConfiguration/snapshotChunkBytes`` of data, and resumes or restarts a transfer
 /// itself when chunks are lost, so a transport treats them like any other message.
 public protocol RaftTransport: Sendable {

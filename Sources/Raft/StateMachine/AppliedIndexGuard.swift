@@ -62,7 +62,7 @@ public struct AppliedIndexGuard: Sendable, Hashable {
         try admit(entries[...])
     }
 
-    /// Filters a slice of committed entries; see ``admit(_:)-(Array<LogEntry>)``.
+    /// Filters a slice of committed entries; see ``admit(_:)-([LogEntry])``.
     public mutating func admit(_ entries: ArraySlice<LogEntry>) throws(RaftError) -> ArraySlice<LogEntry> {
         var start = entries.startIndex
         while start < entries.endIndex && entries[start].index <= applied { start += 1 }
@@ -86,7 +86,7 @@ public struct AppliedIndexGuard: Sendable, Hashable {
         return fresh
     }
 
-    /// Records that the entries returned by ``admit(_:)`` were applied, up to `last`.
+    /// Records that the entries returned by ``admit(_:)-([LogEntry])`` were applied, up to `last`.
     public mutating func applied(through last: LogEntry) {
         if last.index > applied {
             applied = last.index

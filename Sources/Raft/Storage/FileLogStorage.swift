@@ -95,9 +95,15 @@ public final class FileLogStorage: WritableLogStorage {
     /// Opens the storage in `directory`, creating it when new.
     ///
     /// - Parameters:
+    ///   - directory: where the segments, the snapshots and the lock file live; created when
+    ///     missing. One node's directory: a second process opening it is refused.
     ///   - voters: the initial voters of a new cluster. Ignored when the directory already holds
     ///     a log, except that a different non-empty set is refused: the directory belongs to
     ///     another cluster.
+    ///   - options: segment size, cache, preallocation and snapshot retention; checked here (a
+    ///     value out of range throws ``RaftError/Code/invalidConfiguration``).
+    ///   - fileSystem: the file layer; the default is the real one (``PosixFileSystem``), tests
+    ///     inject one that fails or loses power.
     public init(
         directory: String, voters: [NodeID] = [], options: FileLogStorageOptions = FileLogStorageOptions(),
         fileSystem: any FileSystem = PosixFileSystem()

@@ -123,9 +123,9 @@ public protocol WritableLogStorage: LogStorage {
     func applySnapshot(_ snapshot: Snapshot) throws(RaftError)
     /// Starts a snapshot received from the leader: a ``RaftNode`` writes the chunks into the
     /// returned output as they arrive, from another thread, and verifies them against the
-    /// leader's checksum as it goes; nothing is visible until ``applySnapshot(_:)-(SnapshotOutput)``.
+    /// leader's checksum as it goes; nothing is visible until ``WritableLogStorage/applySnapshot(_:)-(SnapshotOutput)``.
     /// Like ``beginSnapshot(at:confState:)`` it is called on the node's loop, so it must be
-    /// cheap. The default collects the data in memory for ``applySnapshot(_:)-(Snapshot)``.
+    /// cheap. The default collects the data in memory for ``WritableLogStorage/applySnapshot(_:)-(Snapshot)``.
     func beginReceivedSnapshot(_ metadata: SnapshotMetadata) throws(RaftError) -> SnapshotOutput
     /// Replaces the log with a snapshot received into an output from
     /// ``beginReceivedSnapshot(_:)`` and fully written: the snapshot is durable and the latest
@@ -135,7 +135,7 @@ public protocol WritableLogStorage: LogStorage {
     func applySnapshot(_ received: SnapshotOutput) throws(RaftError)
     /// Records a snapshot of the state machine at `index`, with `confState` as its membership:
     /// pass the membership in force at `index` (``RaftCore/membership(at:)``); `nil` takes it
-    /// from the log (``membership(at:)``).
+    /// from the log (``LogStorage/membership(at:)``).
     @discardableResult
     func createSnapshot(at index: LogIndex, confState: ConfState?, data: [UInt8]) throws(RaftError) -> Snapshot
     /// Starts a snapshot of the state machine at `index` (held durably and applied). The

@@ -9,9 +9,9 @@ extension WireFormat {
     /// reserved bytes, then the length against `maxFrameBytes`), so a bad or oversized frame is
     /// refused before its payload is waited for or allocated.
     ///
-    /// - Throws: ``Raft/RaftError/Code/unsupportedFormat`` for an unknown version,
-    ///   ``Raft/RaftError/Code/corruption`` for a checksum mismatch, and
-    ///   ``Raft/RaftError/Code/invalidMessage`` for anything else malformed (bad magic, an
+    /// - Throws: ``/Raft/RaftError/Code/unsupportedFormat`` for an unknown version,
+    ///   ``/Raft/RaftError/Code/corruption`` for a checksum mismatch, and
+    ///   ``/Raft/RaftError/Code/invalidMessage`` for anything else malformed (bad magic, an
     ///   unknown kind, reserved bytes set, a length over the limit, a payload that does not
     ///   decode or has bytes left over). After an error the connection's stream cannot be
     ///   trusted: close it.

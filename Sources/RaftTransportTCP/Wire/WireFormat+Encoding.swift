@@ -48,7 +48,7 @@ extension WireFormat {
 
     /// Appends `frame` to `buffer`.
     ///
-    /// - Throws: ``Raft/RaftError/Code/invalidArgument`` when the frame would exceed
+    /// - Throws: ``/Raft/RaftError/Code/invalidArgument`` when the frame would exceed
     ///   `maxFrameBytes` (nothing is written), or when a hello's cluster id is longer than
     ///   ``maxClusterIDBytes``.
     public static func encode(_ frame: WireFrame, into buffer: inout ByteBuffer, maxFrameBytes: Int = defaultMaxFrameBytes) throws(RaftError) {

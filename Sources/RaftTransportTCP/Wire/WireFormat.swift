@@ -1,10 +1,10 @@
 import Raft
 
 /// The binary format peers speak over a connection: frames, each a fixed 16-byte header and a
-/// payload, documented byte by byte in <doc:WireFormat>.
+/// payload, documented byte by byte in <doc:WireFormatSpecification>.
 ///
 /// Every integer is big endian (network byte order). Each frame carries a magic number, the
-/// format version, the frame kind, the payload's length and a CRC-32C (``CRC32C``) of the header
+/// format version, the frame kind, the payload's length and a CRC-32C (``/Raft/CRC32C``) of the header
 /// and the payload. A connection starts with one ``Hello`` each way; after it, only messages.
 ///
 /// The encoder never writes a frame larger than the configured limit, and ``WireFrameDecoder``
@@ -35,35 +35,35 @@ public enum WireFormat {
     public enum FrameKind: UInt8, Sendable, CaseIterable {
         /// A ``Hello``: the handshake.
         case hello = 0x01
-        /// A message of kind ``Raft/Message/Kind/preVote``.
+        /// A message of kind ``/Raft/Message/Kind/preVote(_:)``.
         case preVote = 0x10
-        /// A message of kind ``Raft/Message/Kind/preVoteResponse``.
+        /// A message of kind ``/Raft/Message/Kind/preVoteResponse(_:)``.
         case preVoteResponse = 0x11
-        /// A message of kind ``Raft/Message/Kind/requestVote``.
+        /// A message of kind ``/Raft/Message/Kind/requestVote(_:)``.
         case requestVote = 0x12
-        /// A message of kind ``Raft/Message/Kind/requestVoteResponse``.
+        /// A message of kind ``/Raft/Message/Kind/requestVoteResponse(_:)``.
         case requestVoteResponse = 0x13
-        /// A message of kind ``Raft/Message/Kind/appendEntries``.
+        /// A message of kind ``/Raft/Message/Kind/appendEntries(_:)``.
         case appendEntries = 0x14
-        /// A message of kind ``Raft/Message/Kind/appendEntriesResponse``.
+        /// A message of kind ``/Raft/Message/Kind/appendEntriesResponse(_:)``.
         case appendEntriesResponse = 0x15
-        /// A message of kind ``Raft/Message/Kind/heartbeat``.
+        /// A message of kind ``/Raft/Message/Kind/heartbeat(_:)``.
         case heartbeat = 0x16
-        /// A message of kind ``Raft/Message/Kind/heartbeatResponse``.
+        /// A message of kind ``/Raft/Message/Kind/heartbeatResponse(_:)``.
         case heartbeatResponse = 0x17
-        /// A message of kind ``Raft/Message/Kind/installSnapshot``.
+        /// A message of kind ``/Raft/Message/Kind/installSnapshot(_:)``.
         case installSnapshot = 0x18
-        /// A message of kind ``Raft/Message/Kind/forwardProposal``.
+        /// A message of kind ``/Raft/Message/Kind/forwardProposal(_:)``.
         case forwardProposal = 0x19
-        /// A message of kind ``Raft/Message/Kind/snapshotChunk``.
+        /// A message of kind ``/Raft/Message/Kind/snapshotChunk(_:)``.
         case snapshotChunk = 0x1A
-        /// A message of kind ``Raft/Message/Kind/snapshotChunkAck``.
+        /// A message of kind ``/Raft/Message/Kind/snapshotChunkAck(_:)``.
         case snapshotChunkAck = 0x1B
-        /// A message of kind ``Raft/Message/Kind/readIndex``.
+        /// A message of kind ``/Raft/Message/Kind/readIndex(_:)``.
         case readIndex = 0x1C
-        /// A message of kind ``Raft/Message/Kind/readIndexResponse``.
+        /// A message of kind ``/Raft/Message/Kind/readIndexResponse(_:)``.
         case readIndexResponse = 0x1D
-        /// A message of kind ``Raft/Message/Kind/timeoutNow``.
+        /// A message of kind ``/Raft/Message/Kind/timeoutNow``.
         case timeoutNow = 0x1E
 
         /// The frame kind that carries a message of this kind.

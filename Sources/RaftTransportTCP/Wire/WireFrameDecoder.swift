@@ -6,7 +6,7 @@ import Raft
 /// Install it wrapped in a `ByteToMessageHandler`. It never consumes a partial frame, and it
 /// checks a frame's length against the limit before waiting for its payload, so a peer cannot
 /// make it buffer more than one frame's worth of bytes. A malformed frame fails with a
-/// ``Raft/RaftError`` (fired down the pipeline as an error); the connection must then be closed,
+/// ``/Raft/RaftError`` (fired down the pipeline as an error); the connection must then be closed,
 /// since nothing after it can be trusted.
 public struct WireFrameDecoder: ByteToMessageDecoder {
     public typealias InboundOut = WireFrame
@@ -37,10 +37,11 @@ public struct WireFrameDecoder: ByteToMessageDecoder {
 /// own connections batch many frames into one buffer instead; this encoder serves simple
 /// clients and tests).
 public struct WireFrameEncoder: MessageToByteEncoder {
+    /// What the encoder takes from the pipeline: whole frames.
     public typealias OutboundIn = WireFrame
 
     /// The largest frame written; a larger one fails the write with
-    /// ``Raft/RaftError/Code/invalidArgument``.
+    /// ``/Raft/RaftError/Code/invalidArgument``.
     public let maxFrameBytes: Int
 
     /// Creates an encoder that writes frames of at most `maxFrameBytes` bytes.
