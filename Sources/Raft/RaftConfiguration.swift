@@ -42,8 +42,10 @@ public struct RaftConfiguration: Sendable, Hashable {
     /// as soon as one of them is answered by a quorum (or with the next heartbeat, if answers
     /// were lost): under many concurrent reads a round then confirms a larger batch, and the
     /// cluster handles fewer heartbeats per read, at the cost of up to one more round trip per
-    /// read.
-    public var maxReadRoundsInFlight: Int = 0
+    /// read. The default, one, is what etcd's server does (one read-index request in flight,
+    /// shared by every read queued meanwhile); on a two-core machine it gave the most reads per
+    /// second (Benchmarks/README.md, `raft-read-bench --read-rounds`).
+    public var maxReadRoundsInFlight: Int = 1
     /// Seed of the generator that randomizes election timeouts. Mixed with `id`, so nodes of a
     /// cluster may share one seed and still draw different timeouts.
     public var randomSeed: UInt64 = 0x5EED

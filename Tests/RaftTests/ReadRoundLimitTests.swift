@@ -64,7 +64,7 @@ struct ReadRoundLimitTests {
         #expect(out.readStates.map(\.context) == [[1], [2]])
     }
 
-    /// Without a limit (the default) every read that finds no round queued sends its own.
+    /// Without a limit every read that finds no round queued sends its own.
     @Test func withoutALimitEachReadSendsItsRound() throws {
         let net = try Self.cluster(limit: 0)
         try net[1].core.readIndex(context: [1])
