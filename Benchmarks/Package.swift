@@ -15,6 +15,7 @@ let package = Package(
     dependencies: [
         .package(name: "swift-raft", path: ".."),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
     ],
     targets: [
         // Interposes malloc and friends to count heap allocations (glibc only).
@@ -71,13 +72,15 @@ let package = Package(
             ]
         ),
         // Linearizable and lease reads beside writes on three RaftNodes with fsync: reads/s and
-        // latency against the write rate measured in the same run.
+        // latency against the write rate measured in the same run, with the nodes' counts of
+        // read rounds and fsyncs (through a counting swift-metrics factory).
         .executableTarget(
             name: "raft-read-bench",
             dependencies: [
                 .product(name: "Raft", package: "swift-raft"),
                 "BenchSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ]
         ),
         // A membership change under load: one of three voters replaced (learner, catch-up of a

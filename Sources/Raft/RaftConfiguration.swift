@@ -49,6 +49,15 @@ public struct RaftConfiguration: Sendable, Hashable {
     /// round while its lease holds. Requires ``checkQuorum`` (followers that hear from a leader
     /// refuse to vote for anyone else for an election timeout: that refusal is the lease).
     public var readLease: ReadLease?
+    /// Heartbeat rounds confirming reads a leader keeps unanswered at most; zero means no
+    /// limit. A read that arrives while that many are out waits for the next round, which leaves
+    /// as soon as one of them is answered by a quorum (or with the next heartbeat, if answers
+    /// were lost): under many concurrent reads a round then confirms a larger batch, and the
+    /// cluster handles fewer heartbeats per read, at the cost of up to one more round trip per
+    /// read. The default, one, is what etcd's server does (one read-index request in flight,
+    /// shared by every read queued meanwhile); on a two-core machine it gave the most reads per
+    /// second (Benchmarks/README.md, `raft-read-bench --read-rounds`).
+    public var maxReadRoundsInFlight: Int = 1
     /// Seed of the generator that randomizes election timeouts. Mixed with `id`, so nodes of a
     /// cluster may share one seed and still draw different timeouts.
     public var randomSeed: UInt64 = 0x5EED
@@ -65,6 +74,7 @@ public struct RaftConfiguration: Sendable, Hashable {
         if electionTicks <= heartbeatTicks {
             throw refuse("electionTicks (\(electionTicks)) must be larger than heartbeatTicks (\(heartbeatTicks)); ten times larger is typical")
         }
+        if maxReadRoundsInFlight < 0 { throw refuse("maxReadRoundsInFlight must not be negative; use 0 for unlimited") }
         if maxInflightMessages < 1 { throw refuse("maxInflightMessages must be at least 1, got \(maxInflightMessages)") }
         if maxMessageBytes < 1 { throw refuse("maxMessageBytes must be at least 1, got \(maxMessageBytes)") }
         if maxInflightBytes < 0 { throw refuse("maxInflightBytes must not be negative; use 0 for unlimited") }

@@ -155,6 +155,9 @@ public final class ScenarioRunner {
                 }
                 for r in rd.readStates { self.out.append("> \(id) read \(Describe.data(r.context)) at index \(r.index)") }
             }
+            c.onInterimReads = { [unowned self] id, states in
+                for r in states { self.out.append("> \(id) read \(Describe.data(r.context)) at index \(r.index) (during its write)") }
+            }
             cluster = c
         case "campaign":
             if !(try requireCluster(ln).campaign(node(a, 0, line: ln))) { out.append("not started") }

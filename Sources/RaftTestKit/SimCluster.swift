@@ -96,6 +96,10 @@ public final class SimCluster {
     public var onDeliver: ((Message) -> Void)?
     /// Called for every node batch (scenario output).
     public var onReady: ((NodeID, Ready) -> Void)?
+    /// Called with the reads a node confirmed while its batch was held (being persisted), in
+    /// a step taken without storage (``RaftCore/stepWithoutStorage(_:)``), as a ``RaftNode``
+    /// serves them during its disk write.
+    public var onInterimReads: ((NodeID, [ReadState]) -> Void)?
     /// Number of commands proposed by ``runRound()`` so far.
     public internal(set) var proposed = 0
     /// Membership changes a leader accepted (``changeMembership(_:_:mode:)``).
@@ -411,11 +415,43 @@ public final class SimCluster {
     public func deliver(_ m: Message) {
         onDeliver?(m)
         if case .installSnapshot = m.kind { snapshotReports.append((m.from, m.to, !isUp(m.to))) }
+        if stepWhileHeld(m) { return }
         do {
             _ = try withCore(m.to) { (c: inout RaftCore) throws(RaftError) in try c.step(m) }
         } catch {
             checker.fail("step: node \(m.to) refused a message: \(error)")
         }
+    }
+
+    /// A node whose batch is held (its disk write in flight) first takes what of `m` needs no
+    /// storage, as a ``RaftNode`` does during a write: what that produced is sent, and the reads
+    /// it confirmed reported, at once. Returns whether `m` was handled completely; if not, it is
+    /// stepped as usual (the simulated storage may be read beside a write).
+    func stepWhileHeld(_ m: Message) -> Bool {
+        return whileHeld(m.to) { $0.stepWithoutStorage(m) }
+    }
+
+    /// Asks `id` for a read index as a ``RaftNode`` does while its disk write is in flight, if
+    /// its batch is held: without storage (``RaftCore/readIndexWithoutStorage(context:confirmation:)``),
+    /// sending what that produced at once. Returns whether the request was taken; if not, ask
+    /// with ``RaftCore/readIndex(context:confirmation:)`` (through ``withCore(_:_:)``).
+    public func readIndexWhileHeld(_ id: NodeID, context: [UInt8], confirmation: ReadConfirmation) -> Bool {
+        whileHeld(id) { $0.readIndexWithoutStorage(context: context, confirmation: confirmation) }
+    }
+
+    /// Runs `body` on node `id`'s core if its batch is held, then sends the messages and reports
+    /// the reads it produced; `false` if the batch is not held.
+    func whileHeld(_ id: NodeID, _ body: (inout RaftCore) -> Bool) -> Bool {
+        let i = slot(id)
+        guard inProgress[i] != nil, var c = cores[i] else { return false }
+        let before = CommitWatch(c)
+        let taken = body(&c)
+        let out = c.takeInterimOutput()
+        checkCommitQuorum(i, before, c)
+        cores[i] = c
+        for sent in out.messages { send(sent) }
+        if !out.readStates.isEmpty { onInterimReads?(ids[i], out.readStates) }
+        return taken
     }
 
     /// Delivers every queued message (and what they cause) in FIFO order until none is left,

@@ -95,6 +95,11 @@ public final class SimKVClients {
             previous?(id, rd)
             self.observe(id, rd)
         }
+        let previousInterim = cluster.onInterimReads
+        cluster.onInterimReads = { [unowned self] id, states in
+            previousInterim?(id, states)
+            self.confirm(states, on: id)
+        }
         if cluster.userMachines != nil {
             violations.append("SimKVClients proposes its own key-value commands: attach it to a cluster running the hash machine, not a user's state machine")
         }
@@ -174,7 +179,13 @@ public final class SimKVClients {
     /// index the previous batch applied.
     func observe(_ id: NodeID, _ rd: Ready) {
         if !rd.committedEntries.isEmpty { learnCommitted(rd.committedEntries, from: id) }
-        for s in rd.readStates {
+        confirm(rd.readStates, on: id)
+    }
+
+    /// Records the read indexes node `id` confirmed, and completes the reads on it whose index
+    /// its state machine holds.
+    func confirm(_ states: [ReadState], on id: NodeID) {
+        for s in states {
             for (c, p) in clients.enumerated() {
                 guard case .read(let key, let node, let incarnation, let context, nil, let call, let deadline) = p, node == id, context == s.context else { continue }
                 clients[c] = .read(key: key, node: node, incarnation: incarnation, context: context, readIndex: s.index, call: call, deadline: deadline)
@@ -259,6 +270,8 @@ public final class SimKVClients {
             let call = tick()
             clients[c] = .read(
                 key: key, node: node, incarnation: incarnation(node), context: context, readIndex: nil, call: call, deadline: deadline)
+            // A node whose disk write is in flight takes the read without storage if it can.
+            if cluster.readIndexWhileHeld(node, context: context, confirmation: confirmation) { return }
             do {
                 _ = try cluster.withCore(node) { (core: inout RaftCore) throws(RaftError) in
                     try core.readIndex(context: context, confirmation: confirmation)

@@ -41,6 +41,8 @@ struct Drained {
     var hardStates: [HardState] = []
     /// Soft states reported, in order.
     var softStates: [SoftState] = []
+    /// Read states handed out, in order.
+    var readStates: [ReadState] = []
 
     /// Every message, immediate ones first.
     var messages: [Message] { immediate + afterPersist }
@@ -89,6 +91,7 @@ final class TestNode {
                 d.hardStates.append(hs)
             }
             if let ss = rd.softState { d.softStates.append(ss) }
+            d.readStates += rd.readStates
             d.afterPersist += rd.messagesAfterPersist
             if !rd.committedEntries.isEmpty {
                 d.committed.append(rd.committedEntries)
@@ -277,3 +280,21 @@ final class TestNet {
         }
     }
 }
+
+/// Three cores (ids 1, 2, 3) with CheckQuorum and PreVote, `configure` applied to each; node 1
+/// leads and every follower caught up.
+func electedTrio(_ configure: (inout RaftConfiguration) -> Void = { _ in }) throws -> TestNet {
+    let nodes = try ([1, 2, 3] as [NodeID]).map { id in
+        try TestNode(id, config: paperConfig(id) { c in
+            c.checkQuorum = true
+            c.preVote = true
+            configure(&c)
+        })
+    }
+    let net = TestNet(nodes)
+    try net[1].core.campaign()
+    try net.stabilize()
+    guard net[1].core.role == .leader else { throw RaftError(.timeout, "node 1 did not win its election") }
+    return net
+}
+

@@ -6,19 +6,7 @@ import Testing
 @Suite("Read review: follower answers (core)")
 struct ReadReviewCoreTests {
     /// Three cores with CheckQuorum and PreVote; node 1 leads and every follower caught up.
-    static func cluster() throws -> TestNet {
-        let nodes = try ([1, 2, 3] as [NodeID]).map { id in
-            try TestNode(id, config: paperConfig(id) { c in
-                c.checkQuorum = true
-                c.preVote = true
-            })
-        }
-        let net = TestNet(nodes)
-        try net[1].core.campaign()
-        try net.stabilize()
-        try #require(net[1].core.role == .leader)
-        return net
-    }
+    static func cluster() throws -> TestNet { try electedTrio() }
 
     /// Delivers what is in flight until the network is quiet, returning every read-index answer
     /// that was delivered.

@@ -70,6 +70,9 @@ struct ReadBench: AsyncParsableCommand {
     @Option(name: .customLong("tick-ms"), help: ArgumentHelp("RaftNodeConfiguration.tickInterval in ms.", valueName: "n"))
     var tickMillis = 100
 
+    @Option(name: .customLong("read-rounds"), help: ArgumentHelp("RaftConfiguration.maxReadRoundsInFlight (0: no limit).", valueName: "n"))
+    var readRounds = RaftConfiguration(id: 1).maxReadRoundsInFlight
+
     @Option(name: .customLong("dir"), help: ArgumentHelp("Where to create the temporary directories.", valueName: "path"))
     var parent = "/tmp"
 
@@ -79,12 +82,13 @@ struct ReadBench: AsyncParsableCommand {
         try require(writers >= 1, "--writers needs a positive integer, got '\(writers)'")
         try require(readers >= 1, "--readers needs a positive integer, got '\(readers)'")
         try require(tickMillis > 0, "--tick-ms needs a positive integer, got '\(tickMillis)'")
+        try require(readRounds >= 0, "--read-rounds needs a non-negative integer, got '\(readRounds)'")
     }
 
     func run() async throws {
         let root = makeTemporaryDirectory(in: parent, for: "raft-read-bench")
         defer { removeTree(root) }
-        let cluster = try ReadCluster(root: root, tickMillis: tickMillis)
+        let cluster = try ReadCluster(root: root, tickMillis: tickMillis, readRounds: readRounds)
         cluster.start()
         guard let (leaderID, leader) = await cluster.leader() else {
             _ = await cluster.stop()
@@ -92,13 +96,13 @@ struct ReadBench: AsyncParsableCommand {
         }
         let followerID = cluster.ids.first { $0 != leaderID }!
         print("raft-read-bench: 3 nodes, FileLogStorage with fsync, LocalTransport; \(writers) writers on the leader (node \(leaderID)), \(readers) readers; \(seconds) s per mode after \(warmup) s warm-up")
-        print("lease: ReadLease(maxClockDrift: 0.1), electionTicks 10, tick \(tickMillis) ms")
+        print("lease: ReadLease(maxClockDrift: 0.1), electionTicks 10, tick \(tickMillis) ms; maxReadRoundsInFlight \(readRounds)")
         print("")
         print("mode                    writes/s   w p50     w p99     reads/s    r p50     r p99     reads/writes  r p99/w p99")
         var results: [Mode: ModeResult] = [:]
         for mode in modeList.modes {
             let reader = mode.onFollower ? cluster.nodes[followerID]! : leader
-            let r = await measure(mode: mode, leader: leader, reader: reader)
+            let r = await measure(mode: mode, cluster: cluster, leader: leader, reader: reader)
             results[mode] = r
             var line = padRight(mode.rawValue, 22) + padLeft(grouped(Int(r.writes.rate)), 10) + padLeft(latency(r.writes.percentile(0.5)), 10)
                 + padLeft(latency(r.writes.percentile(0.99)), 10)
@@ -108,6 +112,7 @@ struct ReadBench: AsyncParsableCommand {
                     + padLeft(fixed(r.reads.percentile(0.99) / max(r.writes.percentile(0.99), 1), 2), 13)
             }
             print(line)
+            print("    " + r.counts.summary(leader: leaderID, reader: mode.onFollower ? followerID : leaderID, follower: followerID))
             let errors = r.writes.errors.merging(r.reads.errors, uniquingKeysWith: +)
             if !errors.isEmpty { print("    errors: " + errors.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")) }
         }
@@ -130,9 +135,9 @@ struct ReadBench: AsyncParsableCommand {
         if !missed.isEmpty { throw ExitCode(3) }
     }
 
-    typealias ModeResult = (writes: Tally, reads: Tally)
+    typealias ModeResult = (writes: Tally, reads: Tally, counts: NodeCounts)
 
-    func measure(mode: Mode, leader: ReadCluster.Node, reader: ReadCluster.Node) async -> ModeResult {
+    func measure(mode: Mode, cluster: ReadCluster, leader: ReadCluster.Node, reader: ReadCluster.Node) async -> ModeResult {
         let phase = Phase()
         var writeTasks: [Task<Tally, Never>] = []
         for k in 0..<writers {
@@ -155,17 +160,19 @@ struct ReadBench: AsyncParsableCommand {
         }
         try? await Task.sleep(for: .milliseconds(Int(warmup * 1000)))
         let t0 = ContinuousClock.now
+        let before = NodeCounts(cluster.metrics, ids: cluster.ids)
         phase.value.store(1, ordering: .relaxed)
         try? await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
         phase.value.store(2, ordering: .relaxed)
         let elapsed = Double(nanoseconds(t0.duration(to: .now))) / 1e9
+        let counts = NodeCounts(cluster.metrics, ids: cluster.ids).since(before, seconds: elapsed)
         var writes = Tally()
         for t in writeTasks { writes.merge(await t.value) }
         var reads = Tally()
         for t in readTasks { reads.merge(await t.value) }
         writes.finish(seconds: elapsed)
         reads.finish(seconds: elapsed)
-        return (writes, reads)
+        return (writes, reads, counts)
     }
 }
 
@@ -222,15 +229,18 @@ final class ReadCluster {
     typealias Node = RaftNode<CountingStateMachine>
     let ids: [NodeID] = [1, 2, 3]
     let transport = LocalTransport()
+    let metrics = CountingMetrics()
     var nodes: [NodeID: Node] = [:]
     var runs: [NodeID: Task<Void, any Error>] = [:]
 
-    init(root: String, tickMillis: Int) throws {
+    init(root: String, tickMillis: Int, readRounds: Int) throws {
         for id in ids {
             var conf = RaftNodeConfiguration(id: id)
             conf.tickInterval = .milliseconds(tickMillis)
             conf.snapshotEvery = 0
             conf.raft.readLease = ReadLease(maxClockDrift: 0.1)
+            conf.metricsFactory = metrics
+            conf.raft.maxReadRoundsInFlight = readRounds
             let node = try Node(
                 configuration: conf, storage: try FileLogStorage(directory: "\(root)/node\(id)", voters: ids), stateMachine: CountingStateMachine(),
                 transport: transport)
@@ -277,3 +287,41 @@ final class ReadCluster {
 
 
 func padRight(_ s: String, _ width: Int) -> String { s + String(repeating: " ", count: max(0, width - s.count)) }
+
+/// Per-second rates of the nodes' counters over one measured interval (or their totals at one
+/// moment).
+struct NodeCounts: Sendable {
+    static let labels = ["raft_read_rounds_total", "raft_reads_confirmed_total", "raft_steps_during_persist_total", "raft_fsync_latency"]
+    var values: [NodeID: [String: Double]] = [:]
+
+    init(_ metrics: CountingMetrics, ids: [NodeID]) {
+        for id in ids {
+            var v: [String: Double] = [:]
+            for label in Self.labels { v[label] = Double(metrics.value(label, node: id.description)) }
+            values[id] = v
+        }
+    }
+
+    init(values: [NodeID: [String: Double]]) { self.values = values }
+
+    func since(_ earlier: NodeCounts, seconds: Double) -> NodeCounts {
+        var rates: [NodeID: [String: Double]] = [:]
+        for (id, v) in values {
+            let then = earlier.values[id] ?? [:]
+            rates[id] = Dictionary(uniqueKeysWithValues: v.map { ($0.key, ($0.value - (then[$0.key] ?? 0)) / seconds) })
+        }
+        return NodeCounts(values: rates)
+    }
+
+    func rate(_ label: String, _ id: NodeID) -> Double { values[id]?[label] ?? 0 }
+
+    /// One line: the leader's read rounds/s and reads confirmed per round on the reading node,
+    /// fsyncs/s and events taken during a persist per second on the leader and a follower.
+    func summary(leader: NodeID, reader: NodeID, follower: NodeID) -> String {
+        let rounds = rate("raft_read_rounds_total", leader)
+        let confirmed = rate("raft_reads_confirmed_total", reader)
+        return "leader: \(grouped(Int(rounds))) read rounds/s, \(fixed(confirmed / max(rounds, 1), 1)) reads confirmed per round on node \(reader); "
+            + "fsyncs/s leader \(grouped(Int(rate("raft_fsync_latency", leader)))), follower \(grouped(Int(rate("raft_fsync_latency", follower)))); "
+            + "steps during a persist/s leader \(grouped(Int(rate("raft_steps_during_persist_total", leader)))), follower \(grouped(Int(rate("raft_steps_during_persist_total", follower))))"
+    }
+}

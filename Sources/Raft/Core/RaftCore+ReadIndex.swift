@@ -9,7 +9,9 @@
 /// earlier round (which would let a deposed leader serve a stale read).
 ///
 /// Invariant: requests are in arrival order, so their rounds never decrease; confirming one
-/// confirms every earlier one.
+/// confirms every earlier one. A request's round is sent after it is registered: it is the
+/// round queued when the request arrived, or a later one (one past the last round sent while
+/// ``RaftConfiguration/maxReadRoundsInFlight`` rounds are out), never an earlier one.
 struct ReadOnlyQueue {
     struct Request {
         var context: [UInt8]
@@ -73,9 +75,20 @@ struct ReadOnlyQueue {
         return wire
     }
 
+    /// Rounds started by this core in every term (a count for metrics; never reset).
+    var roundsStarted: UInt64 = 0
+
+    /// Rounds sent since the oldest request not yet confirmed was registered (counting the
+    /// round it waits for, if sent): the rounds still out for the requests held.
+    var roundsInFlight: Int {
+        guard let first = requests.first, first.round <= round else { return 0 }
+        return Int(round - first.round) + 1
+    }
+
     /// Numbers a new round, whose heartbeats the caller queues.
     mutating func nextRound(recordingSendTick: Bool) -> UInt64 {
         round += 1
+        roundsStarted += 1
         roundUnsent = true
         if recordingSendTick { sentAt.append((round, ticks)) }
         return round
@@ -182,8 +195,24 @@ extension RaftCore {
             readOnly.requests.append(ReadOnlyQueue.Request(context: context, from: from, index: log.committed, round: readOnly.round))
             return
         }
+        if config.maxReadRoundsInFlight > 0 && readOnly.roundsInFlight >= config.maxReadRoundsInFlight {
+            // The next round, not sent yet: it leaves once one of those out is answered
+            // (``sendWaitingRound()``) or with the next heartbeat, both after this request.
+            readOnly.requests.append(ReadOnlyQueue.Request(context: context, from: from, index: log.committed, round: readOnly.round + 1))
+            return
+        }
         let round = readOnly.nextRound(recordingSendTick: config.readLease != nil)
         readOnly.requests.append(ReadOnlyQueue.Request(context: context, from: from, index: log.committed, round: round))
+        bcastHeartbeat(round: round)
+    }
+
+    /// Sends the round that requests are waiting for (``RaftConfiguration/maxReadRoundsInFlight``)
+    /// once fewer rounds than the limit are out.
+    mutating func sendWaitingRound() {
+        guard let last = readOnly.requests.last, last.round > readOnly.round, readOnly.roundsInFlight < config.maxReadRoundsInFlight else {
+            return
+        }
+        let round = readOnly.nextRound(recordingSendTick: config.readLease != nil)
         bcastHeartbeat(round: round)
     }
 
@@ -222,7 +251,10 @@ extension RaftCore {
             answerRead(ReadState(index: r.index, context: r.context), to: r.from)
             confirmed += 1
         }
-        if confirmed > 0 { readOnly.requests.removeFirst(confirmed) }
+        if confirmed > 0 {
+            readOnly.requests.removeFirst(confirmed)
+            sendWaitingRound()
+        }
     }
 
     /// Whether this leader's lease holds now: a quorum (counting itself) answered rounds sent

@@ -73,6 +73,11 @@ public struct RaftCore {
     var termCommitted = false
 
     var outboxImmediate: [Message] = []
+    /// Messages of steps taken while a batch is persisted (RaftCore+Interim), handed out by
+    /// ``takeInterimOutput()`` or else with the next ``ready()``'s ``Ready/messages``.
+    var interimOutbox: [Message] = []
+    /// Whether ``send(_:)`` routes to `interimOutbox` (only inside ``interim(_:)``).
+    var interimSending = false
     var outboxAfterPersist: [Message] = []
     var readStates: [ReadState] = []
     var lastSoftState: SoftState
@@ -197,7 +202,7 @@ public struct RaftCore {
     /// A core stopped by a storage failure has one (``ready()`` throws the failure).
     public var hasReady: Bool {
         if storageFailure != nil { return true }
-        if !outboxImmediate.isEmpty || !outboxAfterPersist.isEmpty || !readStates.isEmpty { return true }
+        if !outboxImmediate.isEmpty || !outboxAfterPersist.isEmpty || !readStates.isEmpty || !interimOutbox.isEmpty { return true }
         if log.unstable.snapshot != nil || !log.unstable.entries.isEmpty { return true }
         if log.hasNextCommittedEntries { return true }
         if hardState != lastHardState { return true }
@@ -223,7 +228,7 @@ public struct RaftCore {
             snapshot: log.unstable.snapshot,
             entries: log.unstable.entries,
             committedEntries: committed,
-            messages: outboxImmediate,
+            messages: interimOutbox.isEmpty ? outboxImmediate : interimOutbox + outboxImmediate,
             messagesAfterPersist: outboxAfterPersist,
             readStates: readStates,
             mustSync: !log.unstable.entries.isEmpty || log.unstable.snapshot != nil || hs.term != lastHardState.term
@@ -235,6 +240,7 @@ public struct RaftCore {
         // Fresh arrays, not removeAll(keepingCapacity:): `rd` shares these buffers.
         outboxImmediate = []
         outboxAfterPersist = []
+        interimOutbox = []
         readStates = []
         return rd
     }
@@ -268,11 +274,28 @@ public struct RaftCore {
     // MARK: Sending
 
     /// Queues a message. A leader's appends, heartbeats and snapshots in a durable term go out
-    /// at once; everything else waits until the batch that produced it is durable.
+    /// at once, as do a follower's heartbeat answers and read-index requests; everything else
+    /// waits until the batch that produced it is durable.
     mutating func send(_ m: Message) {
+        if interimSending {
+            interimOutbox.append(m)
+            return
+        }
         if role == .leader && term == persistedHardState.term {
             switch m.kind {
             case .appendEntries, .heartbeat, .installSnapshot, .readIndexResponse, .timeoutNow:
+                outboxImmediate.append(m)
+                return
+            default: break
+            }
+        }
+        // A follower's answer to a heartbeat and its read-index requests say only that it
+        // follows this term's leader: once the term and vote are durable they wait for no
+        // write (an answer held back for the follower's disk write would hold up the leader's
+        // read round by as much).
+        if role == .follower && termAndVoteDurable {
+            switch m.kind {
+            case .heartbeatResponse, .readIndex:
                 outboxImmediate.append(m)
                 return
             default: break

@@ -4,7 +4,8 @@
 /// The order is the contract:
 /// 1. ``messages`` may be sent at once, in parallel with steps 2–3 (they never depend on
 ///    anything this batch makes durable: a leader's appends, pipelined with its own disk write,
-///    thesis §10.2.1);
+///    thesis §10.2.1; a follower's heartbeat answers and read-index requests in a term it has
+///    already made durable);
 /// 2. persist ``snapshot``, then ``entries``, then ``hardState``, and sync;
 /// 3. only then send ``messagesAfterPersist``;
 /// 4. apply ``snapshot`` (if any) and then ``committedEntries`` to the state machine, in order;

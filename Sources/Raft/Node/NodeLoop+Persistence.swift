@@ -45,7 +45,9 @@ extension NodeLoop {
                 try installSnapshot(snapshot)
                 rest.snapshot = nil
             }
-            try await persist(rest, overlap: split > 0) { () throws(RaftError) in
+            // While reads are being confirmed, the write goes to the I/O thread even with
+            // nothing to apply meanwhile, so the loop takes their rounds' steps during it.
+            try await persist(rest, overlap: split > 0 || readsActive) { () throws(RaftError) in
                 try self.apply(rd.committedEntries[..<split])
             }
             if let snapshot = rd.snapshot {
@@ -62,6 +64,7 @@ extension NodeLoop {
             try maybeSnapshot()
         }
         dropUnclaimedSnapshots()
+        recordReadRounds()
         metrics.term.record(Int64(clamping: core.term.rawValue))
         metrics.commit.record(Int64(clamping: core.commitIndex.rawValue))
         metrics.applied.record(Int64(clamping: applied.applied.rawValue))
@@ -98,7 +101,8 @@ extension NodeLoop {
     }
 
     /// Persists `rd` and then sends its ``Ready/messagesAfterPersist``; runs `meanwhile` on the
-    /// loop while a blocking storage writes, when `overlap` says there is work worth it.
+    /// loop while a blocking storage writes, when `overlap` says there is work worth it (entries
+    /// to apply, or the steps of read rounds to take).
     /// Otherwise the loop writes and syncs inline: it runs on its own thread
     /// (``LoopExecutor``), so blocking holds up nothing else, and it saves two thread hops.
     func persist(_ rd: Ready, overlap: Bool, meanwhile: () throws(RaftError) -> Void) async throws {
@@ -132,9 +136,10 @@ extension NodeLoop {
         // The loop's share of the work while the I/O thread writes.
         var overlapped: RaftError?
         do throws(RaftError) { try meanwhile() } catch { overlapped = error }
-        // Then, until the write is done, serve the reads that need nothing from the core or
-        // the storage (both belong to the write until it ends); everything else waits, in
-        // order, for the loop's next turn.
+        // Then, until the write is done, take what needs no storage (the storage belongs to the
+        // write until it ends): reads served at once, and the steps of read rounds
+        // (``takeDuringPersist(_:)``), whose messages and confirmed reads leave at once.
+        // Everything else waits, in order, for the loop's next turn.
         var failure: RaftError?
         waiting: while true {
             let events = await inbox.next()
@@ -144,10 +149,12 @@ extension NodeLoop {
                     deferred += events[(k + 1)...]
                     break waiting
                 }
-                if case .read(let r) = e, overlapped == nil, serveDuringPersist(r) { continue }
+                if overlapped == nil, takeDuringPersist(e) { continue }
                 deferred.append(e)
             }
+            if overlapped == nil { releaseInterimOutput() }
         }
+        if overlapped == nil { releaseInterimOutput() }
         metrics.syncLatency.recordNanoseconds(Int64((ContinuousClock.now - start) / .nanoseconds(1)))
         if let failure { throw failure }
         if let overlapped { throw overlapped }

@@ -50,7 +50,25 @@ extension NodeLoop {
     /// answer may be lost): two heartbeat intervals, so a lost message costs little.
     var readRetryTicks: Int { max(2, 2 * node.configuration.raft.heartbeatTicks) }
 
+    /// Whether reads were confirmed here recently (within two ticks): then every write goes to
+    /// the I/O thread, so the loop can take the steps of read rounds meanwhile
+    /// (``takeDuringPersist(_:)``). Otherwise a write with nothing to apply meanwhile is made
+    /// inline, which saves two thread hops.
+    var readsActive: Bool { ticks - readActivityTick <= 2 }
+
+    /// Records that `m` belongs to a read round (a heartbeat that confirms reads or a lease,
+    /// its answer, a read-index request or its answer).
+    func noteReadActivity(_ m: Message) {
+        switch m.kind {
+        case .heartbeat(let h) where h.round != 0: readActivityTick = ticks
+        case .heartbeatResponse(let r) where r.round != 0: readActivityTick = ticks
+        case .readIndex, .readIndexResponse: readActivityTick = ticks
+        default: break
+        }
+    }
+
     func handleRead(_ r: RaftNode<SM>.ReadRequest) throws(RaftError) {
+        if r.consistency != .stale { readActivityTick = ticks }
         if r.consistency == .stale {
             // Whatever is applied, but never beside a restore, which owns the state machine.
             reads.byToken[r.token] = PendingReads.Read(
@@ -89,14 +107,70 @@ extension NodeLoop {
         }
     }
 
-    /// Asks the core for the read index of `token`'s read; without a leader it waits for one.
-    func ask(_ token: UInt64) throws(RaftError) {
-        guard let read = reads.byToken[token] else { return }
-        var confirmation: ReadConfirmation = read.request.consistency == .lease ? .lease : .quorum
+    /// Takes `e` while another thread persists a batch, if that needs no storage: a read served
+    /// at once (``serveDuringPersist(_:)``) or registered with the core, or a message of a read
+    /// round (``RaftCore/stepWithoutStorage(_:)``). Returns whether `e` is done with; if not,
+    /// it waits for the loop's next turn (a heartbeat answer too, whose read round was counted
+    /// here: the rest of it reads the log).
+    func takeDuringPersist(_ e: Event) -> Bool {
+        let taken = takeWithoutStorage(e)
+        if taken { metrics.stepsDuringPersist.increment() }
+        return taken
+    }
+
+    func takeWithoutStorage(_ e: Event) -> Bool {
+        switch e {
+        case .read(let r):
+            if r.consistency != .stale { readActivityTick = ticks }
+            if serveDuringPersist(r) { return true }
+            // A stale read not served is waiting for a restore; a lease read without a lease
+            // configured is refused on the loop's next turn (the core takes neither).
+            guard r.consistency != .stale, core.readIndexWithoutStorage(context: reads.context(r.token), confirmation: confirmation(of: r)) else {
+                return false
+            }
+            reads.byToken[r.token] = PendingReads.Read(
+                request: r, deadline: ticks + node.configuration.readTimeoutTicks, stage: .asked(tick: ticks, leader: core.leader))
+            return true
+        case .message(let m):
+            noteReadActivity(m)
+            return core.stepWithoutStorage(m)
+        default:
+            return false
+        }
+    }
+
+    /// Sends what the core produced in steps taken while a batch is persisted, and serves the
+    /// reads it confirmed whose index the state machine has applied.
+    func releaseInterimOutput() {
+        let out = core.takeInterimOutput()
+        guard !out.isEmpty else { return }
+        node.transport.send(out.messages)
+        confirmReads(out.readStates)
+        recordReadRounds()
+    }
+
+    /// Adds the read rounds the core started since the last call to the metrics.
+    func recordReadRounds() {
+        let started = core.readOnly.roundsStarted
+        if started > readRoundsRecorded {
+            metrics.readRounds.increment(by: Int64(clamping: started - readRoundsRecorded))
+            readRoundsRecorded = started
+        }
+    }
+
+    /// How the core is to confirm `r`: a lease read by the lease while this loop's ticks are on
+    /// time, everything else by a heartbeat round.
+    func confirmation(of r: RaftNode<SM>.ReadRequest) -> ReadConfirmation {
         // A lease counted in ticks holds only while ticks come on time: if this node's ticks are
         // late (its process was paused, its loop stalled), its count of the lease is behind the
         // real time, so confirm with a round instead.
-        if confirmation == .lease && ticksAreLate { confirmation = .quorum }
+        r.consistency == .lease && !ticksAreLate ? .lease : .quorum
+    }
+
+    /// Asks the core for the read index of `token`'s read; without a leader it waits for one.
+    func ask(_ token: UInt64) throws(RaftError) {
+        guard let read = reads.byToken[token] else { return }
+        let confirmation = confirmation(of: read.request)
         do {
             try core.readIndex(context: reads.context(token), confirmation: confirmation)
             reads.byToken[token]?.stage = .asked(tick: ticks, leader: core.leader)
@@ -126,6 +200,7 @@ extension NodeLoop {
     /// Records the read indexes the core confirmed, and serves what the state machine holds.
     func confirmReads(_ states: [ReadState]) {
         guard !states.isEmpty else { return }
+        metrics.readsConfirmed.increment(by: Int64(states.count))
         for s in states {
             guard let token = reads.token(s.context), let read = reads.byToken[token] else { continue }
             // A retried read may be answered twice: the first answer stands.

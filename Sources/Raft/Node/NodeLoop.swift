@@ -28,6 +28,11 @@ final class NodeLoop<SM: StateMachine> {
     var lastSnapshot: LogIndex
     var pending: [LogIndex: Pending] = [:]
     var reads = PendingReads<SM>()
+    /// The core's count of read rounds last added to the metrics.
+    var readRoundsRecorded: UInt64 = 0
+    /// The tick at which this node last saw a linearizable or lease read, or a message of a
+    /// read round (``readsActive``).
+    var readActivityTick = Int.min / 2
     /// Callers of membership changes and transfers (NodeLoop+Membership).
     var membershipWaiters: [MembershipWaiter] = []
     /// The membership last told to the transport; `nil` before the first report.
@@ -264,6 +269,7 @@ final class NodeLoop<SM: StateMachine> {
                 metrics.droppedMessages.increment()
                 logger.debug("dropped a whole snapshot sent as one message", metadata: ["from": "\(m.from)"])
             default:
+                noteReadActivity(m)
                 // A malformed or misaddressed message changes nothing; it is dropped. A storage
                 // failure stops the node.
                 do { try core.step(m) } catch {

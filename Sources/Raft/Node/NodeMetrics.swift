@@ -12,6 +12,14 @@ struct NodeMetrics {
     let snapshotsInstalled: Counter
     let snapshotsSent: Counter
     let droppedMessages: Counter
+    /// Heartbeat rounds this node sent as leader to confirm reads (and, with lease reads on,
+    /// every heartbeat, which renews the lease).
+    let readRounds: Counter
+    /// Read indexes confirmed for this node's own linearizable and lease reads.
+    let readsConfirmed: Counter
+    /// Events the loop took while a batch was being persisted (reads, and the messages of read
+    /// rounds), instead of leaving them for its next turn.
+    let stepsDuringPersist: Counter
 
     init(id: NodeID, factory: any MetricsFactory) {
         let d = [("node", id.description)]
@@ -25,5 +33,8 @@ struct NodeMetrics {
         snapshotsInstalled = Counter(label: "raft_snapshots_installed_total", dimensions: d, factory: factory)
         snapshotsSent = Counter(label: "raft_snapshots_sent_total", dimensions: d, factory: factory)
         droppedMessages = Counter(label: "raft_dropped_messages_total", dimensions: d, factory: factory)
+        readRounds = Counter(label: "raft_read_rounds_total", dimensions: d, factory: factory)
+        readsConfirmed = Counter(label: "raft_reads_confirmed_total", dimensions: d, factory: factory)
+        stepsDuringPersist = Counter(label: "raft_steps_during_persist_total", dimensions: d, factory: factory)
     }
 }
