@@ -33,19 +33,33 @@ extension TCPTransport {
     /// Follows the membership (``/Raft/RaftTransport/membershipChanged(_:of:)``): the peers become the
     /// members other than this node, each at the address its membership gives
     /// (``/Raft/ConfState/addresses``, `host:port`), or at the configured one when it has none or one
-    /// that does not parse (or names port 0). Removed members are dropped: their connections close and they may no
-    /// longer connect. An empty membership (a node waiting to be added) keeps the configured
-    /// peers.
+    /// that does not parse (or names port 0). An empty membership (a node waiting to be added)
+    /// keeps the configured peers.
+    ///
+    /// A member the latest change removed stays a peer until the next change: the change is
+    /// appended, not yet committed, when the node hears of it, and a leader that removes itself
+    /// needs its followers' acknowledgements to commit its own removal (thesis §4.2.2). After
+    /// the next change its connections close and it may no longer connect.
     public func membershipChanged(_ membership: ConfState, of node: NodeID) {
         guard node == configuration.nodeID, !membership.isEmpty else { return }
-        let known = peers.merging(configuration.peers) { current, _ in current }
+        let (known, leaving) = state.withLock { s -> ([NodeID: PeerAddress], [NodeID]) in
+            if s.membership != membership {
+                s.previousMembers = s.membership?.members ?? []
+                s.membership = membership
+            }
+            return (s.peers, s.previousMembers)
+        }
+        let addresses = known.merging(configuration.peers) { current, _ in current }
         var next: [NodeID: PeerAddress] = [:]
         for member in membership.members where member != node {
             if let text = membership.addresses[member], let address = try? PeerAddress(parsing: text), address.port != 0 {
                 next[member] = address
-            } else if let address = known[member] {
+            } else if let address = addresses[member] {
                 next[member] = address
             }
+        }
+        for member in leaving where member != node && next[member] == nil {
+            if let address = addresses[member] { next[member] = address }
         }
         setPeers(next)
     }
