@@ -22,16 +22,18 @@ public struct RaftConfiguration: Sendable, Hashable {
     /// Maximum bytes of entries in flight to one follower; zero means unlimited.
     public var maxInflightBytes: Int = 0
     /// Maximum bytes of entries in flight to a follower that is catching up: one that lacks
-    /// more entries than a message of a quarter of this size carries (a learner just added, a
-    /// follower back from a partition or a restart). Append messages are at most that quarter
-    /// in size (or ``maxMessageBytes`` if smaller). Replaying a long log to one follower then
-    /// never floods the leader's loop, the network or the follower's disk ahead of the entries
-    /// the quorum waits for, and commits go on at about their usual latency while it catches up
-    /// (`raft-membership-bench` in the repository's Benchmarks shows the difference). Zero
-    /// means no separate limit: ``maxMessageBytes`` and ``maxInflightBytes`` alone apply.
-    /// Raise it where catch-up time or the throughput of very large batches (it bounds the
-    /// bytes in flight to one follower once more than a quarter of it is waiting) matters more
-    /// than commit latency.
+    /// more committed entries than a message of a quarter of this size carries (a learner just
+    /// added, a follower back from a partition or a restart). Its messages are that quarter in
+    /// size (or ``maxMessageBytes`` if smaller), and one more may be in flight past the limit.
+    /// A follower that keeps up, lacking only entries not yet committed, is not limited. So
+    /// replaying a long log to one follower does not flood the leader's loop, the network or
+    /// the follower's disk ahead of the entries the quorum waits for; commits keep about their
+    /// usual latency while the other followers make a quorum (when the quorum needs the
+    /// catching-up follower, commits wait for its catch-up, as without the limit). The target of
+    /// a leadership transfer is exempt. `raft-membership-bench` in the repository's Benchmarks
+    /// shows the difference. Zero means no separate limit: ``maxMessageBytes`` and
+    /// ``maxInflightBytes`` alone apply; otherwise at least 4 KiB. Raise it where catch-up time
+    /// matters more than commit latency.
     public var catchUpMaxInflightBytes: Int = 64 << 10
     /// Maximum payload bytes a leader holds appended but not yet committed; proposals beyond it
     /// fail with ``RaftError/Code/uncommittedLimitExceeded``. Zero means unlimited.
@@ -81,7 +83,9 @@ public struct RaftConfiguration: Sendable, Hashable {
         if maxInflightBytes > 0 && maxInflightBytes < maxMessageBytes {
             throw refuse("maxInflightBytes (\(maxInflightBytes)) must be 0 (unlimited) or at least maxMessageBytes (\(maxMessageBytes))")
         }
-        if catchUpMaxInflightBytes < 0 { throw refuse("catchUpMaxInflightBytes must not be negative; use 0 for no separate limit") }
+        if catchUpMaxInflightBytes < 0 || (catchUpMaxInflightBytes > 0 && catchUpMaxInflightBytes < 4096) {
+            throw refuse("catchUpMaxInflightBytes must be 0 (no separate limit) or at least 4096, got \(catchUpMaxInflightBytes)")
+        }
         if maxUncommittedBytes < 0 { throw refuse("maxUncommittedBytes must not be negative; use 0 for unlimited") }
         if maxCommittedBytesPerReady < 0 { throw refuse("maxCommittedBytesPerReady must not be negative; use 0 for unlimited") }
         if let lease = readLease {

@@ -30,36 +30,33 @@ extension PeerAddress {
 }
 
 extension TCPTransport {
-    /// Follows the membership (``/Raft/RaftTransport/membershipChanged(_:of:)``): the peers become the
-    /// members other than this node, each at the address its membership gives
-    /// (``/Raft/ConfState/addresses``, `host:port`), or at the configured one when it has none or one
-    /// that does not parse (or names port 0). An empty membership (a node waiting to be added)
-    /// keeps the configured peers.
-    ///
-    /// A member the latest change removed stays a peer until the next change: the change is
-    /// appended, not yet committed, when the node hears of it, and a leader that removes itself
-    /// needs its followers' acknowledgements to commit its own removal (thesis §4.2.2). After
-    /// the next change its connections close and it may no longer connect.
+    /// Follows the membership (``/Raft/RaftTransport/membershipChanged(_:of:)``), with no
+    /// change pending: ``membershipChanged(_:previous:of:)`` with `previous` `nil`.
     public func membershipChanged(_ membership: ConfState, of node: NodeID) {
+        membershipChanged(membership, previous: nil, of: node)
+    }
+
+    /// Follows the membership (``/Raft/RaftTransport/membershipChanged(_:previous:of:)``): the
+    /// peers become the members other than this node, of `membership` and, while the change
+    /// that made it is pending, of `previous` too (a leader that removes itself needs its
+    /// followers' acknowledgements to commit its own removal). Each is at the address its
+    /// membership gives (``/Raft/ConfState/addresses``, `host:port`; the newer membership's
+    /// first), or at the one known or configured when it has none or one that does not parse (or
+    /// names port 0). Members of neither are dropped: their connections close and they may no
+    /// longer connect. An empty membership (a node waiting to be added) keeps the configured
+    /// peers.
+    public func membershipChanged(_ membership: ConfState, previous: ConfState?, of node: NodeID) {
         guard node == configuration.nodeID, !membership.isEmpty else { return }
-        let (known, leaving) = state.withLock { s -> ([NodeID: PeerAddress], [NodeID]) in
-            if s.membership != membership {
-                s.previousMembers = s.membership?.members ?? []
-                s.membership = membership
-            }
-            return (s.peers, s.previousMembers)
-        }
-        let addresses = known.merging(configuration.peers) { current, _ in current }
+        let known = peers.merging(configuration.peers) { current, _ in current }
         var next: [NodeID: PeerAddress] = [:]
-        for member in membership.members where member != node {
-            if let text = membership.addresses[member], let address = try? PeerAddress(parsing: text), address.port != 0 {
-                next[member] = address
-            } else if let address = addresses[member] {
-                next[member] = address
+        for conf in [membership, previous ?? .empty] {
+            for member in conf.members where member != node && next[member] == nil {
+                if let text = conf.addresses[member], let address = try? PeerAddress(parsing: text), address.port != 0 {
+                    next[member] = address
+                } else if let address = known[member] {
+                    next[member] = address
+                }
             }
-        }
-        for member in leaving where member != node && next[member] == nil {
-            if let address = addresses[member] { next[member] = address }
         }
         setPeers(next)
     }

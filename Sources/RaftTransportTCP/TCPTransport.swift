@@ -55,10 +55,6 @@ public final class TCPTransport: RaftTransport, Service, Sendable {
         /// and a peer's when it is removed.
         var accepted: [ObjectIdentifier: AcceptedConnection] = [:]
         var shutDown = false
-        /// The last membership ``membershipChanged(_:of:)`` was given, and the members of the
-        /// one before it (kept as peers until the next change).
-        var membership: ConfState?
-        var previousMembers: [NodeID] = []
     }
 
     struct AcceptedConnection {

@@ -61,6 +61,34 @@ struct CatchUpFlowTests {
         #expect(appends.first?.entries.count == 400)
     }
 
+    /// A follower held back whose window was lost (its acknowledgements, or the appends
+    /// themselves) gets more once it answers a heartbeat: replication never stops.
+    @Test func aHeldBackFollowerWhoseWindowWasLostGetsMoreOnAHeartbeat() throws {
+        let leader = try Self.leaderWithALaggingFollower(limit: 4096)
+        let term = leader.core.term
+        let window = Self.sent(try leader.receive(appendAck(from: 3, to: 1, term: term, index: 1)).messages)
+        #expect(!window.isEmpty)
+        // Nothing of the window is acknowledged; a proposal sends node 3 nothing more.
+        _ = try leader.core.propose(commands: [[1]])
+        #expect(Self.sent(try leader.drain().messages).isEmpty)
+        // Each heartbeat answer frees a message of the window, and the leader sends again.
+        let again = Self.sent(
+            try leader.receive(Message(from: 3, to: 1, term: term, kind: .heartbeatResponse(HeartbeatResponse()))).messages)
+        #expect(!again.isEmpty)
+    }
+
+    /// A follower that keeps up gets a batch larger than a catch-up message in one append:
+    /// it lacks only entries not yet committed, so it is not limited.
+    @Test func aLargeBatchGoesToAFollowerThatKeepsUpAtOnce() throws {
+        let leader = try stableLeader { $0.catchUpMaxInflightBytes = 4096 }
+        _ = try leader.core.propose(commands: Array(repeating: [UInt8](repeating: 3, count: 5000), count: 10))
+        let d = try leader.drain()
+        for peer: NodeID in [2, 3] {
+            let appends = d.messages.filter { $0.to == peer }.compactMap(\.appendEntries)
+            #expect(appends.count == 1 && appends.first?.entries.count == 10, "node \(peer): \(appends.map(\.entries.count))")
+        }
+    }
+
     /// A follower that keeps up gets each batch at once, however large the lag of another.
     @Test func aFollowerThatKeepsUpIsNotHeldBack() throws {
         let leader = try Self.leaderWithALaggingFollower(limit: 4096)

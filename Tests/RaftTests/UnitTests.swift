@@ -19,7 +19,8 @@ struct ConfigurationTests {
         (config { $0.maxMessageBytes = 0 }, "maxMessageBytes must be at least 1"),
         (config { $0.maxInflightBytes = -1 }, "maxInflightBytes must not be negative"),
         (config { $0.maxInflightBytes = 10 }, "at least maxMessageBytes"),
-        (config { $0.catchUpMaxInflightBytes = -1 }, "catchUpMaxInflightBytes must not be negative"),
+        (config { $0.catchUpMaxInflightBytes = -1 }, "catchUpMaxInflightBytes must be 0"),
+        (config { $0.catchUpMaxInflightBytes = 100 }, "or at least 4096"),
         (config { $0.maxUncommittedBytes = -5 }, "maxUncommittedBytes must not be negative"),
         (config { $0.maxCommittedBytesPerReady = -5 }, "maxCommittedBytesPerReady must not be negative"),
     ])

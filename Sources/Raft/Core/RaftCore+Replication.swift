@@ -173,7 +173,11 @@ extension RaftCore {
         case .heartbeatResponse(let r):
             tracker.progress[i].recentActive = true
             tracker.progress[i].probeSent = false
-            if tracker.progress[i].state == .replicate && tracker.progress[i].inflights.isFull {
+            // A full window, or a catching-up follower held back, frees its oldest message: the
+            // follower is alive, and an append lost on the way must not stop replication.
+            if tracker.progress[i].state == .replicate
+                && (tracker.progress[i].inflights.isFull || tracker.progress[i].isHeld(catchUpLimit: catchUpLimit(for: m.from)))
+            {
                 tracker.progress[i].inflights.freeFirstOne()
             }
             // A follower behind, or caught up but in probe state (reported unreachable, say), gets
@@ -204,7 +208,7 @@ extension RaftCore {
             return
         }
         guard tracker.progress[i].acceptsAcknowledgement(probe: r.probe) else { return }
-        let wasPaused = tracker.progress[i].isPaused
+        let wasPaused = tracker.progress[i].isPaused || tracker.progress[i].isHeld(catchUpLimit: catchUpLimit(for: from))
         let grew = tracker.progress[i].maybeUpdate(r.index)
         // A follower in probe state that answers at exactly `match` is caught up as far as the
         // leader knows (say, probed after being reported unreachable): it goes back to
@@ -279,16 +283,21 @@ extension RaftCore {
         guard p.next >= log.firstIndex(), let prevTerm = try log.termIfHeld(prevIndex) else {
             return try maybeSendSnapshot(to: peer, slot: i)
         }
-        // A follower catching up gets smaller messages and fewer bytes in flight, so a long
-        // replay to it does not crowd out the appends the quorum is waiting for.
-        let catchUpLimit = config.catchUpMaxInflightBytes
-        if catchUpLimit > 0 && p.catchingUp && p.state == .replicate && p.inflights.bytes >= catchUpLimit { return false }
-        let maxBytes = catchUpLimit > 0 ? min(config.maxMessageBytes, max(1, catchUpLimit / 4)) : config.maxMessageBytes
-        let entries = try log.slice(p.next, max(p.next, last + 1), maxBytes: maxBytes)
-        if entries.isEmpty && !sendIfEmpty { return false }
-        if catchUpLimit > 0 {
-            tracker.progress[i].catchingUp = (entries.last?.index ?? prevIndex) < last
+        // A follower that lacks more committed entries than one catch-up message carries (a
+        // new learner, a node back from a partition) gets catch-up messages and a small window,
+        // so a long replay to it does not crowd out the appends the quorum is waiting for. One
+        // that keeps up (it lacks at most the entries not yet committed) is not limited.
+        let limit = catchUpLimit(for: peer)
+        if p.isHeld(catchUpLimit: limit) { return false }
+        var catchingUp = false
+        var entries: [LogEntry] = []
+        if limit > 0 && p.next <= log.committed {
+            let head = try log.slice(p.next, log.committed + 1, maxBytes: min(config.maxMessageBytes, limit / 4))
+            if let end = head.last?.index, end < log.committed { (entries, catchingUp) = (head, true) }
         }
+        if !catchingUp { entries = try log.slice(p.next, max(p.next, last + 1), maxBytes: config.maxMessageBytes) }
+        if entries.isEmpty && !sendIfEmpty { return false }
+        tracker.progress[i].catchingUp = catchingUp
         var bytes = 0
         for e in entries { bytes += e.byteSize }
         let probe = p.state == .probe ? tracker.progress[i].nextProbe() : 0
@@ -297,6 +306,11 @@ extension RaftCore {
         tracker.progress[i].sentEntries(last: entries.last?.index ?? prevIndex, count: entries.count, bytes: bytes)
         return true
     }
+
+    /// ``RaftConfiguration/catchUpMaxInflightBytes`` for `peer`: none for the target of a
+    /// leadership transfer (proposals wait for it, so nothing is crowded out, and it must catch
+    /// up within an election timeout).
+    func catchUpLimit(for peer: NodeID) -> Int { peer == leadTransferee ? 0 : config.catchUpMaxInflightBytes }
 
     /// The follower needs entries we compacted: send the latest snapshot (§7), with its bytes
     /// or, when the shell streams them (``RaftConfiguration/snapshotSending``), without reading

@@ -133,13 +133,16 @@ extension NodeLoop {
     /// Tells the transport, and the log, when the membership this node uses changed.
     func reportMembership() {
         let current = core.membership
-        guard current != reportedMembership else { return }
-        let first = reportedMembership == nil
-        reportedMembership = current
-        if !first {
+        // While the latest change is not committed, the membership before it still matters to
+        // the transport (its members may be needed to commit the change).
+        let previous = core.membershipIndex > core.commitIndex ? core.membership(at: core.membershipIndex - 1) : nil
+        guard current != reportedMembership || previous != reportedPrevious else { return }
+        if reportedMembership != nil && current != reportedMembership {
             logger.info("membership changed", metadata: ["raft.membership": "\(current.members)", "raft.index": "\(core.membershipIndex)"])
         }
-        node.transport.membershipChanged(current, of: node.id)
+        reportedMembership = current
+        reportedPrevious = previous
+        node.transport.membershipChanged(current, previous: previous, of: node.id)
     }
 
     func failMembershipWaiters(_ error: any Error) {

@@ -37,6 +37,8 @@ final class NodeLoop<SM: StateMachine> {
     var membershipWaiters: [MembershipWaiter] = []
     /// The membership last told to the transport; `nil` before the first report.
     var reportedMembership: ConfState?
+    /// The membership before the latest change last reported, while that change was pending.
+    var reportedPrevious: ConfState?
     var ticks = 0
     /// When the ticker started, by the node's clock (``RaftNode/elapsed``): tick `k` is due
     /// `k` intervals after it.

@@ -23,13 +23,25 @@ public protocol RaftTransport: Sendable {
     func setEventHandler(for node: NodeID, _ handler: (@Sendable (TransportEvent) -> Void)?)
     /// Tells the transport the membership `node` uses now (its voters, learners and their
     /// addresses, ``ConfState/addresses``), so it can dial new members and drop removed ones
-    /// without a restart. A ``RaftNode`` calls it once at start and again after every change it
+    /// without a restart. A ``RaftNode`` calls ``membershipChanged(_:previous:of:)``, whose
+    /// default implementation calls this: once at start and again after every change it
     /// appends or learns of (a change takes effect when appended, and may be undone by a new
-    /// leader, so it can come back). Called on the node's run loop: it must not block.
+    /// leader, so it can come back), and when a change commits. Called on the node's run loop:
+    /// it must not block.
     ///
     /// The default implementation does nothing: a transport with a fixed address book need
     /// not implement it.
     func membershipChanged(_ membership: ConfState, of node: NodeID)
+    /// Tells the transport the membership `node` uses now and, while the change that made it
+    /// is not yet committed, the membership before it (`previous`, `nil` once the change
+    /// commits; a ``RaftNode`` calls again then). A transport keeps talking to the members of
+    /// both: a member the pending change removes still counts until the change commits (a
+    /// leader that removes itself needs its followers' acknowledgements to commit its own
+    /// removal, thesis §4.2.2). Once `previous` is `nil`, removed members can be dropped.
+    /// Called on the node's run loop: it must not block.
+    ///
+    /// The default implementation calls ``membershipChanged(_:of:)`` with `membership` alone.
+    func membershipChanged(_ membership: ConfState, previous: ConfState?, of node: NodeID)
 }
 
 extension RaftTransport {
@@ -37,6 +49,10 @@ extension RaftTransport {
     public func setEventHandler(for node: NodeID, _ handler: (@Sendable (TransportEvent) -> Void)?) {}
     /// Does nothing.
     public func membershipChanged(_ membership: ConfState, of node: NodeID) {}
+    /// Calls ``membershipChanged(_:of:)`` with `membership`.
+    public func membershipChanged(_ membership: ConfState, previous: ConfState?, of node: NodeID) {
+        membershipChanged(membership, of: node)
+    }
 }
 
 /// What a transport reports to the node that sends through it.

@@ -27,14 +27,22 @@ struct Progress {
     /// in the network) and must not restore the `match` the follower no longer holds.
     var lossProbe: UInt64 = 0
     var inflights: Inflights
-    /// The last append sent could not carry every entry the follower lacked within the
-    /// catch-up message size (``RaftConfiguration/catchUpMaxInflightBytes``): it is catching up,
-    /// and gets no more while that many bytes are in flight.
+    /// When the last append was sent, the follower lacked more committed entries than one
+    /// catch-up message carries (``RaftConfiguration/catchUpMaxInflightBytes``): it is catching
+    /// up, gets catch-up messages, and none while that many bytes are in flight.
     var catchingUp = false
 
     init(next: LogIndex, maxInflight: Int, maxInflightBytes: Int) {
         self.next = next
         inflights = Inflights(capacity: maxInflight, maxBytes: maxInflightBytes)
+    }
+
+    /// Whether a follower catching up is held back by
+    /// ``RaftConfiguration/catchUpMaxInflightBytes`` (`limit`, zero for none): it has that many
+    /// bytes in flight and gets no more until they are acknowledged (or a heartbeat answer
+    /// frees the oldest, as for a full window).
+    func isHeld(catchUpLimit limit: Int) -> Bool {
+        limit > 0 && catchingUp && state == .replicate && inflights.bytes >= limit
     }
 
     /// Whether the leader should hold back appends to this follower.
