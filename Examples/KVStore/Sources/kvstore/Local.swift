@@ -12,8 +12,10 @@ struct Local: AsyncParsableCommand {
         abstract: "Start a three-node cluster on this machine (three child processes).",
         discussion: """
             Node N listens for peers on --raft-port + N - 1 and for HTTP on --http-port + N - 1, and
-            keeps its data in DIR/nodeN. Starting again on the same --dir resumes the same cluster
-            (with the nodes added to it: every DIR/nodeN is started).
+            keeps its data in DIR/nodeN. The first run (no DIR/nodeN yet) starts the founders, nodes
+            1-3. Starting again on the same --dir resumes the same cluster: exactly the nodes whose
+            DIR/nodeN exists start (nodes added with 'add N' too; delete a removed node's directory
+            so that it does not start).
 
             While it runs, type a command and Enter:
               kill N    kill node N with SIGKILL (a crash)
@@ -57,9 +59,14 @@ struct Local: AsyncParsableCommand {
         let logger = Logger(label: "kvstore.local")
         let executable = Self.ownExecutable()
         let founders: [NodeID] = [1, 2, 3]
+        // The first run (no node directory yet) starts the founders, which bootstrap the cluster.
+        // A later run starts exactly the nodes whose directory exists: a founder whose directory
+        // is gone (a removed node) must not start again with an empty log, which would bootstrap
+        // a conflicting cluster or bring back a voter that forgot its vote.
+        let existing = Self.nodeDirectories(in: dir)
+        let firstRun = existing.isEmpty
+        var ids = firstRun ? founders : existing
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        // Nodes added before (`add N`) have a data directory of their own: start them too.
-        var ids = founders + Self.addedNodes(in: dir, besides: founders)
         func member(_ id: NodeID) -> KVMember {
             let offset = Int(id.rawValue) - 1
             return KVMember(
@@ -68,8 +75,10 @@ struct Local: AsyncParsableCommand {
         func arguments(_ id: NodeID) -> [String] {
             let peers = ids.map { member($0).description }.joined(separator: ",")
             var a = ["serve", "--id", "\(id)", "--peers", peers, "--data-dir", "\(dir)/node\(id)", "--log-level", "\(log.logLevel)"]
-            // A node beyond the founders joins the cluster (harmless once its directory holds a log).
-            if !founders.contains(id) { a.append("--join") }
+            // Only a founder on the first run bootstraps; every other node joins (harmless once its
+            // directory holds a log, and safe without one: it waits to be added), so a founder id
+            // added again with `add N` after a later start never bootstraps a cluster of its own.
+            if !(firstRun && founders.contains(id)) { a.append("--join") }
             if let tlsDir {
                 a += ["--tls-cert", "\(tlsDir)/node\(id).pem", "--tls-key", "\(tlsDir)/node\(id).key", "--tls-ca", "\(tlsDir)/ca.pem"]
             }
@@ -94,6 +103,7 @@ struct Local: AsyncParsableCommand {
             for s in signals { s.cancel() }
         }
 
+        func hasDirectory(_ id: NodeID) -> Bool { Self.isDirectory("\(dir)/node\(id)") }
         func start(_ id: NodeID) {
             do {
                 running[id] = try ChildProcess(executable: executable, arguments: arguments(id))
@@ -102,20 +112,26 @@ struct Local: AsyncParsableCommand {
                 logger.error("node \(id) could not start: \(error)")
             }
         }
+        Self.say(
+            firstRun
+                ? "First run in \(dir): starting the founders, nodes \(Self.list(ids))"
+                : "Starting the nodes that have a directory in \(dir): \(Self.list(ids))")
         for id in ids { start(id) }
-        let first = member(1).httpAddress!
+        // Addresses to show: the lowest-numbered nodes started (node 1 may have been removed).
+        let first = member(ids[0]).httpAddress!
+        let second = member(ids.count > 1 ? ids[1] : ids[0]).httpAddress!
         Self.say("""
             A \(ids.count)-node KVStore cluster, data in \(dir)\(tlsDir == nil ? "" : ", peers over mutual TLS"):
             \(ids.map { "  " + describe($0) }.joined(separator: "\n"))
             Status page: http://\(first)/
-            Try: curl -L -X PUT -d hello http://\(first)/kv/greeting && curl -L http://\(member(2).httpAddress!)/kv/greeting
+            Try: curl -L -X PUT -d hello http://\(first)/kv/greeting && curl -L http://\(second)/kv/greeting
             Type 'kill N', 'stop N', 'start N', 'add N' or 'status'; Ctrl-C stops the cluster.
             """)
 
         for await event in events {
             switch event {
             case .signal(let number):
-                logger.info("signal \(number): stopping the three nodes")
+                logger.info("signal \(number): stopping the nodes")
                 await Self.stopAll(running, logger: logger)
                 return
             case .tick:
@@ -131,7 +147,11 @@ struct Local: AsyncParsableCommand {
                 case ("kill"?, let id?) where running[id] != nil: running[id]!.signal(SIGKILL)
                 case ("stop"?, let id?) where running[id] != nil: running[id]!.signal(SIGTERM)
                 case ("start"?, let id?) where ids.contains(id):
-                    if running[id] == nil {
+                    if running[id] == nil && !hasDirectory(id) {
+                        // Its data is gone (a removed node): with an empty log it would forget its
+                        // vote, or, as a founder, bootstrap a cluster of its own.
+                        Self.say("node \(id) has no directory \(dir)/node\(id) any more; not starting it")
+                    } else if running[id] == nil {
                         start(id)
                         Self.say(describe(id))
                     } else {
@@ -155,16 +175,22 @@ struct Local: AsyncParsableCommand {
         }
     }
 
-    /// The ids of the nodes added to the cluster in an earlier run: every `nodeN` directory in
-    /// `dir` besides the founders', in id order.
-    static func addedNodes(in dir: String, besides founders: [NodeID]) -> [NodeID] {
+    /// The ids of the nodes that ran here before: every `nodeN` directory in `dir`, in id order
+    /// (none when `dir` does not exist yet).
+    static func nodeDirectories(in dir: String) -> [NodeID] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
         return names.compactMap { name -> NodeID? in
-            guard name.hasPrefix("node"), let raw = UInt64(name.dropFirst(4)), raw != 0 else { return nil }
-            let id = NodeID(rawValue: raw)
-            return founders.contains(id) ? nil : id
+            guard name.hasPrefix("node"), let raw = UInt64(name.dropFirst(4)), raw != 0, isDirectory("\(dir)/\(name)") else { return nil }
+            return NodeID(rawValue: raw)
         }.sorted()
     }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var directory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &directory) && directory.boolValue
+    }
+
+    static func list(_ ids: [NodeID]) -> String { ids.map(\.description).joined(separator: ", ") }
 
     /// Sends SIGTERM to every node, waits up to ten seconds for each, then kills what is left;
     /// every child is reaped.

@@ -6,9 +6,9 @@ import Testing
 @testable import KVStore
 
 /// The README's quick start with the real binary: `kvstore local`, then the walk-through's
-/// `curl` calls as subprocesses (write, read, kill the leader, write again, start it again and
-/// read from it, add a fourth node, remove one and write again), Ctrl-C, and a second start on
-/// the same directory that still holds the data.
+/// `curl` calls as subprocesses (write, read, CAS, delete, kill the leader, write again, start
+/// it again and read from it, add a fourth node, remove one and write again, move leadership),
+/// Ctrl-C, and a second start on the same directory that holds the data and not the removed node.
 @Suite(.serialized) struct QuickStartTests {
     @Test func theReadmeWalkThroughWorks() async throws {
         let kvstore = try #require(siblingExecutable("kvstore"), "kvstore is not next to the test binary: `swift build --build-tests` builds it")
@@ -19,13 +19,18 @@ import Testing
         let base = 20000 + Int(UInt32.random(in: 0..<400)) * 20
         let http = (1...3).map { base + 10 + $0 - 1 }
         let local = try LocalRun(kvstore: kvstore, dir: dir.path, raftPort: base, httpPort: http[0])
-        defer { local.child.signal(SIGKILL) }
+        defer { local.killAll() }
 
         try await waitForLeader(http)
         #expect(try curl("-X", "PUT", "-d", "hello", "http://127.0.0.1:\(http[0])/kv/greeting") == "")
         #expect(try curl("http://127.0.0.1:\(http[1])/kv/greeting") == "hello")
         #expect(try curl("-X", "PUT", "-d", "hola", "http://127.0.0.1:\(http[2])/kv/greeting?prev=hello") == "")
         #expect(try curl("http://127.0.0.1:\(http[2])/kv/greeting") == "hola")
+        #expect(try local.printed().contains("First run in \(dir.path)/data: starting the founders, nodes 1, 2, 3"))
+        // Delete, on a key of its own (greeting is read from node 4 below).
+        #expect(try curl("-X", "PUT", "-d", "soon-gone", "http://127.0.0.1:\(http[0])/kv/scratch") == "")
+        #expect(try curl("-X", "DELETE", "http://127.0.0.1:\(http[0])/kv/scratch") == "")
+        #expect(try curl("-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(http[0])/kv/scratch") == "404")
 
         // Kill the leader; the other two elect another and take writes.
         let leader = try await waitForLeader(http)
@@ -80,8 +85,16 @@ import Testing
 
         // The same directory resumes the same cluster (nodes 1, 2 and 4), with its data.
         let again = try LocalRun(kvstore: kvstore, dir: dir.path, raftPort: base, httpPort: http[0])
-        defer { again.child.signal(SIGKILL) }
+        defer { again.killAll() }
         try await waitForLeader([http[0], http[1], http4])
+        // Node 3, removed and its directory deleted, does not start again (it would bootstrap a
+        // conflicting cluster from an empty log).
+        let started = try again.pids()
+        #expect(started.keys.sorted() == [1, 2, 4], "\(started)")
+        let printed = try again.printed()
+        #expect(printed.contains("Starting the nodes that have a directory in \(dir.path)/data: 1, 2, 4"), "\(printed)")
+        #expect((try? curl("--max-time", "2", "http://127.0.0.1:\(http[2])/health")) == nil, "something answers on node 3's HTTP port")
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/data/node3"), "node 3's directory came back")
         #expect(try curl("http://127.0.0.1:\(http[0])/kv/greeting") == "hola")
         #expect(try curl("http://127.0.0.1:\(http[1])/kv/after-kill") == "again")
         #expect(try curl("http://127.0.0.1:\(http4)/kv/after") == "still-writing")
@@ -99,13 +112,25 @@ import Testing
             child = try ChildProcess(
                 executable: kvstore,
                 arguments: ["local", "--dir", dir + "/data", "--raft-port", "\(raftPort)", "--http-port", "\(httpPort)"] + extra,
-                stdinPipe: true, stdout: .file(output), stderr: .file(dir + "/local.err"))
+                stdinPipe: true, stdout: .file(output), stderr: .file(dir + "/local.err"), newProcessGroup: true)
+        }
+
+        /// What `kvstore local` printed so far.
+        func printed() throws -> String { try String(contentsOfFile: output, encoding: .utf8) }
+
+        /// Kills `kvstore local` and every node it started, so that a test failing halfway leaves
+        /// nothing running: each node pid it reported that is still in its process group (a pid
+        /// reused by an unrelated process is not), then the whole group (the nodes are in the
+        /// supervisor's group, so this reaches nodes it started but had not reported yet).
+        func killAll() {
+            for pid in ((try? pids()) ?? [:]).values where getpgid(pid) == child.pid { kill(pid, SIGKILL) }
+            child.signalGroup(SIGKILL)
         }
 
         /// The node pids `kvstore local` printed (and the ones it started later).
         func pids() throws -> [NodeID: pid_t] {
             var pids: [NodeID: pid_t] = [:]
-            let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+            let text = (try? printed()) ?? ""
             for line in text.split(separator: "\n") {
                 let words = line.split(separator: " ")
                 guard words.first == "node", words.count >= 2, let id = UInt64(words[1].dropLast()),

@@ -19,7 +19,7 @@ import X509
         let base = 20000 + Int(UInt32.random(in: 0..<400)) * 20
         let http = (1...3).map { base + 10 + $0 - 1 }
         let local = try QuickStartTests.LocalRun(kvstore: kvstore, dir: dir.path, raftPort: base, httpPort: http[0], extra: ["--tls-dir", dir.path + "/tls"])
-        defer { local.child.signal(SIGKILL) }
+        defer { local.killAll() }
 
         try await waitForLeader(http)
         #expect(try curl("-X", "PUT", "-d", "sealed", "http://127.0.0.1:\(http[1])/kv/secret") == "")

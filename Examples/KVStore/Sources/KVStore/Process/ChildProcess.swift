@@ -47,13 +47,24 @@ public final class ChildProcess: Sendable {
 
     /// Starts `executable` with `arguments`.
     ///
+    /// - Parameter newProcessGroup: With `true` the child leads a process group of its own (its
+    ///   id is the child's pid), which the children it starts join unless they choose otherwise;
+    ///   ``signalGroup(_:)`` then reaches all of them, even after the child itself died.
     /// - Throws: ``ChildProcessError`` when the pipe or the spawn fails.
     public init(
-        executable: String, arguments: [String], stdinPipe wantsStdin: Bool = false, stdout: Output = .inherit, stderr: Output = .inherit
+        executable: String, arguments: [String], stdinPipe wantsStdin: Bool = false, stdout: Output = .inherit, stderr: Output = .inherit,
+        newProcessGroup: Bool = false
     ) throws(ChildProcessError) {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        if newProcessGroup {
+            posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+            posix_spawnattr_setpgroup(&attributes, 0)
+        }
         var inFDs: [Int32] = [-1, -1]
         if wantsStdin {
             guard pipe(&inFDs) == 0 else { throw ChildProcessError("pipe failed: errno \(errno)") }
@@ -77,7 +88,7 @@ public final class ChildProcess: Sendable {
         let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { for p in argv { free(p) } }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, executable, &actions, nil, argv, environ)
+        let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
         if stdout == .pipe { close(pipeFDs[1]) }
         if wantsStdin { close(inFDs[0]) }
         guard rc == 0 else {
@@ -99,6 +110,10 @@ public final class ChildProcess: Sendable {
 
     /// Sends `signal` to the child (ignored if it is gone).
     public func signal(_ signal: Int32) { _ = kill(pid, signal) }
+
+    /// Sends `signal` to every process of the child's process group (started with
+    /// `newProcessGroup: true`): the child and the children it started (ignored if none is left).
+    public func signalGroup(_ signal: Int32) { _ = kill(-pid, signal) }
 
     /// Reaps the child if it has exited; `nil` while it runs.
     public func exited() -> Exit? {
