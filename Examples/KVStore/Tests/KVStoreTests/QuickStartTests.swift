@@ -64,9 +64,16 @@ import Testing
         try await eventually(.seconds(20), "a write after node 3 was removed") {
             (try? curl("-f", "-X", "PUT", "-d", "still-writing", "http://127.0.0.1:\(http[0])/kv/after")) == ""
         }
-        let view = try curl("http://127.0.0.1:\(http4)/cluster")
-        let ids = ((try JSONSerialization.jsonObject(with: Data(view.utf8)) as? [String: Any])?["members"] as? [[String: Any]])?.compactMap { $0["id"] as? Int }
-        #expect(ids == [1, 2, 4], "\(view)")
+        // Node 4 learns the new membership when the leader's next message reaches it.
+        try await eventually(.seconds(20), "node 4's /cluster listing members 1, 2 and 4") {
+            guard let view = try? curl("http://127.0.0.1:\(http4)/cluster") else { return false }
+            let json = try? JSONSerialization.jsonObject(with: Data(view.utf8)) as? [String: Any]
+            return (json?["members"] as? [[String: Any]])?.compactMap { $0["id"] as? Int } == [1, 2, 4]
+        }
+        // Hand leadership to node 2 (200 at once if it leads already).
+        let moved = try curl("-f", "-X", "POST", "-d", #"{"id": 2}"#, "http://127.0.0.1:\(http[0])/cluster/leader")
+        #expect(moved == #"{"leader":2}"#, "\(moved)")
+        #expect(try await waitForLeader([http[0], http[1], http4]) == 2)
         // As the README says: a removed node's directory goes, so the next start leaves it out.
         try await eventually(.seconds(20), "node 3 stopping") {
             guard let pid = try local.pids()[3] else { return false }

@@ -69,24 +69,26 @@ extension KVHTTPAPI {
     }
 
     /// `POST /cluster/leader`: hands leadership to the voter in the body, or, for an empty body,
-    /// to the most caught-up other voter (``Raft/RaftNode/transferLeadership(to:)``); answers
-    /// once it leads.
+    /// to the most caught-up other voter that the leader is replicating to (``Raft/RaftNode/transferLeadership(to:)``);
+    /// answers once it leads. Naming the leader itself answers at once: it leads already.
     func transferLeader(_ request: Request) async throws -> Response {
         let requested = try await decode(TransferLeader.self, from: request, required: false)?.id
         try await redirectUnlessLeader(request)
+        struct Answer: Encodable { var leader: UInt64 }
         let target: NodeID
         if let requested {
             target = try memberID("\(requested)")
+            if target == node.id { return jsonResponse(Answer(leader: target.rawValue)) }
         } else {
             let status = try await raft.status().raft
-            let candidates = status.members.filter { $0.id != node.id && $0.role == .voter }
+            // A voter being probed or sent a snapshot is behind: it could not take over soon.
+            let candidates = status.members.filter { $0.id != node.id && $0.role == .voter && $0.state == .replicate }
             guard let best = candidates.max(by: { $0.match < $1.match }) else {
-                throw KVHTTPError.badRequest("noOtherVoter", "there is no other voter to hand leadership to")
+                throw KVHTTPError.badRequest("noOtherVoter", "there is no other voter that is caught up enough to hand leadership to")
             }
             target = best.id
         }
         try await membershipChange(request) { try await raft.transferLeadership(to: target) }
-        struct Answer: Encodable { var leader: UInt64 }
         return jsonResponse(Answer(leader: target.rawValue))
     }
 
