@@ -95,13 +95,15 @@ extension KVHTTPAPI {
     // MARK: Helpers
 
     /// Runs a membership call; a `notLeader` refusal (leadership moved meanwhile) becomes a
-    /// redirect.
+    /// redirect, a step that timed out a 504 (``KVHTTPError/membershipTimeout(_:)``).
     @discardableResult
     func membershipChange<T>(_ request: Request, _ call: () async throws -> T) async throws -> T {
         do {
             return try await call()
         } catch let e as RaftError where e.code == .notLeader {
             throw redirect(request, to: e.leaderHint)
+        } catch let e as RaftError where e.code == .timeout {
+            throw KVHTTPError.membershipTimeout(e)
         }
     }
 

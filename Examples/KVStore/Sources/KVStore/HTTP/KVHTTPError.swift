@@ -42,6 +42,15 @@ public struct KVHTTPError: Error, Sendable {
         return e
     }
 
+    /// 504 for a membership step (a change, a learner's catch-up, a leadership transfer) that
+    /// did not complete within ``Raft/RaftNodeConfiguration/membershipTimeoutTicks``: unlike a
+    /// write without a quorum, it usually waits for a member that is slow or unreachable.
+    static func membershipTimeout(_ error: RaftError) -> KVHTTPError {
+        KVHTTPError(
+            .gatewayTimeout, "membershipTimeout",
+            "the membership step timed out (\(error.message)); it may still complete: check GET /cluster before retrying")
+    }
+
     /// The answer for a ``Raft/RaftError`` from the node (a redirect is decided before, by the
     /// caller that knows the request).
     init(_ error: RaftError) {

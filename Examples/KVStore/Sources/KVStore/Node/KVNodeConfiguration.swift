@@ -89,7 +89,8 @@ public struct KVNodeConfiguration: Sendable {
     public var limits = KVLimits()
 
     /// Creates a configuration with the library's defaults (100 ms ticks: elections after 1–2 s,
-    /// proposals that fail after 5 s and reads after 3 s without a quorum).
+    /// proposals that fail after 5 s and reads after 3 s without a quorum), except that each
+    /// membership step times out after ``membershipStepTimeoutTicks`` (10 s).
     public init(id: NodeID, members: [KVMember], dataDirectory: String, httpAddress: PeerAddress) {
         self.id = id
         self.members = members
@@ -97,7 +98,18 @@ public struct KVNodeConfiguration: Sendable {
         self.httpAddress = httpAddress
         node = RaftNodeConfiguration(id: id)
         node.raft.readLease = ReadLease()
+        node.membershipTimeoutTicks = Self.membershipStepTimeoutTicks
     }
+
+    /// The ticks one membership step may take here: 100, 10 s at the default 100 ms tick.
+    ///
+    /// The library's default (600 ticks, a minute) leaves room for a new member that must first
+    /// receive a large snapshot; a client of `POST /cluster/members` (which may take three steps:
+    /// add a learner, wait for it to catch up, promote it) should not wait minutes for an
+    /// answer. A step that times out answers 504 (`membershipTimeout`) and may still complete.
+    /// Raise ``Raft/RaftNodeConfiguration/membershipTimeoutTicks`` in ``node`` for a database
+    /// that takes longer than this to send.
+    public static let membershipStepTimeoutTicks = 100
 
     /// This node's member entry, or why the configuration cannot run.
     func validatedSelf() throws(RaftError) -> KVMember {
