@@ -41,6 +41,23 @@ import Testing
         }
     }
 
+    @Test(arguments: ["127.0.0.1", "localhost", "node-4.example.com", "::1", "fe80::1:2", "::ffff:10.0.0.1"])
+    func acceptsHostNamesAndIPAddressesInTheMembership(_ host: String) throws {
+        let m = KVMember(id: 4, raftAddress: PeerAddress(host: host, port: 7004), httpAddress: PeerAddress(host: host, port: 8004))
+        try m.checkMembershipAddress()
+        #expect(try KVMember(id: 4, membershipAddress: m.membershipAddress) == m)
+    }
+
+    @Test(arguments: ["h;http=x", "a=b", "bad host", "node/5", "-node", "node-", "a..b", ".a", "::g", "1:2", "ünï", String(repeating: "a", count: 64)])
+    func refusesHostsThatWouldNotReadBack(_ host: String) {
+        for m in [
+            KVMember(id: 4, raftAddress: PeerAddress(host: host, port: 7004)),
+            KVMember(id: 4, raftAddress: PeerAddress(host: "127.0.0.1", port: 7004), httpAddress: PeerAddress(host: host, port: 8004)),
+        ] {
+            #expect { try m.checkMembershipAddress() } throws: { ($0 as? RaftError)?.code == .invalidArgument }
+        }
+    }
+
     @Test func theDirectoryFollowsTheMembershipAndFallsBackToTheAddressBook() {
         let book = (1...3).map { KVMember(id: NodeID(rawValue: UInt64($0)), raftAddress: PeerAddress(host: "h", port: 7000 + $0), httpAddress: PeerAddress(host: "h", port: 8000 + $0)) }
         let seen = Mutex<[NodeID: PeerAddress]>([:])

@@ -85,11 +85,21 @@ import Testing
                 (.post, "/cluster/members", #"{"id": 5, "raft": "nowhere"}"#, .badRequest, "badAddress"),
                 (.post, "/cluster/members", #"{"id": 5, "raft": "127.0.0.1:0"}"#, .badRequest, "badAddress"),
                 (.post, "/cluster/members", #"{"id": 2, "raft": "127.0.0.1:1"}"#, .badRequest, "invalidArgument"),
+                // Addresses that would be committed and then unreadable, or misread.
+                (.post, "/cluster/members", #"{"id": 5, "raft": "h;http=x:1"}"#, .badRequest, "badAddress"),
+                (.post, "/cluster/members", #"{"id": 5, "raft": "127.0.0.1:1", "http": "a=b:1"}"#, .badRequest, "badAddress"),
+                (.post, "/cluster/members", #"{"id": 5, "raft": "bad host:1"}"#, .badRequest, "badAddress"),
+                (.post, "/cluster/members", #"{"id": 5, "raft": "node/5:1"}"#, .badRequest, "badAddress"),
+                (.post, "/cluster/members", #"{"id": 5, "raft": "-node5.example:1"}"#, .badRequest, "badAddress"),
+                (.post, "/cluster/members", #"{"id": 5, "raft": "node5..example:1"}"#, .badRequest, "badAddress"),
+                (.post, "/cluster/members", #"{"id": 5, "raft": "[::g]:1"}"#, .badRequest, "badAddress"),
+                (.post, "/cluster/members", #"{"id": 5, "raft": "127.0.0.1:1", "lerner": true}"#, .badRequest, "badBody"),
                 (.delete, "/cluster/members/abc", nil, .badRequest, "badId"),
                 (.delete, "/cluster/members/0", nil, .badRequest, "badId"),
                 (.delete, "/cluster/members/77", nil, .notFound, "unknownMember"),
                 (.post, "/cluster/leader", #"{"id": 77}"#, .notFound, "unknownMember"),
                 (.post, "/cluster/leader", "[1]", .badRequest, "badBody"),
+                (.post, "/cluster/leader", #"{"idd": 2}"#, .badRequest, "badBody"),
             ]
             for (method, path, body, status, code) in cases {
                 let a = try await cluster.http(leader, method, path, body: body)

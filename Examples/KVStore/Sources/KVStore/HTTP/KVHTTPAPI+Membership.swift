@@ -16,11 +16,58 @@ extension KVHTTPAPI {
         /// `true` adds a learner (it receives the log, never votes); `false` (the default) a
         /// voter, which joins as a learner, catches up, and is then promoted.
         var learner: Bool?
+
+        enum CodingKeys: String, CodingKey, CaseIterable { case id, raft, http, learner }
+
+        /// Decodes the body, refusing keys it does not know (a misspelt `learner` must not add
+        /// a voter).
+        init(from decoder: any Decoder) throws {
+            try UnknownKeys.check(decoder, known: CodingKeys.allCases)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            id = try c.decode(UInt64.self, forKey: .id)
+            raft = try c.decode(String.self, forKey: .raft)
+            http = try c.decodeIfPresent(String.self, forKey: .http)
+            learner = try c.decodeIfPresent(Bool.self, forKey: .learner)
+        }
     }
 
     /// The body of `POST /cluster/leader`; an empty body (or no `id`) lets the leader choose.
     struct TransferLeader: Decodable {
         var id: UInt64?
+
+        enum CodingKeys: String, CodingKey, CaseIterable { case id }
+
+        /// Decodes the body, refusing keys it does not know (a misspelt `id` must not let the
+        /// leader choose).
+        init(from decoder: any Decoder) throws {
+            try UnknownKeys.check(decoder, known: CodingKeys.allCases)
+            id = try decoder.container(keyedBy: CodingKeys.self).decodeIfPresent(UInt64.self, forKey: .id)
+        }
+    }
+
+    /// A JSON body named keys its route does not take.
+    struct UnknownKeys: Error, CustomStringConvertible {
+        var unknown: [String]
+        var known: [String]
+
+        var description: String {
+            "unknown key\(unknown.count == 1 ? "" : "s") \(unknown.map { "'\($0)'" }.joined(separator: ", ")) (this route takes \(known.joined(separator: ", ")))"
+        }
+
+        /// Any key of a JSON object.
+        struct AnyKey: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
+
+        /// Throws when the object `decoder` reads has a key outside `known`.
+        static func check<K: CodingKey>(_ decoder: any Decoder, known: [K]) throws {
+            let names = known.map(\.stringValue)
+            let unknown = try decoder.container(keyedBy: AnyKey.self).allKeys.map(\.stringValue).filter { !names.contains($0) }
+            if !unknown.isEmpty { throw UnknownKeys(unknown: unknown.sorted(), known: names) }
+        }
     }
 
     /// What a membership route answers: the membership once the change is committed (the
@@ -44,6 +91,7 @@ extension KVHTTPAPI {
             member = KVMember(
                 id: NodeID(rawValue: body.id), raftAddress: try PeerAddress(parsing: body.raft),
                 httpAddress: try body.http.map { try PeerAddress(parsing: $0) })
+            try member.checkMembershipAddress()
         } catch let e as RaftError {
             throw KVHTTPError.badRequest("badAddress", e.message)
         }

@@ -1,3 +1,4 @@
+import Logging
 import Raft
 import RaftTransportTCP
 import Synchronization
@@ -37,9 +38,14 @@ public final class KVClusterDirectory: Sendable {
     public let me: NodeID
     private let state: Mutex<State>
     private let onPeersChange: @Sendable ([NodeID: PeerAddress]) -> Void
+    private let logger: Logger
 
-    init(me: NodeID, book: [KVMember], onPeersChange: @escaping @Sendable ([NodeID: PeerAddress]) -> Void) {
+    init(
+        me: NodeID, book: [KVMember], logger: Logger = Logger(label: "kvstore.directory"),
+        onPeersChange: @escaping @Sendable ([NodeID: PeerAddress]) -> Void
+    ) {
         self.me = me
+        self.logger = logger
         state = Mutex(State(book: Dictionary(uniqueKeysWithValues: book.map { ($0.id, $0) })))
         self.onPeersChange = onPeersChange
     }
@@ -69,11 +75,23 @@ public final class KVClusterDirectory: Sendable {
     /// ``Raft/RaftTransport/membershipChanged(_:of:)``): the transport dials new members and
     /// drops removed ones. Runs on the node's loop; it only takes a lock.
     func follow(_ membership: ConfState) {
-        state.withLock { s in
-            guard membership != s.membership else { return }
+        let changed = state.withLock { s in
+            guard membership != s.membership else { return false }
             s.previous = s.membership
             s.membership = membership
             onPeersChange(peerAddresses(s))
+            return true
+        }
+        // Said once per membership (reads fall back to the address book without a word).
+        guard changed else { return }
+        for (id, text) in membership.addresses.sorted(by: { $0.key < $1.key }) {
+            do throws(RaftError) {
+                _ = try KVMember(id: id, membershipAddress: text)
+            } catch {
+                logger.warning(
+                    "member \(id)'s address in the membership cannot be read; using the address book's, if any",
+                    metadata: ["address": "\(text)", "error": "\(error.message)"])
+            }
         }
     }
 

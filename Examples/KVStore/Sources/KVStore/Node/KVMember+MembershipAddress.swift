@@ -25,6 +25,44 @@ extension KVMember {
         "raft=\(raftAddress)" + (httpAddress.map { ";http=\($0)" } ?? "")
     }
 
+    /// Checks that this member can travel in the membership: both hosts follow host name or IP
+    /// address rules (so no `;`, `=`, `/` or space can break ``membershipAddress`` apart), and
+    /// ``membershipAddress`` reads back as this very member. A membership entry is permanent
+    /// once committed, so this runs before a change is proposed.
+    ///
+    /// - Throws: ``Raft/RaftError/Code/invalidArgument`` saying which address is wrong.
+    public func checkMembershipAddress() throws(RaftError) {
+        try Self.checkHost(raftAddress.host, of: "raft")
+        if let httpAddress { try Self.checkHost(httpAddress.host, of: "http") }
+        let back = try KVMember(id: id, membershipAddress: membershipAddress)
+        guard back == self else {
+            throw RaftError(.invalidArgument, "the membership address '\(membershipAddress)' would read back as \(back), not \(self)")
+        }
+    }
+
+    /// A host name (labels of 1 to 63 letters, digits and `-`, not starting or ending with
+    /// `-`, separated by `.`; an IPv4 address is one) or an IPv6 address (hex digits, `:` and
+    /// `.`), at most 253 characters.
+    static func checkHost(_ host: String, of which: String) throws(RaftError) {
+        func refuse(_ why: String) -> RaftError {
+            RaftError(.invalidArgument, "the \(which) host '\(host)' \(why)")
+        }
+        guard !host.isEmpty, host.utf8.count <= 253 else { throw refuse("must have 1 to 253 characters") }
+        if host.contains(":") {
+            let allowed = Set("0123456789abcdefABCDEF:.")
+            guard host.allSatisfy(allowed.contains), host.count(where: { $0 == ":" }) >= 2 else {
+                throw refuse("is not an IPv6 address (hex digits, ':' and '.')")
+            }
+            return
+        }
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
+        for label in host.split(separator: ".", omittingEmptySubsequences: false) {
+            guard (1...63).contains(label.count), label.allSatisfy(allowed.contains), label.first != "-", label.last != "-" else {
+                throw refuse("is not a host name or IP address (labels of letters, digits and '-', separated by '.')")
+            }
+        }
+    }
+
     /// Reads member `id`'s addresses from its membership address (``membershipAddress``).
     ///
     /// - Throws: ``Raft/RaftError/Code/invalidArgument`` when there is no raft address or an

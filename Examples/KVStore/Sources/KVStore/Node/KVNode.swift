@@ -77,7 +77,7 @@ public final class KVNode: Sendable {
         let nodeID = configuration.id
         var members = configuration.members.filter { $0.id != nodeID }
         members.append(KVMember(id: nodeID, raftAddress: PeerAddress(host: me.raftAddress.host, port: raftPort), httpAddress: me.httpAddress))
-        let directory = KVClusterDirectory(me: nodeID, book: members) { peers in transport.setPeers(peers) }
+        let directory = KVClusterDirectory(me: nodeID, book: members, logger: logger) { peers in transport.setPeers(peers) }
         self.directory = directory
 
         do {
