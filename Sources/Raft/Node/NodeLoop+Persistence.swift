@@ -143,6 +143,8 @@ extension NodeLoop {
         var failure: RaftError?
         waiting: while true {
             let events = await inbox.next()
+            // As before each batch of the loop: no lease answer once the ticks are late.
+            if overlapped == nil { guardLease() }
             for (k, e) in events.enumerated() {
                 if case .persisted(let error) = e {
                     failure = error

@@ -119,6 +119,11 @@ extension NodeLoop {
     }
 
     func takeWithoutStorage(_ e: Event) -> Bool {
+        // Once this loop's ticks are late (the write has lasted past the tick the lease allows
+        // for), nothing more is taken until it ends: the core's tick count, and so its lease,
+        // stands still meanwhile, and a leader whose disk hangs must not keep itself in office
+        // by answering read rounds while it cannot write (its followers elect another).
+        guard !ticksAreLate else { return false }
         switch e {
         case .read(let r):
             if r.consistency != .stale { readActivityTick = ticks }
