@@ -10,6 +10,7 @@ let package = Package(
     products: [
         .library(name: "KVStore", targets: ["KVStore"]),
         .executable(name: "kvstore", targets: ["kvstore"]),
+        .executable(name: "kvstore-faults", targets: ["kvstore-faults"]),
     ],
     dependencies: [
         .package(name: "swift-raft", path: "../.."),
@@ -23,6 +24,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        // The fault-injection run's clients (HummingbirdTesting, used by the tests, builds it anyway).
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         // Only the tests use these, to make the certificates of the TLS test.
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
@@ -51,12 +54,29 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        // The fault-injection run: real `kvstore serve` processes, clients, faults, and the
+        // linearizability check of the history (Tests/KVStoreTests/KVFaultTests.swift runs it in CI).
+        .target(
+            name: "KVFaults",
+            dependencies: [
+                "KVStore",
+                .product(name: "RaftTestKit", package: "swift-raft"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]),
+        // `kvstore-faults`: fault runs on demand (`--runs 100`, `--seconds 60`).
+        .executableTarget(
+            name: "kvstore-faults",
+            dependencies: ["KVFaults", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // Applies batches until SIGKILLed; driven by the crash test (Tests/KVStoreTests/SQLiteCrashTests.swift).
         .executableTarget(name: "kvstore-crash-applier", dependencies: ["KVStore", .product(name: "Raft", package: "swift-raft")]),
         .testTarget(
             name: "KVStoreTests",
             dependencies: [
                 "KVStore",
+                "KVFaults",
                 .product(name: "Raft", package: "swift-raft"),
                 .product(name: "RaftTestKit", package: "swift-raft"),
                 .product(name: "Hummingbird", package: "hummingbird"),

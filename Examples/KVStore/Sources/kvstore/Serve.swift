@@ -55,6 +55,18 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The certificate authority peers' certificates must chain to (PEM).")
     var tlsCa: String?
 
+    @Option(help: "Milliseconds per Raft tick; write, read and membership timeouts keep their length in time.")
+    var tickMs = 100
+
+    @Option(help: "Ticks without a leader's message before a follower campaigns (elections after this to twice this many ticks).")
+    var electionTicks = 10
+
+    @Option(help: "Take a snapshot every this many applied entries.")
+    var snapshotEvery: UInt64 = 10_000
+
+    @Option(help: "Entries kept in the log behind a snapshot, so followers a little behind need no snapshot.")
+    var compactionTrail: UInt64 = 1_000
+
     @OptionGroup var log: LogOptions
 
     func configuration() throws -> KVNodeConfiguration {
@@ -69,6 +81,10 @@ struct Serve: AsyncParsableCommand {
         var c = KVNodeConfiguration(id: me, members: members, dataDirectory: dataDir, httpAddress: httpAddress)
         c.clusterID = clusterID
         c.join = join
+        do { try c.setTickInterval(milliseconds: tickMs) } catch { throw ValidationError("--tick-ms: \(error.message)") }
+        c.node.raft.electionTicks = electionTicks
+        c.node.snapshotEvery = snapshotEvery
+        c.node.compactionTrail = compactionTrail
         switch (tlsCert, tlsKey, tlsCa) {
         case (nil, nil, nil): break
         case let (cert?, key?, ca?):

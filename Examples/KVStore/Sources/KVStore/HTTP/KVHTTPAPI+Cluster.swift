@@ -100,6 +100,17 @@ extension KVHTTPAPI {
         }
     }
 
+    /// `POST /admin/snapshot`: takes a snapshot of everything applied now and compacts the log
+    /// behind it (as the node does every ``Raft/RaftNodeConfiguration/snapshotEvery`` entries).
+    /// 200 with `{"index": N}`, or `{"index": null}` when nothing was applied since the last one.
+    func snapshot() async throws -> Response {
+        struct Snapshot: Encodable {
+            var index: UInt64?
+        }
+        let index = try await raft.snapshot()
+        return jsonResponse(Snapshot(index: index?.rawValue))
+    }
+
     /// `GET /metrics`: the node's registry in Prometheus's text format.
     func metrics() -> Response {
         Response(

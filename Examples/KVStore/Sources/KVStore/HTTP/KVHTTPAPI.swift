@@ -18,6 +18,7 @@ import Raft
 /// | `POST /cluster/members` | adds a member: `{"id": 4, "raft": "HOST:PORT", "http": "HOST:PORT", "learner": false}` |
 /// | `DELETE /cluster/members/{id}` | removes a member |
 /// | `POST /cluster/leader` | hands leadership to `{"id": N}`, or (empty body) to the most caught-up other voter |
+/// | `POST /admin/snapshot` | takes a snapshot of this node's state now and compacts its log: `{"index": N}` |
 /// | `GET /metrics` | Prometheus text: the node's, the transport's and the API's metrics |
 /// | `GET /health` | 200 while the node runs |
 /// | `GET /` | the status page |
@@ -49,6 +50,7 @@ struct KVHTTPAPI: Sendable {
         router.post("/cluster/members") { request, _ in try await addMember(request) }
         router.delete("/cluster/members/:id") { request, context in try await removeMember(request, context) }
         router.post("/cluster/leader") { request, _ in try await transferLeader(request) }
+        router.post("/admin/snapshot") { _, _ in try await snapshot() }
         router.get("/kv") { request, _ in try await list(request) }
         router.get("/kv/**") { request, _ in try await get(request) }
         router.put("/kv/**") { request, _ in try await put(request) }

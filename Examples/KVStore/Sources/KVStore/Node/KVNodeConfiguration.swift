@@ -112,6 +112,22 @@ public struct KVNodeConfiguration: Sendable {
     public static let membershipStepTimeoutTicks = 100
 
     /// This node's member entry, or why the configuration cannot run.
+    /// Sets the tick interval to `milliseconds` and scales the timeouts counted in ticks so that
+    /// they keep their length in time: a write without a quorum fails after 5 s, a read after
+    /// 3 s, a membership step after 10 s. Elections are counted in ticks
+    /// (``Raft/RaftConfiguration/electionTicks``): shorter ticks make them faster.
+    ///
+    /// - Throws: ``Raft/RaftError/Code/invalidConfiguration`` outside 1–10,000 ms.
+    public mutating func setTickInterval(milliseconds: Int) throws(RaftError) {
+        guard (1...10_000).contains(milliseconds) else {
+            throw RaftError(.invalidConfiguration, "the tick interval must be 1 to 10000 ms, got \(milliseconds)")
+        }
+        node.tickInterval = .milliseconds(milliseconds)
+        node.proposalTimeoutTicks = max(1, 5_000 / milliseconds)
+        node.readTimeoutTicks = max(1, 3_000 / milliseconds)
+        node.membershipTimeoutTicks = max(1, 10_000 / milliseconds)
+    }
+
     func validatedSelf() throws(RaftError) -> KVMember {
         guard let me = members.first(where: { $0.id == id }) else {
             throw RaftError(.invalidConfiguration, "node \(id) is not among the members \(members.map(\.id))")
