@@ -1,0 +1,209 @@
+import Foundation
+import KVStore
+
+/// The `kvstore serve` processes of a fault run: starting, killing, pausing and restarting
+/// them by pid, each node's data directory (on a small tmpfs of its own when the run may fill
+/// disks), and what each process's end was.
+actor FaultCluster {
+    struct Node {
+        var process: ChildProcess?
+        var paused = false
+        /// Started with `--join` (its first start): later starts use the same flag, which an
+        /// existing data directory ignores.
+        var joined: Bool
+        var starts = 0
+        var dataDirectory: String
+        var tmpfs: Bool
+    }
+
+    /// What ended a process, and whether the run caused it.
+    struct Death: CustomStringConvertible {
+        var node: Int
+        var exit: ChildProcess.Exit
+        var expected: Bool
+        var logTail: String
+        var description: String { "node \(node) \(exit)\(expected ? "" : ": unexpected")\n\(logTail)" }
+    }
+
+    let kvstore: String
+    let directory: String
+    let network: FaultNetwork
+    let serveArguments: [String]
+    let diskBytes: Int?
+    private(set) var nodes: [Int: Node] = [:]
+    /// The members of the cluster as the run changed it (founders, then additions and removals).
+    private(set) var members: [Int]
+    /// Deaths seen so far, in order.
+    private(set) var deaths: [Death] = []
+    /// Nodes whose next exit the run causes (SIGKILL, SIGTERM), or accepts (a full disk).
+    private var expectingExit: Set<Int> = []
+    private var diskFull: Set<Int> = []
+    /// Nodes that did not stop within the grace period of a SIGTERM and were killed.
+    private var escalated: Set<Int> = []
+
+    init(kvstore: String, directory: String, network: FaultNetwork, founders: [Int], serveArguments: [String], diskBytes: Int?) {
+        self.kvstore = kvstore
+        self.directory = directory
+        self.network = network
+        self.members = founders
+        self.serveArguments = serveArguments
+        self.diskBytes = diskBytes
+    }
+
+    // MARK: Processes
+
+    /// Starts node `id` (its first start creates its data directory, a tmpfs when the run has
+    /// disks to fill).
+    func start(_ id: Int, join: Bool = false) async throws {
+        if nodes[id] == nil {
+            let data = "\(directory)/node\(id)"
+            try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+            var tmpfs = false
+            if let diskBytes {
+                try await FaultCommand.run(FaultCommand.find("mount") ?? "/bin/mount", ["-t", "tmpfs", "-o", "size=\(diskBytes)", "tmpfs", data])
+                tmpfs = true
+            }
+            nodes[id] = Node(joined: join, dataDirectory: data, tmpfs: tmpfs)
+        }
+        guard var node = nodes[id], node.process == nil else { return }
+        let peers = (members + [id]).reduce(into: [Int]()) { if !$0.contains($1) { $0.append($1) } }.map(network.member).joined(separator: ",")
+        var arguments = ["serve", "--id", "\(id)", "--data-dir", "\(node.dataDirectory)/data", "--peers", peers, "--cluster-id", "kvfaults"]
+        if node.joined { arguments.append("--join") }
+        arguments += serveArguments
+        let (executable, argv) = network.launch(id, kvstore, arguments)
+        let log = "\(directory)/node\(id).log"
+        appendLine(log, "=== start \(node.starts + 1) of node \(id): \(kvstore) \(arguments.joined(separator: " "))")
+        node.process = try ChildProcess(executable: executable, arguments: argv, stdout: .file(log), stderr: .file(log))
+        node.paused = false
+        node.starts += 1
+        nodes[id] = node
+    }
+
+    /// Sends `signal` to node `id`'s process; SIGKILL and SIGTERM mark its exit as caused by
+    /// the run and wait for it (SIGTERM up to `grace`, then SIGKILL).
+    func signal(_ id: Int, _ signal: Int32, grace: Duration = .seconds(10)) async {
+        guard let process = nodes[id]?.process else { return }
+        switch signal {
+        case SIGSTOP:
+            process.signal(SIGSTOP)
+            nodes[id]?.paused = true
+        case SIGCONT:
+            process.signal(SIGCONT)
+            nodes[id]?.paused = false
+        case SIGKILL, SIGTERM:
+            expectingExit.insert(id)
+            if nodes[id]?.paused == true { process.signal(SIGCONT) }
+            process.signal(signal)
+            let deadline = ContinuousClock.now + grace
+            var killed = signal == SIGKILL
+            while nodes[id]?.process != nil {
+                reap()
+                if nodes[id]?.process == nil { break }
+                if !killed, ContinuousClock.now > deadline {
+                    killed = true
+                    escalated.insert(id)
+                    process.signal(SIGKILL)
+                    appendLine("\(directory)/node\(id).log", "=== the run killed node \(id): it did not stop within \(grace) of signal \(signal)")
+                }
+                try? await Task.sleep(for: .milliseconds(10))
+            }
+        default:
+            process.signal(signal)
+        }
+    }
+
+    /// Reaps exited processes and records how each ended.
+    @discardableResult
+    func reap() -> [Death] {
+        var found: [Death] = []
+        for (id, node) in nodes {
+            guard let process = node.process, let exit = process.exited() else { continue }
+            let caused = expectingExit.remove(id) != nil
+            let tail = logTail(id)
+            let expected: Bool
+            if caused {
+                // SIGKILL, or SIGTERM answered by an orderly stop (status 0).
+                expected = escalated.remove(id) == nil && (exit == .signalled(SIGKILL) || exit == .exited(0))
+            } else {
+                // A node that stops on a full disk says so and exits with status 1.
+                expected = diskFull.contains(id) && exit == .exited(1) && (tail.contains("No space left") || tail.contains("disk is full"))
+            }
+            let death = Death(node: id, exit: exit, expected: expected, logTail: tail)
+            found.append(death)
+            deaths.append(death)
+            nodes[id]?.process = nil
+            nodes[id]?.paused = false
+        }
+        return found
+    }
+
+    /// Whether node `id` has a running (or paused) process.
+    func isRunning(_ id: Int) -> Bool { nodes[id]?.process != nil }
+    /// Whether node `id` is paused.
+    func isPaused(_ id: Int) -> Bool { nodes[id]?.paused == true }
+    /// Process ids of every running node.
+    func pids() -> [Int: pid_t] { nodes.compactMapValues { $0.process?.pid } }
+
+    /// Changes the run's view of the members.
+    func setMembers(_ ids: [Int]) { members = ids }
+
+    // MARK: Disks
+
+    /// Fills node `id`'s tmpfs with a file until writes fail with ENOSPC; returns the bytes
+    /// written. A later exit of the node with status 1 and "No space left" in its log counts as
+    /// caused by the run.
+    func fillDisk(_ id: Int) throws -> Int {
+        guard let node = nodes[id], node.tmpfs else { return 0 }
+        diskFull.insert(id)
+        let path = "\(node.dataDirectory)/filler"
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw FaultRunError("cannot create \(path): errno \(errno)") }
+        defer { close(fd) }
+        let chunk = [UInt8](repeating: 0x5a, count: 1 << 20)
+        var written = 0
+        while true {
+            let n = chunk.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if n <= 0 { break }
+            written += n
+        }
+        return written
+    }
+
+    /// Removes node `id`'s filler file: its disk has room again.
+    func freeDisk(_ id: Int) {
+        guard let node = nodes[id] else { return }
+        try? FileManager.default.removeItem(atPath: "\(node.dataDirectory)/filler")
+    }
+
+    /// Ends the disk-full window of node `id`: from now on its exits are judged as usual.
+    func endDiskFull(_ id: Int) { diskFull.remove(id) }
+
+    // MARK: Teardown
+
+    /// Stops every process (SIGTERM, SIGKILL past the grace period), unmounts the disks and
+    /// removes the data.
+    func tearDown(keepData: Bool) async {
+        for id in nodes.keys.sorted() {
+            if nodes[id]?.paused == true { nodes[id]?.process?.signal(SIGCONT) }
+            if nodes[id]?.process != nil { await signal(id, SIGKILL) }
+        }
+        for node in nodes.values where node.tmpfs {
+            _ = try? await FaultCommand.run(FaultCommand.find("umount") ?? "/bin/umount", [node.dataDirectory])
+        }
+        if !keepData { try? FileManager.default.removeItem(atPath: directory) }
+    }
+
+    /// The last lines of node `id`'s log.
+    func logTail(_ id: Int, lines: Int = 12) -> String {
+        let text = (try? String(contentsOfFile: "\(directory)/node\(id).log", encoding: .utf8)) ?? ""
+        return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
+    }
+
+    private func appendLine(_ path: String, _ line: String) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        let bytes = Array((line + "\n").utf8)
+        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    }
+}
