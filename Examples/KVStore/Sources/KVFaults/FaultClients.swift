@@ -55,6 +55,7 @@ final class FaultClients: Sendable {
         var rng = SplitMix(seed: seed)
         var written = 0
         var lastSeen: [String: String] = [:]
+        var preferred: Int?
         while ContinuousClock.now < deadline, !Task.isCancelled {
             let key = keys[Int(rng.next() % UInt64(keys.count))]
             let roll = rng.next() % 100
@@ -75,35 +76,41 @@ final class FaultClients: Sendable {
             }
             let nodes = await members()
             guard !nodes.isEmpty else { break }
-            let node = nodes[Int(rng.next() % UInt64(nodes.count))]
-            if let value = await perform(client: client, input, lease: lease, at: node), let value { lastSeen[key] = value }
+            // Mostly to the node that answered last (the leader, after a redirect), sometimes to
+            // any member, so that followers and deposed leaders get requests too.
+            let node = preferred.flatMap { nodes.contains($0) && rng.next() % 4 != 0 ? $0 : nil } ?? nodes[Int(rng.next() % UInt64(nodes.count))]
+            let (seen, answered) = await perform(client: client, input, lease: lease, at: node)
+            if let seen, let value = seen { lastSeen[input.key] = value }
+            preferred = answered
             try? await Task.sleep(for: .milliseconds(Int(rng.next() % 8)))
         }
     }
 
     /// Sends `input` to node `node`, following up to two redirects. Returns the value the key
-    /// was seen to hold (a read's answer, a write's own value), `.some(nil)` for absent, `nil`
-    /// when nothing was learned.
-    func perform(client: Int, _ input: KVModel.Input, lease: Bool, at node: Int) async -> String?? {
+    /// was seen to hold (a read's answer, a write's own value; `.some(nil)` for absent; `nil`
+    /// when nothing was learned) and the node that answered, if one did.
+    func perform(client: Int, _ input: KVModel.Input, lease: Bool, at node: Int) async -> (seen: String??, answered: Int?) {
         var url = network.url(node) + "/kv/" + input.key + query(input, lease: lease)
+        var target = node
         for _ in 0..<3 {
             let call = recorder.invoke(client: client, input)
             let attempt = await send(input, url)
             switch attempt {
-            case .answer(307, _, let location?):
+            case .answer(307, let body, let location?):
                 discard(call) { $0.redirects += 1 }
                 url = location
+                target = Self.leader(body) ?? target
                 continue
             case .answer(let status, let body, _):
-                return settle(call, input, status: status, body: body, lease: lease, node: node)
+                return (settle(call, input, status: status, body: body, lease: lease, node: target), target)
             case .notSent:
                 discard(call) { $0.refused += 1 }
             case .unknown:
                 if case .get = input { discard(call) { $0.refused += 1 } } else { count { $0.unknown += 1 } }
             }
-            return nil
+            return (nil, nil)
         }
-        return nil
+        return (nil, nil)
     }
 
     /// Records what answer `status` (with `body`) says about `call`.
@@ -195,6 +202,14 @@ final class FaultClients: Sendable {
         case .compareAndSwap(_, let expected, _): "?prev=" + (expected ?? "")
         default: ""
         }
+    }
+
+    /// The leader a redirect names.
+    static func leader(_ body: String) -> Int? {
+        guard let json = try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any],
+            let error = json["error"] as? [String: Any]
+        else { return nil }
+        return error["leader"] as? Int
     }
 
     static func errorCode(_ body: String) -> String? {

@@ -77,7 +77,7 @@ extension FaultContext {
         while ContinuousClock.now < deadline {
             let node = members[attempt % members.count]
             attempt += 1
-            if let seen = await clients.perform(client: 10_000, .get(key: key), lease: false, at: node) { return seen }
+            if let seen = await clients.perform(client: 10_000, .get(key: key), lease: false, at: node).seen { return seen }
             try await Task.sleep(for: .milliseconds(200))
         }
         throw FaultRunError("the final read of \(key) got no answer within 30 s")

@@ -191,14 +191,16 @@ final class FaultContext: Sendable {
         try? await Task.sleep(for: .milliseconds(200))
         await cluster.reap()
         let down = !(await cluster.isRunning(target))
-        let tail = await cluster.logTail(target, lines: 40)
-        let line = tail.split(separator: "\n").last { $0.contains("No space left") || $0.contains("disk is full") }
+        let tail = await cluster.logTail(target, lines: 400)
+        let line = tail.split(separator: "\n").last { $0.contains("No space left") || $0.contains("disk is full") }.map { line in
+            line.range(of: "cannot run: ").map { String(line[$0.upperBound...]) } ?? String(line)
+        }
         if down, await cluster.members.contains(target) { try? await cluster.start(target) }
         try? await Task.sleep(for: .seconds(1))
         await cluster.endDiskFull(target)
         event(
             "full disk: node \(target)'s disk filled (\(written >> 20) MiB of filler); "
-                + (stopped || down ? "it stopped (\(line.map { String($0.suffix(160)) } ?? "no ENOSPC line in its log")) and was started again" : "it kept running"))
+                + (stopped || down ? "it stopped (\(line.map { String($0.prefix(200)) } ?? "no ENOSPC line in its log")) and was started again" : "it kept running"))
     }
 
     // MARK: HTTP beside the history

@@ -115,6 +115,16 @@ public final class FaultNetwork: Sendable {
 
     private func removeLeftovers() async {
         guard let ip else { return }
+        // The root ends of the veth pairs first: deleting one end deletes the pair at once,
+        // while a deleted namespace takes its devices down asynchronously, and a new pair of the
+        // same name would find the old one still there.
+        let links = (try? await FaultCommand.run(ip, ["-o", "link", "show"])) ?? ""
+        for line in links.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard fields.count > 1 else { continue }
+            let name = fields[1].split(separator: "@").first.map { String($0.trimmingCharacters(in: CharacterSet(charactersIn: ":"))) } ?? ""
+            if name.hasPrefix("kvf-v") { _ = try? await FaultCommand.run(ip, ["link", "del", name]) }
+        }
         let listing = (try? await FaultCommand.run(ip, ["netns", "list"])) ?? ""
         for line in listing.split(separator: "\n") {
             let name = line.split(separator: " ").first.map(String.init) ?? ""
