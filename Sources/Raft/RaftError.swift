@@ -7,7 +7,7 @@ public struct RaftError: Error, Sendable, Hashable, CustomStringConvertible {
         private enum Base: Hashable, Sendable {
             case invalidConfiguration, notLeader, proposalDropped, uncommittedLimitExceeded
             case compacted, unavailable, snapshotTemporarilyUnavailable, snapshotOutOfDate
-            case unknownPeer, storage, io, corruption, unsupportedFormat, invalidMessage, timeout, stopped, stateMachine
+            case unknownPeer, storage, io, noSpace, corruption, unsupportedFormat, invalidMessage, timeout, stopped, stateMachine
             case invalidArgument, membershipChangeInProgress, leadershipTransferInProgress
         }
         private let base: Base
@@ -59,6 +59,12 @@ public struct RaftError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let storage = Code(.storage)
         /// A file operation failed (the message names the file and the system error).
         public static let io = Code(.io)
+        /// A write failed because the disk is full (`ENOSPC`, or `EDQUOT` for a quota; a state
+        /// machine reports its own full disk with this code too). The storage refuses writes
+        /// until reopened and the node stops; nothing acknowledged is lost, and a write that was
+        /// under way may or may not have been kept. Free space, then start the node again on the
+        /// same files: it recovers as after a crash.
+        public static let noSpace = Code(.noSpace)
         /// Stored data failed its checks (bad checksum, missing segment); the message names the
         /// file and the offset. Nothing was dropped: the storage refuses to open instead.
         public static let corruption = Code(.corruption)

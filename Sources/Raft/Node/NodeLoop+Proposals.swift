@@ -73,7 +73,7 @@ extension NodeLoop {
         do {
             results = try stateMachine.apply(fresh)
         } catch {
-            throw RaftError(.stateMachine, "node \(node.id): applying entries \(fresh.first!.index)...\(last.index) failed: \(error)")
+            throw RaftError.stateMachine("node \(node.id): applying entries \(fresh.first!.index)...\(last.index)", error)
         }
         var commands = 0
         for e in fresh where e.kind == .command { commands += 1 }
@@ -109,5 +109,15 @@ extension NodeLoop {
 
     func verified(_ reported: LogIndex, after operation: String) throws(RaftError) {
         do { try applied.verify(reported: reported, after: operation) } catch { throw error.on(node.id) }
+    }
+}
+
+extension RaftError {
+    /// The error a node stops with when its state machine threw `error` while `doing`: code
+    /// ``Code/stateMachine``, except for a full disk, which keeps ``Code/noSpace`` so that a
+    /// service can tell it apart, wait for space and start the node again.
+    static func stateMachine(_ doing: String, _ error: any Error, file: String = #fileID, line: Int = #line) -> RaftError {
+        let code: Code = (error as? RaftError)?.code == .noSpace ? .noSpace : .stateMachine
+        return RaftError(code, "\(doing) failed: \(error)", file: file, line: line)
     }
 }

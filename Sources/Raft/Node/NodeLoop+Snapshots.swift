@@ -45,7 +45,7 @@ extension NodeLoop {
                 let (machine, input) = job.value
                 var failure: RaftError?
                 do { try machine.recoverSnapshot(from: input, metadata: meta) } catch {
-                    failure = RaftError(.stateMachine, "node \(id): restoring snapshot \(meta.index) failed: \(error)")
+                    failure = RaftError.stateMachine("node \(id): restoring snapshot \(meta.index)", error)
                 }
                 input.close()
                 inbox.post(.snapshotWork(.restored(meta, failure)))
@@ -128,7 +128,7 @@ extension NodeLoop {
             try stateMachine.sync()
             context = try stateMachine.prepareSnapshot()
         } catch {
-            throw RaftError(.stateMachine, "node \(node.id): preparing the snapshot at \(at) failed: \(error)")
+            throw RaftError.stateMachine("node \(node.id): preparing the snapshot at \(at)", error)
         }
         // The snapshot records the membership in force at its index (a later change in the log
         // still takes effect when the log is replayed on top of it).
@@ -153,7 +153,7 @@ extension NodeLoop {
             } catch let e as RaftError {
                 failure = RaftError(e.code, "node \(id): saving the snapshot at \(at) failed: \(e.message)")
             } catch {
-                failure = RaftError(.stateMachine, "node \(id): saving the snapshot at \(at) failed: \(error)")
+                failure = RaftError.stateMachine("node \(id): saving the snapshot at \(at)", error)
             }
             if !inbox.post(.snapshotSaved(Confined(value: output), failure)) { output.abort() }
         }

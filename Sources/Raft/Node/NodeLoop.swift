@@ -87,7 +87,7 @@ final class NodeLoop<SM: StateMachine> {
         let meta = storage.snapshotMetadata()
         let durable: LogIndex?
         do { durable = try stateMachine.openDurableState() } catch {
-            throw RaftError(.stateMachine, "node \(node.id): opening the state machine failed: \(error)")
+            throw RaftError.stateMachine("node \(node.id): opening the state machine", error)
         }
         if let held = durable {
             // An on-disk state machine: it already holds `held`. Load the snapshot only if it
@@ -109,7 +109,7 @@ final class NodeLoop<SM: StateMachine> {
                 do {
                     try stateMachine.recoverSnapshot(from: input, metadata: meta)
                 } catch {
-                    throw RaftError(.stateMachine, "node \(node.id): restoring the state machine from snapshot \(meta.index) failed: \(error)")
+                    throw RaftError.stateMachine("node \(node.id): restoring the state machine from snapshot \(meta.index)", error)
                 }
                 applied.snapshotInstalled(meta)
                 step = "restoring snapshot \(meta.index) at startup"
@@ -177,7 +177,7 @@ final class NodeLoop<SM: StateMachine> {
         let queue = snapshotQueue
         await withCheckedContinuation { c in queue.async { c.resume() } }
         do { try stateMachine.sync() } catch {
-            let failure = RaftError(.stateMachine, "node \(node.id): syncing the state machine on stop failed: \(error)")
+            let failure = RaftError.stateMachine("node \(node.id): syncing the state machine on stop", error)
             await shutDown(with: failure)
             throw failure
         }

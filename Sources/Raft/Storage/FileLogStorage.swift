@@ -139,7 +139,7 @@ public final class FileLogStorage: WritableLogStorage {
 
     func check() throws(RaftError) {
         if let failure {
-            throw RaftError(.io, "the storage failed earlier and refuses writes until reopened: \(failure.message)")
+            throw RaftError(failure.code == .noSpace ? .noSpace : .io, "the storage failed earlier and refuses writes until reopened: \(failure.message)")
         }
     }
 

@@ -15,9 +15,10 @@ typealias KVModel = KeyValueModel<String, String>
 /// How an answer enters the history:
 /// - an answer that says what happened (204, 200, 404, 412) completes the call;
 /// - a refusal that cannot have acted (a redirect, 503 `noLeader`, `overloaded`,
-///   `leadershipTransferInProgress`, a connection never made) discards it;
+///   `leadershipTransferInProgress`, `diskFull`, a connection never made) discards it;
 /// - anything else on a write (a timeout, a closed connection, 503 `noQuorum`,
-///   `proposalDropped`, `stopped`, a 500) leaves it unknown: it may or may not have happened;
+///   `proposalDropped`, `stopped`, `diskFullDuringWrite`, a 500) leaves it unknown: it may or
+///   may not have happened;
 /// - a read that got no value is discarded (it changed nothing).
 final class FaultClients: Sendable {
     struct Counts: Sendable {
@@ -26,6 +27,8 @@ final class FaultClients: Sendable {
         var unknown = 0
         var redirects = 0
         var leaseReads = 0
+        /// 503 `diskFull` answers (a node whose disk is full).
+        var diskFull = 0
     }
 
     let http: HTTPClient
@@ -147,9 +150,10 @@ final class FaultClients: Sendable {
             return seen
         }
         let code = Self.errorCode(body)
+        if code == "diskFull" || code == "diskFullDuringWrite" { count { $0.diskFull += 1 } }
         if case .get = input, status == 503 || status == 504 {
             discard(call) { $0.refused += 1 }
-        } else if status == 503, ["noLeader", "overloaded", "leadershipTransferInProgress"].contains(code) {
+        } else if status == 503, ["noLeader", "overloaded", "leadershipTransferInProgress", "diskFull"].contains(code) {
             discard(call) { $0.refused += 1 }
         } else if status >= 500 {
             count { $0.unknown += 1 }

@@ -30,6 +30,9 @@ actor FaultCluster {
     let network: FaultNetwork
     let serveArguments: [String]
     let diskBytes: Int?
+    /// The run's own cluster id: a process left over from another run is refused by the
+    /// handshake, never mixed in.
+    let clusterID = "kvfaults-\(UUID().uuidString.prefix(8))"
     private(set) var nodes: [Int: Node] = [:]
     /// The members of the cluster as the run changed it (founders, then additions and removals).
     private(set) var members: [Int]
@@ -67,7 +70,7 @@ actor FaultCluster {
         }
         guard var node = nodes[id], node.process == nil else { return }
         let peers = (members + [id]).reduce(into: [Int]()) { if !$0.contains($1) { $0.append($1) } }.map(network.member).joined(separator: ",")
-        var arguments = ["serve", "--id", "\(id)", "--data-dir", "\(node.dataDirectory)/data", "--peers", peers, "--cluster-id", "kvfaults"]
+        var arguments = ["serve", "--id", "\(id)", "--data-dir", "\(node.dataDirectory)/data", "--peers", peers, "--cluster-id", clusterID]
         if node.joined { arguments.append("--join") }
         arguments += serveArguments
         let (executable, argv) = network.launch(id, kvstore, arguments)

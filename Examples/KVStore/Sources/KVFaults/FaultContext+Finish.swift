@@ -23,6 +23,7 @@ extension FaultContext {
         let counts = clients.counts
         report.refused = counts.refused + counts.redirects
         report.leaseReads = counts.leaseReads
+        report.diskFullAnswers = counts.diskFull
         let started = ContinuousClock.now
         let result = LinearizabilityChecker(model: KVModel(), budget: .time(.seconds(120))).check(history)
         report.linearizable = result.isLinearizable

@@ -14,6 +14,8 @@ final class FaultContext: Sendable {
     let network: FaultNetwork
     let disks: Bool
     private let state = Mutex<(faults: [String: Int], events: [String], cuts: Set<[Int]>)>(([:], [], []))
+    /// What the faults themselves found wrong (a node that did not come back).
+    let failures = Mutex<[String]>([])
 
     init(options: FaultRunOptions, cluster: FaultCluster, clients: FaultClients, network: FaultNetwork, disks: Bool) {
         (self.options, self.cluster, self.clients, self.network, self.disks) = (options, cluster, clients, network, disks)
@@ -57,6 +59,7 @@ final class FaultContext: Sendable {
             report.faults = s.faults
             report.events += s.events
         }
+        report.findings += failures.withLock { $0 }
     }
 
     /// Reaps processes while the run lasts, so that an unexpected death shows at once in the
@@ -172,8 +175,10 @@ final class FaultContext: Sendable {
         event("membership: added node \(newID), removed node \(victim) and stopped it")
     }
 
-    /// Fills one member's disk, holds it full for a few seconds, frees it, and restarts the
-    /// node if it stopped.
+    /// Fills one member's disk, holds it full for a few seconds, frees it, and watches the node
+    /// go on: it should answer 503 `diskFull` while its replica waits for space and serve again
+    /// once there is room, without a restart. A node that exited instead (with status 1 and the
+    /// full disk in its log) is started again, and the report says so.
     func fillDisk() async {
         let members = await cluster.members
         guard !members.isEmpty else { return }
@@ -185,22 +190,43 @@ final class FaultContext: Sendable {
             return
         }
         counted("disk-full")
-        try? await Task.sleep(for: .milliseconds(2000 + Int(rng.next() % 2000)))
-        let stopped = !(await cluster.isRunning(target))
+        let hold = ContinuousClock.now + .milliseconds(2000 + Int(rng.next() % 2000))
+        var sawDiskFull = false
+        while ContinuousClock.now < hold {
+            if let (status, body) = await admin(.GET, target, "/health", timeout: .seconds(1)), status == 503, FaultClients.errorCode(body) == "diskFull" {
+                sawDiskFull = true
+            }
+            try? await Task.sleep(for: .milliseconds(200))
+        }
         await cluster.freeDisk(target)
+        let freed = ContinuousClock.now
         try? await Task.sleep(for: .milliseconds(200))
         await cluster.reap()
-        let down = !(await cluster.isRunning(target))
+        var exited = false
+        if !(await cluster.isRunning(target)) {
+            exited = true
+            if await cluster.members.contains(target) { try? await cluster.start(target) }
+        }
+        var resumed: Duration?
+        while resumed == nil, freed.duration(to: .now) < .seconds(15) {
+            if let (status, _) = await admin(.GET, target, "/health", timeout: .seconds(1)), status == 200 { resumed = freed.duration(to: .now) }
+            else { try? await Task.sleep(for: .milliseconds(100)) }
+        }
+        await cluster.endDiskFull(target)
         let tail = await cluster.logTail(target, lines: 400)
         let line = tail.split(separator: "\n").last { $0.contains("No space left") || $0.contains("disk is full") }.map { line in
-            line.range(of: "cannot run: ").map { String(line[$0.upperBound...]) } ?? String(line)
+            line.range(of: "error=").map { String(line[$0.upperBound...]) } ?? String(line)
         }
-        if down, await cluster.members.contains(target) { try? await cluster.start(target) }
-        try? await Task.sleep(for: .seconds(1))
-        await cluster.endDiskFull(target)
-        event(
-            "full disk: node \(target)'s disk filled (\(written >> 20) MiB of filler); "
-                + (stopped || down ? "it stopped (\(line.map { String($0.prefix(200)) } ?? "no ENOSPC line in its log")) and was started again" : "it kept running"))
+        var text = "full disk: node \(target)'s disk filled (\(written >> 20) MiB of filler); "
+        if exited {
+            text += "the process exited (\(line.map { String($0.prefix(200)) } ?? "no ENOSPC line in its log")) and was started again"
+        } else if sawDiskFull {
+            text += "it answered 503 diskFull (\(line.map { String($0.prefix(160)) } ?? "")) and served again \(resumed.map { "\($0.formatted(.units(allowed: [.seconds, .milliseconds], width: .narrow))) after space returned" } ?? "NOT within 15 s")"
+        } else {
+            text += "it did not need to write meanwhile and kept running"
+        }
+        if resumed == nil { failures.withLock { $0.append("node \(target) did not serve again within 15 s of its disk having room") } }
+        event(text)
     }
 
     // MARK: HTTP beside the history

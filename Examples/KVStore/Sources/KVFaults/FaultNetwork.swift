@@ -96,8 +96,8 @@ public final class FaultNetwork: Sendable {
     /// Drops every packet between `a` and `b`, both ways.
     func cut(_ a: Int, _ b: Int) async throws {
         guard mode == .namespaces else { return }
-        try await FaultCommand.run(ip!, ["-n", "kvf-n\(a)", "route", "add", "blackhole", "\(host(b))/32"])
-        try await FaultCommand.run(ip!, ["-n", "kvf-n\(b)", "route", "add", "blackhole", "\(host(a))/32"])
+        try await FaultCommand.run(ip!, ["-n", "kvf-n\(a)", "route", "replace", "blackhole", "\(host(b))/32"])
+        try await FaultCommand.run(ip!, ["-n", "kvf-n\(b)", "route", "replace", "blackhole", "\(host(a))/32"])
     }
 
     /// Lets packets between `a` and `b` through again.

@@ -13,7 +13,7 @@ public struct FaultRunOptions: Sendable {
     /// Concurrent clients, each with one request in flight.
     public var clients = 8
     /// Keys the clients use.
-    public var keys = 6
+    public var keys = 8
     /// Requests without an answer after this many seconds count as "may have happened".
     public var requestTimeoutSeconds = 4
     /// One network namespace per node, for real partitions (as root, with `ip`); otherwise
@@ -54,6 +54,8 @@ public struct FaultRunReport: Sendable, CustomStringConvertible {
     /// Requests refused before acting (redirects included) and lease reads answered.
     public var refused = 0
     public var leaseReads = 0
+    /// Answers 503 `diskFull` the clients got.
+    public var diskFullAnswers = 0
     /// The checker's verdict.
     public var linearizability = ""
     /// Whether the history is linearizable.
@@ -71,7 +73,7 @@ public struct FaultRunReport: Sendable, CustomStringConvertible {
         var lines = [
             "seed \(seed): \(passed ? "PASSED" : "FAILED"), network \(network)",
             "  faults: " + faults.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "),
-            "  operations: \(operations) checked (\(unknownOperations) of unknown outcome), \(refused) refused before acting, \(leaseReads) lease reads",
+            "  operations: \(operations) checked (\(unknownOperations) of unknown outcome), \(refused) refused before acting, \(leaseReads) lease reads, \(diskFullAnswers) answers 503 diskFull",
             "  linearizability: \(linearizability.split(separator: "\n").first ?? "")",
         ]
         lines += events.map { "  \($0)" }
@@ -104,6 +106,11 @@ public final class FaultRun: Sendable {
     /// the service did wrong is in the report.
     public func run() async throws -> FaultRunReport {
         guard FileManager.default.isExecutableFile(atPath: options.kvstore) else { throw FaultRunError("no kvstore executable at \(options.kvstore)") }
+        // One run at a time on a machine: the namespaces, addresses and ports are the same
+        // for every run.
+        let lock = try await FaultRunLock.acquire()
+        defer { lock.release() }
+        await FaultRunLock.unmountLeftovers()
         let directory = "\(options.workDirectory)/kvfaults-\(options.seed)-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let network = await FaultNetwork.setUp(ids: founders, namespaces: options.namespaces)
@@ -131,5 +138,42 @@ public final class FaultRun: Sendable {
         await network.tearDown()
         if failed || options.keepData { report.directory = directory }
         return report
+    }
+}
+
+/// The machine-wide lock that keeps fault runs (of the tests, of `kvstore-faults`) one at a time.
+struct FaultRunLock {
+    static let path = "/tmp/kvstore-faults.lock"
+    let fd: Int32
+
+    /// Waits (up to 30 minutes) for the lock.
+    static func acquire() async throws -> FaultRunLock {
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw FaultRunError("cannot open \(path): errno \(errno)") }
+        let deadline = ContinuousClock.now + .seconds(1800)
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            guard ContinuousClock.now < deadline else {
+                close(fd)
+                throw FaultRunError("another fault run held \(path) for 30 minutes")
+            }
+            try await Task.sleep(for: .milliseconds(500))
+        }
+        return FaultRunLock(fd: fd)
+    }
+
+    func release() {
+        flock(fd, LOCK_UN)
+        close(fd)
+    }
+
+    /// Unmounts the tmpfs disks of runs that died before cleaning up (their directories are
+    /// named `kvfaults-*`); only called with the lock held, so none of them is in use.
+    static func unmountLeftovers() async {
+        guard geteuid() == 0, let mounts = try? String(contentsOfFile: "/proc/mounts", encoding: .utf8), let umount = FaultCommand.find("umount") else { return }
+        for line in mounts.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard fields.count > 2, fields[2] == "tmpfs", fields[1].contains("/kvfaults-") else { continue }
+            _ = try? await FaultCommand.run(umount, [String(fields[1])])
+        }
     }
 }

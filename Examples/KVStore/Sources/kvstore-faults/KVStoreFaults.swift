@@ -41,7 +41,7 @@ struct KVStoreFaults: AsyncParsableCommand {
     var clients = 8
 
     @Option(help: "Keys the clients use.")
-    var keys = 6
+    var keys = 8
 
     @Flag(help: "Every node on 127.0.0.1, no partitions (no network namespaces).")
     var loopback = false

@@ -134,7 +134,8 @@ public final class PosixFileSystem: FileSystem, @unchecked Sendable {
 
     static func fail(_ what: String, _ path: String, file: String = #fileID, line: Int = #line) -> RaftError {
         let e = errno
-        return RaftError(.io, "\(what) \(path): \(String(cString: strerror(e))) (errno \(e))", file: file, line: line)
+        let code: RaftError.Code = e == ENOSPC || e == EDQUOT ? .noSpace : .io
+        return RaftError(code, "\(what) \(path): \(String(cString: strerror(e))) (errno \(e))", file: file, line: line)
     }
 
     public func createDirectory(_ path: String) throws(RaftError) {

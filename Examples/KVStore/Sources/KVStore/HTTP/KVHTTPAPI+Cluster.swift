@@ -86,7 +86,8 @@ extension KVHTTPAPI {
         }
     }
 
-    /// `GET /health`: 200 with the role while the node runs; 503 once it stopped.
+    /// `GET /health`: 200 with the role while the node runs; 503 once it stopped, or
+    /// (`diskFull`) while it waits for disk space.
     func health() async throws -> Response {
         struct Health: Encodable {
             var status: String
@@ -96,6 +97,7 @@ extension KVHTTPAPI {
             let status = try await raft.status()
             return jsonResponse(Health(status: "ok", role: "\(status.raft.role)"))
         } catch let e as RaftError where e.code == .stopped {
+            if let full = node.waitingForSpace { throw Self.refusal(full) }
             throw KVHTTPError.unavailable("stopped", "the node is stopped")
         }
     }

@@ -161,11 +161,26 @@ struct KVHTTPAPI: Sendable {
 
     /// Proposes `command`; a follower answers with a redirect to the leader.
     func propose(_ command: KVCommand, _ request: Request) async throws -> KVResult {
+        if let full = node.waitingForSpace { throw Self.refusal(full) }
         do {
             return try await raft.propose(command.encoded)
         } catch let e as RaftError where e.code == .notLeader {
             throw redirect(request, to: e.leaderHint)
+        } catch let e as RaftError {
+            throw refined(e)
         }
+    }
+
+    /// 503 `diskFull`: the node's replica stopped on a full disk before this request, which it
+    /// refuses without doing anything.
+    static func refusal(_ full: RaftError) -> KVHTTPError {
+        .unavailable("diskFull", "this node's disk is full (\(full.message)); nothing was done; the node starts again by itself once there is space")
+    }
+
+    /// `stopped` says more when the replica stopped on a full disk: the node waits for space
+    /// and starts again by itself (``KVNode/waitingForSpace``).
+    func refined(_ error: RaftError) -> RaftError {
+        error.code == .stopped ? node.waitingForSpace ?? error : error
     }
 
     /// Runs `query` at the consistency the request asks for (`?consistency=`, linearizable by
@@ -181,13 +196,17 @@ struct KVHTTPAPI: Sendable {
             throw KVHTTPError.badRequest("badConsistency", "consistency must be linearizable, lease or stale, got '\(other)'")
         }
         if consistency != .stale {
-            let status = try await raft.status().raft
+            let status: RaftStatus
+            do { status = try await raft.status().raft } catch let e as RaftError { throw refined(e) }
             if status.role != .leader && !status.leader.isNone { throw redirect(request, to: status.leader) }
         }
         do {
+            if consistency != .stale, let full = node.waitingForSpace { throw Self.refusal(full) }
             return try await raft.read(consistency, query)
         } catch let e as RaftError where e.code == .notLeader {
             throw redirect(request, to: e.leaderHint)
+        } catch let e as RaftError {
+            throw refined(e)
         }
     }
 

@@ -65,6 +65,8 @@ public struct KVHTTPError: Error, Sendable {
             self = .unavailable("overloaded", "the leader holds too many uncommitted writes; retry shortly")
         case .stopped:
             self = .unavailable("stopped", "this node is stopping or stopped")
+        case .noSpace:
+            self = .unavailable("diskFullDuringWrite", "this node's disk filled up while it handled the request (\(error.message)); a write may or may not have taken effect; the node starts again by itself once there is space")
         case .invalidArgument:
             self = .badRequest("invalidArgument", error.message)
         case .membershipChangeInProgress:

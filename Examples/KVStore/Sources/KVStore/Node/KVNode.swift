@@ -21,8 +21,11 @@ import Synchronization
 public final class KVNode: Sendable {
     /// This node's id.
     public let id: NodeID
-    /// The Raft replica.
-    public let raft: RaftNode<SQLiteStateMachine>
+    /// The Raft replica. After its disk filled up (``Raft/RaftError/Code/noSpace``) the node
+    /// starts a new one on the same files once it can write again; this is always the latest.
+    public var raft: RaftNode<SQLiteStateMachine> { replica.withLock { $0.node } }
+    /// Why the replica is stopped while the node waits for disk space, `nil` while it runs.
+    public var waitingForSpace: RaftError? { replica.withLock { $0.noSpace } }
     /// The peer transport.
     public let transport: TCPTransport
     /// The members and their addresses.
@@ -37,6 +40,12 @@ public final class KVNode: Sendable {
     let configuration: KVNodeConfiguration
     let logger: Logger
     let http: Mutex<HTTPState>
+    let replica: Mutex<Replica>
+
+    struct Replica {
+        var node: RaftNode<SQLiteStateMachine>
+        var noSpace: RaftError?
+    }
 
     struct HTTPState {
         var port: Int?
@@ -80,30 +89,38 @@ public final class KVNode: Sendable {
         let directory = KVClusterDirectory(me: nodeID, book: members, logger: logger) { peers in transport.setPeers(peers) }
         self.directory = directory
 
+        let statistics = KVStatistics()
+        self.statistics = statistics
         do {
-            var node = configuration.node
-            node.raft.id = id
-            node.metricsFactory = metrics
-            node.clientAddresses = Dictionary(uniqueKeysWithValues: configuration.members.compactMap { m in m.httpAddress.map { (m.id, "http://\($0)") } })
-            let statistics = KVStatistics()
-            self.statistics = statistics
-            // A new directory starts a cluster of the configured members, or, for a node that
-            // joins one, no membership at all: it waits for a leader to add it.
-            let founders = configuration.join ? [] : configuration.members.map(\.id)
-            let storage = try FileLogStorage(directory: configuration.dataDirectory + "/raft", voters: founders)
-            let machine: SQLiteStateMachine
-            do { machine = try SQLiteStateMachine(path: configuration.dataDirectory + "/kv.sqlite", statistics: statistics) } catch {
-                storage.close()
-                throw error
-            }
-            raft = try RaftNode(configuration: node, storage: storage, stateMachine: machine, transport: KVPeerTransport(tcp: transport, directory: directory), logger: logger)
+            replica = Mutex(Replica(node: try Self.replica(configuration, metrics: metrics, statistics: statistics, transport: transport, directory: directory, logger: logger)))
         } catch {
             await transport.shutdown()
             throw error
         }
-        let raft = self.raft
-        transport.setReceiver { raft.receive($0) }
         http = Mutex(HTTPState())
+        // Messages go to the replica of the moment (a new one after a full disk).
+        transport.setReceiver { [weak self] message in self?.raft.receive(message) }
+    }
+
+    /// Opens the node's storage and database and makes a replica on them.
+    static func replica(
+        _ configuration: KVNodeConfiguration, metrics: PrometheusMetricsFactory, statistics: KVStatistics, transport: TCPTransport,
+        directory: KVClusterDirectory, logger: Logger
+    ) throws -> RaftNode<SQLiteStateMachine> {
+        var node = configuration.node
+        node.raft.id = configuration.id
+        node.metricsFactory = metrics
+        node.clientAddresses = Dictionary(uniqueKeysWithValues: configuration.members.compactMap { m in m.httpAddress.map { (m.id, "http://\($0)") } })
+        // A new directory starts a cluster of the configured members, or, for a node that
+        // joins one, no membership at all: it waits for a leader to add it.
+        let founders = configuration.join ? [] : configuration.members.map(\.id)
+        let storage = try FileLogStorage(directory: configuration.dataDirectory + "/raft", voters: founders)
+        let machine: SQLiteStateMachine
+        do { machine = try SQLiteStateMachine(path: configuration.dataDirectory + "/kv.sqlite", statistics: statistics) } catch {
+            storage.close()
+            throw error
+        }
+        return try RaftNode(configuration: node, storage: storage, stateMachine: machine, transport: KVPeerTransport(tcp: transport, directory: directory), logger: logger)
     }
 
     static func peers(_ members: [KVMember], except me: NodeID) -> [NodeID: PeerAddress] {
@@ -126,7 +143,7 @@ public final class KVNode: Sendable {
             logger: logger)
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [.init(service: transport), .init(service: raft), .init(service: app)],
+                services: [.init(service: transport), .init(service: KVReplicaService(node: self)), .init(service: app)],
                 gracefulShutdownSignals: handlingSignals ? [.sigterm, .sigint] : [],
                 logger: logger))
         let stopNow = http.withLock { s -> Bool in

@@ -99,7 +99,9 @@ enum SQLiteErrors {
         switch db.resultCode.primaryResultCode {
         case .SQLITE_NOTADB, .SQLITE_CORRUPT:
             return RaftError(.corruption, "\(doing): the file is not a valid SQLite database (\(db.message ?? "\(db.resultCode)")); remove it with its -wal and -shm files and the node rebuilds it from its Raft log and latest snapshot")
-        case .SQLITE_IOERR, .SQLITE_CANTOPEN, .SQLITE_FULL, .SQLITE_READONLY, .SQLITE_PERM:
+        case .SQLITE_FULL:
+            return RaftError(.noSpace, "\(doing): \(db.message ?? "\(db.resultCode)")")
+        case .SQLITE_IOERR, .SQLITE_CANTOPEN, .SQLITE_READONLY, .SQLITE_PERM:
             return RaftError(.io, "\(doing): \(db.message ?? "\(db.resultCode)")")
         default:
             return RaftError(.stateMachine, "\(doing): \(db.message ?? "\(db.resultCode)")")
