@@ -52,8 +52,21 @@ extension RaftNodeBench {
             var errors = r.errors.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
             if r.wireDrops > 0 { errors.append("\(r.wireDrops) messages dropped by the transports") }
             print(zip(cells, columns).map { padLeft($0, $1.1) }.joined(separator: "  ") + "  " + (errors.isEmpty ? "none" : errors.joined(separator: ", ")))
+            if options.resultLines { print(resultLine(r, kind: kind)) }
         }
         return (results, await cluster.stop())
+    }
+
+    /// One level as `RESULT key=value ...`: completed proposals, failed ones, the measured
+    /// seconds, latency percentiles in milliseconds and the process's CPU seconds (user + system)
+    /// in the measured window. Benchmarks/peers/run.sh reads these lines.
+    static func resultLine(_ r: LevelResult, kind: TransportKind) -> String {
+        let failed = r.errors.values.reduce(0, +)
+        // No thousands separators: the reader splits on spaces and parses plain decimals.
+        func plain(_ x: Double) -> String { fixed(x, 3).filter { $0 != "," } }
+        func ms(_ p: Double) -> String { plain(r.percentile(p) / 1e6) }
+        return "RESULT system=raft-node-bench-\(kind.rawValue) level=\(r.proposers) ops=\(r.completed) errors=\(failed) "
+            + "seconds=\(plain(r.seconds)) p50_ms=\(ms(0.5)) p99_ms=\(ms(0.99)) p999_ms=\(ms(0.999)) self_cpu_s=\(plain(r.cpuUser + r.cpuSystem))"
     }
 
     /// Prints TCP against LocalTransport at each level, and the targets for the TCP

@@ -101,6 +101,11 @@ struct Options: ParsableArguments {
         help: ArgumentHelp("Transports to measure, one after the other in this run, comma separated: local, tcp.", valueName: "list"))
     var transports = TransportList([.local, .tcp])
 
+    @Flag(
+        name: .customLong("result-lines"),
+        help: "After each level's row, print one machine-readable line (RESULT key=value ...; used by Benchmarks/peers/run.sh).")
+    var resultLines = false
+
     /// The concurrency levels, in order.
     var levels: [Int] { levelList.values }
 
