@@ -32,17 +32,31 @@ final class FaultClients: Sendable {
     }
 
     let http: HTTPClient
+    let admin: HTTPClient
     let network: FaultNetwork
     let recorder = HistoryRecorder<KVModel.Input, KVModel.Output>()
     let keys: [String]
     let timeout: TimeAmount
     private let state = Mutex<(counts: Counts, findings: [String])>((Counts(), []))
 
-    init(network: FaultNetwork, keys: Int, timeoutSeconds: Int) {
+    /// Gets go out as stale reads (``FaultRunOptions/unsafeStaleReads``).
+    let staleReads: Bool
+
+    init(network: FaultNetwork, keys: Int, timeoutSeconds: Int, staleReads: Bool = false) {
+        self.staleReads = staleReads
         var configuration = HTTPClient.Configuration()
         configuration.redirectConfiguration = .disallow
         configuration.timeout = .init(connect: .seconds(1), read: .seconds(Int64(timeoutSeconds) + 1))
+        // A connection that cannot be made fails the request at once (it was not sent), instead
+        // of waiting out the request's timeout in the pool's retries.
+        configuration.connectionPool.retryConnectionEstablishment = false
         http = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: configuration)
+        // The harness's own calls (status, membership, snapshots) have a pool of their own, so
+        // they never queue behind the clients' requests.
+        var adminConfiguration = HTTPClient.Configuration()
+        adminConfiguration.redirectConfiguration = .disallow
+        adminConfiguration.timeout = .init(connect: .seconds(1), read: .seconds(15))
+        admin = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: adminConfiguration)
         self.network = network
         self.keys = (0..<keys).map { "k\($0)" }
         timeout = .seconds(Int64(timeoutSeconds))
@@ -51,7 +65,10 @@ final class FaultClients: Sendable {
     var counts: Counts { state.withLock { $0.counts } }
     var findings: [String] { state.withLock { $0.findings } }
 
-    func shutdown() async { try? await http.shutdown() }
+    func shutdown() async {
+        try? await http.shutdown()
+        try? await admin.shutdown()
+    }
 
     /// Runs client `client` until `deadline`, sending to the nodes `members` returns.
     func run(client: Int, until deadline: ContinuousClock.Instant, seed: UInt64, members: @Sendable () async -> [Int]) async {
@@ -202,7 +219,7 @@ final class FaultClients: Sendable {
 
     func query(_ input: KVModel.Input, lease: Bool) -> String {
         switch input {
-        case .get: lease ? "?consistency=lease" : ""
+        case .get: staleReads ? "?consistency=stale" : lease ? "?consistency=lease" : ""
         case .compareAndSwap(_, let expected, _): "?prev=" + (expected ?? "")
         default: ""
         }

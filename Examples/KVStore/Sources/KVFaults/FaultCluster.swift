@@ -82,6 +82,13 @@ actor FaultCluster {
         nodes[id] = node
     }
 
+    /// Starts node `id` if it is still a member (checked and started in one step, so that a
+    /// removal in between cannot be undone).
+    func startIfMember(_ id: Int) async throws {
+        guard members.contains(id) else { return }
+        try await start(id)
+    }
+
     /// Sends `signal` to node `id`'s process; SIGKILL and SIGTERM mark its exit as caused by
     /// the run and wait for it (SIGTERM up to `grace`, then SIGKILL).
     func signal(_ id: Int, _ signal: Int32, grace: Duration = .seconds(10)) async {
@@ -97,15 +104,22 @@ actor FaultCluster {
             expectingExit.insert(id)
             if nodes[id]?.paused == true { process.signal(SIGCONT) }
             process.signal(signal)
-            let deadline = ContinuousClock.now + grace
+            // Wait for this process (not a later one started meanwhile) to be reaped, at most
+            // the grace period and then 10 s after a SIGKILL.
+            var deadline = ContinuousClock.now + (signal == SIGKILL ? .seconds(10) : grace)
             var killed = signal == SIGKILL
-            while nodes[id]?.process != nil {
+            while nodes[id]?.process === process {
                 reap()
-                if nodes[id]?.process == nil { break }
-                if !killed, ContinuousClock.now > deadline {
+                guard nodes[id]?.process === process else { break }
+                if ContinuousClock.now > deadline {
+                    if killed {
+                        appendLine("\(directory)/node\(id).log", "=== node \(id) (pid \(process.pid)) was not reaped 10 s after SIGKILL")
+                        break
+                    }
                     killed = true
                     escalated.insert(id)
                     process.signal(SIGKILL)
+                    deadline = ContinuousClock.now + .seconds(10)
                     appendLine("\(directory)/node\(id).log", "=== the run killed node \(id): it did not stop within \(grace) of signal \(signal)")
                 }
                 try? await Task.sleep(for: .milliseconds(10))
@@ -125,11 +139,12 @@ actor FaultCluster {
             let tail = logTail(id)
             let expected: Bool
             if caused {
-                // SIGKILL, or SIGTERM answered by an orderly stop (status 0).
-                expected = escalated.remove(id) == nil && (exit == .signalled(SIGKILL) || exit == .exited(0))
+                // SIGKILL, or SIGTERM answered by an orderly stop (status 0), or a SIGTERM that
+                // came before the process installed its handler (it was just starting).
+                expected = escalated.remove(id) == nil && (exit == .signalled(SIGKILL) || exit == .exited(0) || exit == .signalled(SIGTERM))
             } else {
-                // A node that stops on a full disk says so and exits with status 1.
-                expected = diskFull.contains(id) && exit == .exited(1) && (tail.contains("No space left") || tail.contains("disk is full"))
+                // A node rides out a full disk without exiting: an exit is never expected.
+                expected = false
             }
             let death = Death(node: id, exit: exit, expected: expected, logTail: tail)
             found.append(death)
@@ -190,7 +205,9 @@ actor FaultCluster {
             if nodes[id]?.paused == true { nodes[id]?.process?.signal(SIGCONT) }
             if nodes[id]?.process != nil { await signal(id, SIGKILL) }
         }
-        for node in nodes.values where node.tmpfs {
+        for (id, node) in nodes where node.tmpfs {
+            // Unmounting a tmpfs discards it: a kept run copies the data off first.
+            if keepData { _ = try? await FaultCommand.run(FaultCommand.find("cp") ?? "/bin/cp", ["-a", "\(node.dataDirectory)/data", "\(directory)/node\(id)-data"]) }
             _ = try? await FaultCommand.run(FaultCommand.find("umount") ?? "/bin/umount", [node.dataDirectory])
         }
         if !keepData { try? FileManager.default.removeItem(atPath: directory) }

@@ -20,6 +20,10 @@ extension FaultContext {
         let history = clients.recorder.history()
         report.operations = history.count
         report.unknownOperations = history.operations.count { $0.completion == nil }
+        report.completedWrites = history.operations.count { op in
+            if case .get = op.input { return false }
+            return op.completion != nil
+        }
         let counts = clients.counts
         report.refused = counts.refused + counts.redirects
         report.leaseReads = counts.leaseReads
@@ -54,17 +58,13 @@ extension FaultContext {
     func settledMembership(_ limit: Duration) async throws -> [Int] {
         let deadline = ContinuousClock.now + limit
         while ContinuousClock.now < deadline {
-            let known = Set(await cluster.members + (await cluster.pids().keys))
-            for node in known.sorted() {
-                guard let view = await clusterView(node), view["role"] as? String == "leader",
-                    view["membershipCommitted"] as? Bool == true, view["joint"] as? Bool == false,
-                    let list = view["members"] as? [[String: Any]]
-                else { continue }
-                let ids = list.compactMap { $0["id"] as? Int }
+            let known = Set(await cluster.members + (await cluster.pids().keys)).sorted()
+            if let leader = await leader(of: known), let roles = await committedRoles(at: leader) {
+                let ids = roles.keys.sorted()
                 // Start a member the harness did not know of (an addition that finished after
                 // its request timed out) before using the list.
                 for id in ids where !(await cluster.isRunning(id)) { try await cluster.start(id) }
-                return ids.sorted()
+                return ids
             }
             try await Task.sleep(for: .milliseconds(200))
         }

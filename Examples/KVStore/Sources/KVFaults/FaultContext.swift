@@ -17,8 +17,19 @@ final class FaultContext: Sendable {
     /// What the faults themselves found wrong (a node that did not come back).
     let failures = Mutex<[String]>([])
 
-    init(options: FaultRunOptions, cluster: FaultCluster, clients: FaultClients, network: FaultNetwork, disks: Bool) {
+    /// The founder the membership change removes, chosen up front so that the full disk never
+    /// hits it (a node removed during its full disk could not show that it serves again).
+    let victim: Int
+
+    init(options: FaultRunOptions, cluster: FaultCluster, clients: FaultClients, network: FaultNetwork, disks: Bool, founders: [Int]) {
         (self.options, self.cluster, self.clients, self.network, self.disks) = (options, cluster, clients, network, disks)
+        var rng = SplitMix(seed: options.seed &+ 0x3e3)
+        victim = founders[Int(rng.next() % UInt64(founders.count))]
+    }
+
+    func finding(_ line: String) {
+        failures.withLock { $0.append(line) }
+        options.log("seed \(options.seed): FINDING \(line)")
     }
 
     func counted(_ fault: String) { state.withLock { $0.faults[fault, default: 0] += 1 } }
@@ -91,27 +102,32 @@ final class FaultContext: Sendable {
             let kinds = network.mode == .namespaces ? ["kill", "pause", "isolate", "cut-link"] : ["kill", "pause"]
             let kind = kinds[Int(rng.next() % UInt64(kinds.count))]
             let snapshotDuring = rng.next() % 10 < 4
-            counted(kind)
             switch kind {
             case "kill":
+                guard await cluster.isRunning(target) else { continue }
+                counted(kind)
                 await cluster.signal(target, SIGKILL)
                 if snapshotDuring { await forceSnapshot(members.filter { $0 != target }, &rng) }
                 await pause(300, 2000)
-                if await cluster.members.contains(target) { try? await cluster.start(target) }
+                do { try await cluster.startIfMember(target) } catch { finding("restarting node \(target) failed: \(error)") }
             case "pause":
+                guard await cluster.isRunning(target), !(await cluster.isPaused(target)) else { continue }
+                counted(kind)
                 await cluster.signal(target, SIGSTOP)
                 if snapshotDuring { await forceSnapshot(members.filter { $0 != target }, &rng) }
                 await pause(500, 3000)
                 await cluster.signal(target, SIGCONT)
             case "isolate":
-                for other in members where other != target { await cut(target, other) }
+                var cut = true
+                for other in members where other != target { cut = await self.cut(target, other) && cut }
+                if cut { counted(kind) }
                 if snapshotDuring { await forceSnapshot(members, &rng) }
                 await pause(1000, 4000)
                 await healAll()
             default:
                 let others = members.filter { $0 != target }
                 guard let other = others.isEmpty ? nil : others[Int(rng.next() % UInt64(others.count))] else { continue }
-                await cut(target, other)
+                if await cut(target, other) { counted(kind) }
                 if snapshotDuring { await forceSnapshot(members, &rng) }
                 await pause(1000, 4000)
                 await healAll()
@@ -119,12 +135,16 @@ final class FaultContext: Sendable {
         }
     }
 
-    func cut(_ a: Int, _ b: Int) async {
+    /// Cuts `a` from `b`; a cut that fails is a finding (the run would claim a partition it
+    /// did not make).
+    func cut(_ a: Int, _ b: Int) async -> Bool {
         do {
-            try await network.cut(a, b)
             state.withLock { _ = $0.cuts.insert([min(a, b), max(a, b)]) }
+            try await network.cut(a, b)
+            return true
         } catch {
-            event("cutting \(a)-\(b) failed: \(error)")
+            finding("cutting \(a)-\(b) failed: \(error)")
+            return false
         }
     }
 
@@ -156,16 +176,15 @@ final class FaultContext: Sendable {
             return
         }
         let body = #"{"id": \#(newID), "raft": "\#(network.host(newID)):\#(network.raftPort(newID))", "http": "\#(network.host(newID)):\#(network.httpPort(newID))"}"#
-        guard await leaderCall(.POST, "/cluster/members", body: body, until: deadline) else {
+        guard await leaderCall(.POST, "/cluster/members", body: body, until: deadline, done: { $0[newID] == "voter" }) else {
             event("membership: adding node \(newID) did not finish before the deadline (it may still)")
             await cluster.setMembers(before + [newID])
             return
         }
         await cluster.setMembers(before + [newID])
         counted("member-added")
-        var rng = SplitMix(seed: options.seed &+ 0x3e3)
-        let victim = before[Int(rng.next() % UInt64(before.count))]
-        guard await leaderCall(.DELETE, "/cluster/members/\(victim)", until: deadline) else {
+        let victim = self.victim
+        guard await leaderCall(.DELETE, "/cluster/members/\(victim)", until: deadline, done: { $0[victim] == nil }) else {
             event("membership: added node \(newID); removing node \(victim) did not finish before the deadline")
             return
         }
@@ -180,7 +199,7 @@ final class FaultContext: Sendable {
     /// once there is room, without a restart. A node that exited instead (with status 1 and the
     /// full disk in its log) is started again, and the report says so.
     func fillDisk() async {
-        let members = await cluster.members
+        let members = await cluster.members.filter { $0 != victim }
         guard !members.isEmpty else { return }
         var rng = SplitMix(seed: options.seed &+ 0xd15c)
         let target = members[Int(rng.next() % UInt64(members.count))]
@@ -204,8 +223,10 @@ final class FaultContext: Sendable {
         await cluster.reap()
         var exited = false
         if !(await cluster.isRunning(target)) {
+            // It should have waited for space; the death is a finding (FaultCluster.reap). It
+            // is started again so that the rest of the run goes on.
             exited = true
-            if await cluster.members.contains(target) { try? await cluster.start(target) }
+            try? await cluster.startIfMember(target)
         }
         var resumed: Duration?
         while resumed == nil, freed.duration(to: .now) < .seconds(15) {
@@ -225,7 +246,7 @@ final class FaultContext: Sendable {
         } else {
             text += "it did not need to write meanwhile and kept running"
         }
-        if resumed == nil { failures.withLock { $0.append("node \(target) did not serve again within 15 s of its disk having room") } }
+        if resumed == nil { finding("node \(target) did not serve again within 15 s of its disk having room") }
         event(text)
     }
 
@@ -236,27 +257,36 @@ final class FaultContext: Sendable {
         var request = HTTPClientRequest(url: network.url(node) + path)
         request.method = method
         if let body { request.body = .bytes(ByteBuffer(string: body)) }
-        guard let response = try? await clients.http.execute(request, timeout: timeout),
+        guard let response = try? await clients.admin.execute(request, timeout: timeout),
             let bytes = try? await response.body.collect(upTo: 4 << 20)
         else { return nil }
         return (Int(response.status.code), String(buffer: bytes))
     }
 
-    /// Sends a membership request to whichever member leads, until one answers 200 or
-    /// `deadline` passes.
-    func leaderCall(_ method: HTTPMethod, _ path: String, body: String? = nil, until deadline: ContinuousClock.Instant) async -> Bool {
+    /// Sends a membership request to whichever member leads until it answers 200, or the
+    /// leader's committed membership shows it `done` (a retry of a change that completed after
+    /// its answer was lost gets 400 or 404), or `deadline` passes.
+    func leaderCall(
+        _ method: HTTPMethod, _ path: String, body: String? = nil, until deadline: ContinuousClock.Instant, done: ([Int: String]) -> Bool
+    ) async -> Bool {
         while ContinuousClock.now < deadline {
             let members = await cluster.members
-            if let leader = await leader(of: members), let (status, answer) = await admin(method, leader, path, body: body) {
-                if status == 200 { return true }
-                if status == 404 || status == 400 {
-                    event("membership: \(method) \(path) answered \(status): \(answer.prefix(200))")
-                    return false
-                }
+            if let leader = await leader(of: members) {
+                if let (status, _) = await admin(method, leader, path, body: body), status == 200 { return true }
+                if let roles = await committedRoles(at: leader), done(roles) { return true }
             }
             try? await Task.sleep(for: .milliseconds(300))
         }
         return false
+    }
+
+    /// The roles of the members of `node`'s membership, if it leads and that membership is
+    /// committed and not joint.
+    func committedRoles(at node: Int) async -> [Int: String]? {
+        guard let view = await clusterView(node), view["role"] as? String == "leader", view["membershipCommitted"] as? Bool == true,
+            view["joint"] as? Bool == false, let list = view["members"] as? [[String: Any]]
+        else { return nil }
+        return Dictionary(uniqueKeysWithValues: list.compactMap { m in (m["id"] as? Int).map { ($0, m["role"] as? String ?? "") } })
     }
 
     /// A node's `GET /cluster`, parsed.
@@ -267,10 +297,14 @@ final class FaultContext: Sendable {
 
     /// The member of `members` that says it leads, if one does.
     func leader(of members: [Int]) async -> Int? {
+        var best: (node: Int, term: UInt64)?
         for node in members {
-            if let view = await clusterView(node), view["role"] as? String == "leader" { return node }
+            guard let view = await clusterView(node), view["role"] as? String == "leader" else { continue }
+            // A deposed leader that has not heard of the new term still says it leads.
+            let term = (view["term"] as? NSNumber)?.uint64Value ?? 0
+            if best == nil || term > best!.term { best = (node, term) }
         }
-        return nil
+        return best?.node
     }
 
     /// Waits until some founder leads.

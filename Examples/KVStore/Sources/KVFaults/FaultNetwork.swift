@@ -128,7 +128,12 @@ public final class FaultNetwork: Sendable {
         let listing = (try? await FaultCommand.run(ip, ["netns", "list"])) ?? ""
         for line in listing.split(separator: "\n") {
             let name = line.split(separator: " ").first.map(String.init) ?? ""
-            if name.hasPrefix("kvf-n") { _ = try? await FaultCommand.run(ip, ["netns", "del", name]) }
+            guard name.hasPrefix("kvf-n") else { continue }
+            // Processes of a run that died keep running in its namespaces (deleting one only
+            // drops its name): kill them first.
+            let pids = (try? await FaultCommand.run(ip, ["netns", "pids", name])) ?? ""
+            for pid in pids.split(separator: "\n").compactMap({ Int32($0.trimmingCharacters(in: .whitespaces)) }) { kill(pid, SIGKILL) }
+            _ = try? await FaultCommand.run(ip, ["netns", "del", name])
         }
         // Deleting a namespace deletes its end of each veth pair, and with it the other end.
         _ = try? await FaultCommand.run(ip, ["link", "del", "kvf-br"])

@@ -23,6 +23,10 @@ public struct FaultRunOptions: Sendable {
     public var fillDisk = true
     /// Add a member and remove a founder during the faults.
     public var membershipChange = true
+    /// A self-check of the check, not a test of the service: send every get as a stale read
+    /// (`?consistency=stale`, served by whichever node receives it) and check it as if it were
+    /// linearizable. A run with partitions or pauses should then fail.
+    public var unsafeStaleReads = false
     /// Where the run's directory goes (`<here>/kvfaults-<seed>-<uuid>`).
     public var workDirectory = NSTemporaryDirectory()
     /// Keep the run's directory (node logs, data) even when it passes.
@@ -50,7 +54,10 @@ public struct FaultRunReport: Sendable, CustomStringConvertible {
     public var events: [String] = []
     /// Operations in the checked history, and of those with an unknown outcome.
     public var operations = 0
+    /// Operations of unknown outcome (all writes: a read without an answer is left out).
     public var unknownOperations = 0
+    /// Writes (puts, deletes, compare-and-swaps) that returned.
+    public var completedWrites = 0
     /// Requests refused before acting (redirects included) and lease reads answered.
     public var refused = 0
     public var leaseReads = 0
@@ -73,7 +80,7 @@ public struct FaultRunReport: Sendable, CustomStringConvertible {
         var lines = [
             "seed \(seed): \(passed ? "PASSED" : "FAILED"), network \(network)",
             "  faults: " + faults.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "),
-            "  operations: \(operations) checked (\(unknownOperations) of unknown outcome), \(refused) refused before acting, \(leaseReads) lease reads, \(diskFullAnswers) answers 503 diskFull",
+            "  operations: \(operations) checked (\(completedWrites) writes returned, \(unknownOperations) of unknown outcome), \(refused) refused before acting, \(leaseReads) lease reads, \(diskFullAnswers) answers 503 diskFull",
             "  linearizability: \(linearizability.split(separator: "\n").first ?? "")",
         ]
         lines += events.map { "  \($0)" }
@@ -115,16 +122,20 @@ public final class FaultRun: Sendable {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let network = await FaultNetwork.setUp(ids: founders, namespaces: options.namespaces)
         var report = FaultRunReport(seed: options.seed, network: network.mode == .namespaces ? "namespaces (partitions by blackhole routes)" : "loopback, no partitions (\(network.fallbackReason ?? ""))")
-        let disks = options.fillDisk && geteuid() == 0 && FaultCommand.find("mount") != nil
+        var disks = options.fillDisk && geteuid() == 0 && FaultCommand.find("mount") != nil
         if options.fillDisk && !disks { report.events.append("full disk: not run (tmpfs needs root and mount)") }
+        if disks, let failure = await Self.probeTmpfs(in: directory) {
+            disks = false
+            report.events.append("full disk: not run (mounting a tmpfs failed: \(failure))")
+        }
         let cluster = FaultCluster(
             kvstore: options.kvstore, directory: directory, network: network, founders: founders,
             serveArguments: options.serveArguments, diskBytes: disks ? 64 << 20 : nil)
-        let clients = FaultClients(network: network, keys: options.keys, timeoutSeconds: options.requestTimeoutSeconds)
+        let clients = FaultClients(network: network, keys: options.keys, timeoutSeconds: options.requestTimeoutSeconds, staleReads: options.unsafeStaleReads)
         var failed = true
         do {
             for id in founders { try await cluster.start(id) }
-            let context = FaultContext(options: options, cluster: cluster, clients: clients, network: network, disks: disks)
+            let context = FaultContext(options: options, cluster: cluster, clients: clients, network: network, disks: disks, founders: founders)
             try await context.waitForLeader(.seconds(30))
             options.log("seed \(options.seed): cluster up on \(network.mode); \(options.clients) clients and faults for \(options.duration)")
             try await context.exercise(into: &report)
@@ -138,6 +149,22 @@ public final class FaultRun: Sendable {
         await network.tearDown()
         if failed || options.keepData { report.directory = directory }
         return report
+    }
+}
+
+extension FaultRun {
+    /// Mounts and unmounts a small tmpfs (a container may forbid it); `nil` when that works.
+    static func probeTmpfs(in directory: String) async -> String? {
+        let probe = "\(directory)/tmpfs-probe"
+        do {
+            try FileManager.default.createDirectory(atPath: probe, withIntermediateDirectories: true)
+            try await FaultCommand.run(FaultCommand.find("mount") ?? "/bin/mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", probe])
+            try await FaultCommand.run(FaultCommand.find("umount") ?? "/bin/umount", [probe])
+            try? FileManager.default.removeItem(atPath: probe)
+            return nil
+        } catch {
+            return "\(error)"
+        }
     }
 }
 

@@ -52,6 +52,9 @@ struct KVStoreFaults: AsyncParsableCommand {
     @Flag(help: "No membership change.")
     var noMembershipChange = false
 
+    @Flag(help: "Self-check of the checker: send gets as stale reads but check them as linearizable (runs with partitions should fail).")
+    var unsafeStaleReads = false
+
     @Option(help: "Where run directories go (kept for failed runs).")
     var workDir = NSTemporaryDirectory()
 
@@ -69,6 +72,7 @@ struct KVStoreFaults: AsyncParsableCommand {
             options.fillDisk = !noDiskFull
             options.membershipChange = !noMembershipChange
             options.workDirectory = workDir
+            options.unsafeStaleReads = unsafeStaleReads
             let report = try await FaultRun(options).run()
             print(report)
             if !report.passed { failures.append(options.seed) }

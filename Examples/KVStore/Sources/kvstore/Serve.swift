@@ -100,7 +100,7 @@ struct Serve: AsyncParsableCommand {
         var logger = Logger(label: "kvstore")
         logger[metadataKey: "node"] = "\(id)"
         do {
-            let node = try await KVNode(configuration: c, logger: logger)
+            let node = try await openWaitingForSpace(c, logger: logger)
             logger.info("node \(id) starting", metadata: ["data": "\(dataDir)", "raft": "\(node.raftPort)", "join": "\(join)", "tls": "\(c.tls != nil)"])
             try await node.run(handlingSignals: true)
         } catch let e as RaftError {
@@ -109,5 +109,20 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode.failure
         }
         logger.info("node \(id) stopped")
+    }
+
+    /// Opens the node; on a full disk (``Raft/RaftError/Code/noSpace``) it says so and tries
+    /// again every second until there is room (SIGTERM or SIGINT meanwhile ends the process).
+    func openWaitingForSpace(_ c: KVNodeConfiguration, logger: Logger) async throws -> KVNode {
+        var warned = false
+        while true {
+            do {
+                return try await KVNode(configuration: c, logger: logger)
+            } catch let e as RaftError where e.code == .noSpace {
+                if !warned { logger.error("the disk is full: the node starts once there is space", metadata: ["error": "\(e.message)"]) }
+                warned = true
+                try await Task.sleep(for: .seconds(1))
+            }
+        }
     }
 }

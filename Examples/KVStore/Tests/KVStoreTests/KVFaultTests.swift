@@ -17,18 +17,34 @@ import Testing
         let runs = environment["KVSTORE_FAULT_RUNS"].flatMap(Int.init) ?? 6
         let seconds = environment["KVSTORE_FAULT_SECONDS"].flatMap(Int.init) ?? 30
         let firstSeed = environment["KVSTORE_FAULT_SEED"].flatMap(UInt64.init) ?? UInt64(Date().timeIntervalSince1970)
+        // As root (CI) the runs must use what root allows: partitions and full disks.
+        let root = geteuid() == 0
         var failed: [String] = []
+        var totals: [String: Int] = [:]
         for n in 0..<runs {
             var options = FaultRunOptions(kvstore: kvstore)
             options.seed = firstSeed &+ UInt64(n)
             options.duration = .seconds(seconds)
             let report = try await FaultRun(options).run()
             print(report)
-            // Every run must have exercised what it claims: operations checked, faults injected.
-            #expect(report.operations > 100, "seed \(options.seed): only \(report.operations) operations were checked")
-            #expect((report.faults["kill"] ?? 0) + (report.faults["pause"] ?? 0) > 0, "seed \(options.seed): no process faults were injected")
+            // A run passes only if it checked something: enough writes that returned, few whose
+            // outcome is unknown (each unknown write can explain away a lost one), faults injected.
+            let seed = options.seed
+            #expect(report.completedWrites >= 100, "seed \(seed): only \(report.completedWrites) writes returned")
+            #expect(report.unknownOperations * 5 <= report.completedWrites + report.unknownOperations, "seed \(seed): \(report.unknownOperations) of \(report.completedWrites + report.unknownOperations) writes have an unknown outcome")
+            #expect((report.faults["kill"] ?? 0) + (report.faults["pause"] ?? 0) > 0, "seed \(seed): no process faults were injected")
+            if root {
+                #expect(report.network.hasPrefix("namespaces"), "seed \(seed): as root the nodes must get network namespaces: \(report.network)")
+                #expect(report.faults["disk-full"] == 1, "seed \(seed): as root a disk must fill up: \(report.events)")
+            }
+            for (kind, count) in report.faults { totals[kind, default: 0] += count }
+            totals["diskFullAnswers", default: 0] += report.diskFullAnswers
             if !report.passed { failed.append("\(report)") }
         }
         #expect(failed.isEmpty, "\(failed.count) of \(runs) fault runs failed:\n\(failed.joined(separator: "\n"))")
+        // Over all runs: the membership change completed at least once, and a full disk was
+        // seen answering 503 diskFull (a run whose filled node had nothing to write shows none).
+        #expect(totals["member-added", default: 0] > 0 && totals["member-removed", default: 0] > 0, "no membership change completed: \(totals)")
+        if root && runs >= 3 { #expect(totals["diskFullAnswers", default: 0] > 0, "no client saw 503 diskFull in \(runs) runs: \(totals)") }
     }
 }

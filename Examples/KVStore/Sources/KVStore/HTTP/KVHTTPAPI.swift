@@ -195,13 +195,13 @@ struct KVHTTPAPI: Sendable {
         case let other?:
             throw KVHTTPError.badRequest("badConsistency", "consistency must be linearizable, lease or stale, got '\(other)'")
         }
+        if let full = node.waitingForSpace { throw Self.refusal(full) }
         if consistency != .stale {
             let status: RaftStatus
             do { status = try await raft.status().raft } catch let e as RaftError { throw refined(e) }
             if status.role != .leader && !status.leader.isNone { throw redirect(request, to: status.leader) }
         }
         do {
-            if consistency != .stale, let full = node.waitingForSpace { throw Self.refusal(full) }
             return try await raft.read(consistency, query)
         } catch let e as RaftError where e.code == .notLeader {
             throw redirect(request, to: e.leaderHint)

@@ -111,7 +111,6 @@ public struct KVNodeConfiguration: Sendable {
     /// that takes longer than this to send.
     public static let membershipStepTimeoutTicks = 100
 
-    /// This node's member entry, or why the configuration cannot run.
     /// Sets the tick interval to `milliseconds` and scales the timeouts counted in ticks so that
     /// they keep their length in time: a write without a quorum fails after 5 s, a read after
     /// 3 s, a membership step after 10 s. Elections are counted in ticks
@@ -128,6 +127,7 @@ public struct KVNodeConfiguration: Sendable {
         node.membershipTimeoutTicks = max(1, 10_000 / milliseconds)
     }
 
+    /// This node's member entry, or why the configuration cannot run.
     func validatedSelf() throws(RaftError) -> KVMember {
         guard let me = members.first(where: { $0.id == id }) else {
             throw RaftError(.invalidConfiguration, "node \(id) is not among the members \(members.map(\.id))")

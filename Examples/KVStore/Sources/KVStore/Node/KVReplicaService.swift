@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import Raft
 import ServiceLifecycle
@@ -36,6 +37,9 @@ struct KVReplicaService: Service {
             } catch {
                 return nil
             }
+            // Opening needs no new space (it would succeed on a full disk, and the new replica
+            // fail at its first write): wait until the data directory's file system has room.
+            guard Self.freeBytes(node.configuration.dataDirectory) ?? .max >= Self.spaceNeeded else { continue }
             attempts += 1
             do {
                 let next = try KVNode.replica(
@@ -49,5 +53,15 @@ struct KVReplicaService: Service {
             }
         }
         return nil
+    }
+
+    /// Free space the node waits for before it opens its files again.
+    static let spaceNeeded: UInt64 = 8 << 20
+
+    /// Bytes available to this process on the file system holding `path`.
+    static func freeBytes(_ path: String) -> UInt64? {
+        var s = statvfs()
+        guard statvfs(path, &s) == 0 else { return nil }
+        return UInt64(s.f_bavail) * UInt64(s.f_frsize)
     }
 }
