@@ -1,13 +1,14 @@
 import Logging
 import NIOCore
+import NIOSSL
 import Raft
 
 /// The accepting side of a connection: checks the dialler's hello, answers it, then hands each
 /// message to the node straight from the connection's event loop (no task in between, so a
 /// message costs no thread hop before the node's inbox).
 ///
-/// Invariant: nothing reaches the node before a hello that ``TCPTransport/refusal(of:)`` accepts,
-/// and after it only messages that ``TCPTransport/violation(_:on:)`` lets through; the first
+/// Invariant: nothing reaches the node before a hello that ``TCPTransport/refusal(of:)`` accepts
+/// (and, with TLS, whose sender the dialler's certificate names), and after it only messages that ``TCPTransport/violation(_:on:)`` lets through; the first
 /// frame that is not such a message, a malformed frame, or a failed TLS handshake closes the
 /// connection, and nothing after it is read.
 final class AcceptedConnectionHandler: ChannelInboundHandler {
@@ -15,6 +16,9 @@ final class AcceptedConnectionHandler: ChannelInboundHandler {
     typealias OutboundOut = WireFrame
 
     let transport: TCPTransport
+    /// The TLS contexts of this connection, whose settings say how the dialler's certificate
+    /// must name it.
+    let tls: TLSContexts?
     /// The dialler's hello, once accepted.
     var hello: Hello?
     var counters: TransportMetrics.Inbound?
@@ -23,7 +27,10 @@ final class AcceptedConnectionHandler: ChannelInboundHandler {
     /// The connection was refused or broke the protocol: it is closing, nothing more is read.
     var finished = false
 
-    init(transport: TCPTransport) { self.transport = transport }
+    init(transport: TCPTransport, tls: TLSContexts?) {
+        self.transport = transport
+        self.tls = tls
+    }
 
     func channelActive(context: ChannelHandlerContext) {
         let channel = context.channel
@@ -59,6 +66,14 @@ final class AcceptedConnectionHandler: ChannelInboundHandler {
         metadata["raft.peer"] = "\(h.sender)"
         metadata["raft.tcp.lane"] = "\(h.lane.name)"
         if let why = transport.refusal(of: h) { return refuse(why, context: context) }
+        if let tls {
+            let certificate = try? context.pipeline.syncOperations.nioSSL_peerCertificate()
+            if let why = CertificateNodeIdentity.refusal(
+                claimed: h.sender, certificate: certificate, clusterID: transport.configuration.clusterID, policy: tls.settings.nodeIdentity)
+            {
+                return refuse(why, context: context)
+            }
+        }
         transport.accepted(context.channel, from: h.sender)
         let c = transport.configuration
         context.writeAndFlush(wrapOutboundOut(.hello(Hello(clusterID: c.clusterID, sender: c.nodeID, receiver: h.sender, lane: h.lane))), promise: nil)

@@ -9,7 +9,8 @@ extension PeerLink {
     /// ``established(_:)``; a failure at any step calls ``lost(_:reason:)``.
     func connect() {
         let c = configuration
-        let tls = context.tls
+        // The contexts current now; a reload later does not change this connection's.
+        let tls = context.tls?.contexts
         let bootstrap = ClientBootstrap(group: context.group)
             .connectTimeout(TimeAmount(c.connectTimeout))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -19,7 +20,7 @@ extension PeerLink {
                     // The hello is written at once; TLS holds it back until its handshake is done.
                     if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls.client, serverHostname: nil)) }
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(WireFrameDecoder(maxFrameBytes: c.maxFrameBytes)))
-                    try channel.pipeline.syncOperations.addHandler(DialerHandler(link: self))
+                    try channel.pipeline.syncOperations.addHandler(DialerHandler(link: self, tls: tls))
                 }
             }
         bootstrap.connect(host: address.host, port: address.port).whenComplete { [self] result in
@@ -129,12 +130,18 @@ final class DialerHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = WireFrame
 
     let link: PeerLink
+    /// The TLS contexts of this connection, whose settings say how the peer's certificate must
+    /// name it.
+    let tls: TLSContexts?
     var answered = false
     /// The TLS handshake failed and was counted as a refusal (once per connection).
     var refusedByTLS = false
     var timeout: Scheduled<Void>?
 
-    init(link: PeerLink) { self.link = link }
+    init(link: PeerLink, tls: TLSContexts?) {
+        self.link = link
+        self.tls = tls
+    }
 
     func channelActive(context: ChannelHandlerContext) {
         var buffer = context.channel.allocator.buffer(capacity: 64)
@@ -162,13 +169,22 @@ final class DialerHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         answered = true
         timeout?.cancel()
-        if let why = link.refusal(of: answer) {
+        if let why = link.refusal(of: answer) ?? certificateRefusal(context: context) {
             link.context.metrics.refused()
             link.context.logger.info("refused a peer's handshake answer: \(why)", metadata: link.logMetadata)
             context.close(promise: nil)
             return
         }
         link.established(context.channel)
+    }
+
+    /// Why the peer's certificate may not stand for the peer dialled, or `nil` if it may (or
+    /// the connection is plain TCP).
+    func certificateRefusal(context: ChannelHandlerContext) -> String? {
+        guard let tls else { return nil }
+        let certificate = try? context.pipeline.syncOperations.nioSSL_peerCertificate()
+        return CertificateNodeIdentity.refusal(
+            claimed: link.peer, certificate: certificate, clusterID: link.configuration.clusterID, policy: tls.settings.nodeIdentity)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {

@@ -11,7 +11,8 @@ struct LinkContext: Sendable {
     let logger: Logger
     let metrics: TransportMetrics
     /// The TLS contexts, when the transport runs TLS.
-    let tls: TLSContexts?
+    /// The TLS contexts of new connections, when TLS is configured.
+    let tls: ReloadableTLS?
     /// Tells the node that `peer` is unreachable.
     let reportUnreachable: @Sendable (NodeID) -> Void
 }
@@ -160,7 +161,8 @@ final class PeerLink: Sendable {
         var buffer = channel.allocator.buffer(capacity: bytes)
         var frames = 0
         for q in batch {
-            // Cannot fail: every message was measured against the frame limit when queued.
+            // Every message was measured against the frame limit when queued; what can still
+            // fail is an append whose entries skip an index (the core never builds one): a drop.
             do {
                 try WireFormat.encode(.message(q.message), into: &buffer, maxFrameBytes: configuration.maxFrameBytes)
                 frames += 1

@@ -23,10 +23,12 @@ extension TCPTransport {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .bind(host: c.listenAddress.host, port: c.listenAddress.port) { channel in
                 channel.eventLoop.makeCompletedFuture { [self] () -> any Channel in
-                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.server)) }
+                    // The contexts current now; a reload later does not change this connection's.
+                    let contexts = tls?.contexts
+                    if let contexts { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: contexts.server)) }
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(WireFrameDecoder(maxFrameBytes: c.maxFrameBytes)))
                     try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(WireFrameEncoder(maxFrameBytes: c.maxFrameBytes)))
-                    try channel.pipeline.syncOperations.addHandler(AcceptedConnectionHandler(transport: self))
+                    try channel.pipeline.syncOperations.addHandler(AcceptedConnectionHandler(transport: self, tls: contexts))
                     return channel
                 }
             }

@@ -34,7 +34,8 @@ import Synchronization
 ///   allocation, CRC-32C): a bad one closes its own connection only;
 /// - with ``TCPTransportConfiguration/tls`` set, every connection runs mutual TLS, and a peer
 ///   without a certificate signed by the cluster's authority (or without TLS) is refused
-///   during the TLS handshake: see <doc:MutualTLS>.
+///   during the TLS handshake, a peer whose certificate does not name the node it claims right
+///   after it; ``reloadTLS(_:)`` rotates certificates while the node runs: see <doc:MutualTLS>.
 ///
 /// It is a `ServiceLifecycle.Service`: ``run()`` accepts connections until graceful shutdown
 /// (or ``shutdown()``), then flushes what is queued and closes every connection. It logs
@@ -72,8 +73,9 @@ public final class TCPTransport: RaftTransport, Service, Sendable {
     let group: any EventLoopGroup
     let logger: Logger
     let metrics: TransportMetrics
-    /// The TLS contexts, when ``TCPTransportConfiguration/tls`` is set.
-    let tls: TLSContexts?
+    /// The TLS contexts new connections use, when ``TCPTransportConfiguration/tls`` is set;
+    /// ``reloadTLS(_:)`` replaces them.
+    let tls: ReloadableTLS?
     let state: Mutex<State>
 
     /// Creates a transport; nothing listens or dials until ``listen()``, ``run()`` or the first
@@ -97,7 +99,7 @@ public final class TCPTransport: RaftTransport, Service, Sendable {
         l[metadataKey: "raft.node"] = "\(configuration.nodeID)"
         self.logger = l
         metrics = TransportMetrics(node: configuration.nodeID, factory: metricsFactory ?? MetricsSystem.factory)
-        tls = try configuration.tls.map { tls throws(RaftError) in try TLSContexts(tls, node: configuration.nodeID) }
+        tls = try configuration.tls.map { tls throws(RaftError) in ReloadableTLS(try TLSContexts(tls, node: configuration.nodeID)) }
         state = Mutex(State(peers: configuration.peers))
     }
 

@@ -17,14 +17,40 @@ import Raft
 /// speaking plain TCP, fails the TLS handshake. That connection is closed, the refusal is logged
 /// and counted (`raft_tcp_refused_handshakes_total`), and nothing it sent reaches the node.
 ///
-/// Host names are not checked: peers are often addressed by IP and the certificate authority is
-/// the cluster's own, so a valid certificate proves membership of the cluster. Which node a peer
-/// is still comes from its hello (see <doc:WireFormatSpecification>); it is not matched against the
-/// certificate's subject.
+/// Each certificate names its node: a peer whose hello claims a node id its certificate does not
+/// name is refused (see ``NodeIdentity`` and <doc:MutualTLS>), so a member cannot pass for
+/// another. Host names are not checked: peers are often addressed by IP, and the node URI in the
+/// certificate says more than a host name would.
 public struct TCPTransportTLS: Sendable, Hashable {
+    /// Which certificates may stand for the node a peer's hello claims.
+    ///
+    /// A certificate names its node with the subject alternative name URI
+    /// `raft://<cluster id>/node/<node id>` (``TCPTransportTLS/nodeURI(clusterID:node:)``). A
+    /// certificate that names nodes but not the one claimed (another member, or a node of another
+    /// cluster) is always refused; the cases differ only for a certificate that names no node.
+    public enum NodeIdentity: Sendable, Hashable {
+        /// Every peer's certificate must name the node its hello claims (the default). Without
+        /// this, any holder of one certificate of the cluster's authority could speak as every
+        /// member: answer votes in their names and win an election alone.
+        case required
+        /// A certificate that names no node at all is accepted for any member; one that names
+        /// nodes must name the one claimed. For a cluster moving from certificates without node
+        /// URIs to certificates with them: switch back to ``required`` once every node has its
+        /// new certificate.
+        case requiredWhenNamed
+    }
+
+    /// The subject alternative name URI that names `node` of cluster `clusterID` in its
+    /// certificate: `raft://<cluster id>/node/<node id>`, the cluster id percent-encoded (every
+    /// byte but `A-Z a-z 0-9 - . _ ~`) and the node id in decimal, such as
+    /// `raft://orders/node/3`.
+    public static func nodeURI(clusterID: String, node: NodeID) -> String {
+        CertificateNodeIdentity.uri(clusterID: clusterID, node: node)
+    }
+
     /// Where a PEM document (one or more `-----BEGIN ...-----` blocks) comes from.
     public enum PEMSource: Sendable, Hashable {
-        /// A file, read when the transport is created.
+        /// A file, read when the transport is created and again by ``TCPTransport/reloadTLS(_:)``.
         case file(String)
         /// The document's text, held in memory.
         case pem(String)
@@ -39,19 +65,26 @@ public struct TCPTransportTLS: Sendable, Hashable {
     /// The certificate authorities a peer's certificate must chain to: the cluster's CA.
     public var trustRoots: PEMSource
 
+    /// Which certificates may stand for the node a peer claims to be; ``NodeIdentity/required``
+    /// by default.
+    public var nodeIdentity: NodeIdentity
+
     /// Creates a TLS configuration.
-    public init(certificateChain: PEMSource, privateKey: PEMSource, trustRoots: PEMSource) {
+    public init(certificateChain: PEMSource, privateKey: PEMSource, trustRoots: PEMSource, nodeIdentity: NodeIdentity = .required) {
         self.certificateChain = certificateChain
         self.privateKey = privateKey
         self.trustRoots = trustRoots
+        self.nodeIdentity = nodeIdentity
     }
 }
 
-/// The TLS contexts a transport dials and accepts with, built once from its
-/// ``TCPTransportTLS``.
+/// The TLS contexts a transport dials and accepts with, built from a ``TCPTransportTLS`` (when
+/// the transport is created, and again by each reload).
 struct TLSContexts: Sendable {
     let server: NIOSSLContext
     let client: NIOSSLContext
+    /// What the contexts were built from.
+    let settings: TCPTransportTLS
 
     /// Loads the certificates and the key and builds both contexts.
     ///
@@ -83,6 +116,7 @@ struct TLSContexts: Sendable {
         server.certificateVerification = .noHostnameVerification
         server.shutdownTimeout = .seconds(1)
         client.shutdownTimeout = .seconds(1)
+        settings = tls
         do {
             self.server = try NIOSSLContext(configuration: server)
             self.client = try NIOSSLContext(configuration: client)

@@ -96,6 +96,7 @@ struct ReferenceArticlesTests {
         ("RaftNodeConfiguration", "Sources/Raft/Node/RaftNode.swift"),
         ("FileLogStorageOptions", "Sources/Raft/Storage/FileLogStorage.swift"),
         ("TCPTransportConfiguration", "Sources/RaftTransportTCP/TCPTransportConfiguration.swift"),
+        ("TCPTransportTLS", "Sources/RaftTransportTCP/TCPTransportTLS.swift"),
     ]
 
     /// `Type.name` defaults, resolved from the `static let name = value` in the TCP wire format.

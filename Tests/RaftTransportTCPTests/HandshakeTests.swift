@@ -1,3 +1,4 @@
+import Logging
 import MetricsTestKit
 import NIOCore
 import NIOPosix
@@ -16,12 +17,12 @@ import Testing
         let port: Int
         let run: Task<Void, any Error>
 
-        init(tls: TCPTransportTLS? = nil) async throws {
+        init(tls: TCPTransportTLS? = nil, logger: Logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })) async throws {
             var c = TCPTransportConfiguration(
                 clusterID: "test", nodeID: 1, listenAddress: PeerAddress(host: loopback, port: 0),
                 peers: [2: PeerAddress(host: loopback, port: 1), 3: PeerAddress(host: loopback, port: 1)])
             c.tls = tls
-            let t = try TCPTransport(configuration: c, metricsFactory: metrics)
+            let t = try TCPTransport(configuration: c, logger: logger, metricsFactory: metrics)
             t.setReceiver { [delivered] in delivered.record($0) }
             transport = t
             port = try await t.listen()

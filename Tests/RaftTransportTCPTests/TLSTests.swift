@@ -14,21 +14,32 @@ import Testing
     /// Node 2 of cluster "test" with `tls`, dialling the server's node 1 to send it a heartbeat
     /// (and redialling while it is refused).
     static func member2(dialling server: HandshakeTests.Server, tls: TCPTransportTLS) throws -> TCPTransport {
+        try member(2, dialling: server, tls: tls)
+    }
+
+    /// Node `id` of cluster "test" with `tls`, dialling the server's node 1 to send it
+    /// ``heartbeat(from:)`` (and redialling while it is refused).
+    static func member(_ id: NodeID, dialling server: HandshakeTests.Server, tls: TCPTransportTLS) throws -> TCPTransport {
         var c = TCPTransportConfiguration(
-            clusterID: "test", nodeID: 2, listenAddress: PeerAddress(host: loopback, port: 0),
+            clusterID: "test", nodeID: id, listenAddress: PeerAddress(host: loopback, port: 0),
             peers: [1: PeerAddress(host: loopback, port: server.port)])
         c.tls = tls
         c.reconnectBackoff = .milliseconds(20)
         c.maxReconnectBackoff = .milliseconds(100)
         let t = try TCPTransport(configuration: c)
-        t.send([heartbeat])
+        t.send([heartbeat(from: id)])
         return t
+    }
+
+    /// A heartbeat from `id` to node 1 (``heartbeat`` is node 2's).
+    static func heartbeat(from id: NodeID, term: Term = 1) -> Message {
+        Message(from: id, to: 1, term: term, kind: .heartbeat(Heartbeat(commit: 0)))
     }
 
     @Test func threeNodesWithMutualTLSElectAndReplicate() async throws {
         let pki = try TestPKI(name: "cluster CA")
         var identities: [NodeID: TestPKI.Identity] = [:]
-        for id in [1, 2, 3] as [NodeID] { identities[id] = try pki.issue("node-\(id)") }
+        for id in [1, 2, 3] as [NodeID] { identities[id] = try pki.issue(node: id, cluster: "tcp-test") }
         // Node 1 loads its certificate, key and roots from PEM files; the others from memory.
         let files = try TemporaryDirectory()
         defer { files.remove() }
@@ -49,6 +60,9 @@ import Testing
                 try await RawClient.knock(port: port, sending: [.hello(Hello(clusterID: "tcp-test", sender: 1, receiver: 2))])
             }
             #expect(answers.isEmpty)
+            // Counted on the server's event loop, which may run after the knock saw the close.
+            let transports = cluster.transports
+            try await eventually(.seconds(5), "the knock counted") { transports.values.map(\.statistics.refusedHandshakes).reduce(0, +) >= 1 }
             let refused = cluster.transports.values.map(\.statistics.refusedHandshakes).reduce(0, +)
             #expect(refused == 1, "only the plain-TCP knock was refused")
         } catch {
@@ -60,8 +74,8 @@ import Testing
 
     @Test func memberWithACertificateOfTheAuthorityIsDelivered() async throws {
         let pki = try TestPKI(name: "cluster CA")
-        let server = try await HandshakeTests.Server(tls: pki.tls(for: try pki.issue("node-1")))
-        let member = try Self.member2(dialling: server, tls: pki.tls(for: try pki.issue("node-2")))
+        let server = try await HandshakeTests.Server(tls: pki.tls(for: try pki.issue(node: 1, cluster: "test")))
+        let member = try Self.member2(dialling: server, tls: pki.tls(for: try pki.issue(node: 2, cluster: "test")))
         try await eventually(.seconds(10), "the member's heartbeat delivered") { server.delivered.all == [Self.heartbeat] }
         #expect(server.refused == 0)
         await member.shutdown()
@@ -71,8 +85,11 @@ import Testing
     @Test(arguments: ["a self-signed certificate", "a certificate of another authority"])
     func peerWithAnUntrustedCertificateIsRefused(_ what: String) async throws {
         let pki = try TestPKI(name: "cluster CA")
-        let server = try await HandshakeTests.Server(tls: pki.tls(for: try pki.issue("node-1")))
-        let identity = what.contains("self-signed") ? try TestPKI.selfSigned("node-2") : try TestPKI(name: "another CA").issue("node-2")
+        let server = try await HandshakeTests.Server(tls: pki.tls(for: try pki.issue(node: 1, cluster: "test")))
+        let identity =
+            what.contains("self-signed")
+            ? try TestPKI.selfSigned("node-2", uris: [TCPTransportTLS.nodeURI(clusterID: "test", node: 2)])
+            : try TestPKI(name: "another CA").issue(node: 2, cluster: "test")
         // The stranger trusts the cluster's authority, names a member and the right cluster in
         // its hello: only its certificate is wrong.
         let stranger = try Self.member2(dialling: server, tls: pki.tls(for: identity))
@@ -87,7 +104,7 @@ import Testing
 
     @Test func tlsPeerWithoutACertificateIsRefused() async throws {
         let pki = try TestPKI(name: "cluster CA")
-        let server = try await HandshakeTests.Server(tls: pki.tls(for: try pki.issue("node-1")))
+        let server = try await HandshakeTests.Server(tls: pki.tls(for: try pki.issue(node: 1, cluster: "test")))
         var client = TLSConfiguration.makeClientConfiguration()
         client.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(pki.caCertificate.utf8)))
         client.certificateVerification = .noHostnameVerification
@@ -97,7 +114,7 @@ import Testing
 
     @Test func plainTCPPeerIsRefused() async throws {
         let pki = try TestPKI(name: "cluster CA")
-        let server = try await HandshakeTests.Server(tls: pki.tls(for: try pki.issue("node-1")))
+        let server = try await HandshakeTests.Server(tls: pki.tls(for: try pki.issue(node: 1, cluster: "test")))
         try await Self.expectKnockRefused(on: server, tls: nil, "the plain-TCP knock")
     }
 
@@ -121,8 +138,14 @@ import Testing
     @Test func memberRefusesAServerWithAnUntrustedCertificate() async throws {
         let pki = try TestPKI(name: "cluster CA")
         let other = try TestPKI(name: "another CA")
-        let server = try await HandshakeTests.Server(tls: other.tls(for: try other.issue("node-1"), alsoTrusted: [pki]))
-        let member = try Self.member2(dialling: server, tls: pki.tls(for: try pki.issue("node-2")))
+        let server = try await HandshakeTests.Server(tls: other.tls(for: try other.issue(node: 1, cluster: "test"), alsoTrusted: [pki]))
+        try await Self.expectMemberRefuses(server, memberTLS: pki.tls(for: try pki.issue(node: 2, cluster: "test")))
+    }
+
+    /// Member 2 with `memberTLS` dials `server` and refuses it: it counts the refusal, sends
+    /// nothing, and the server delivers nothing. Stops both.
+    static func expectMemberRefuses(_ server: HandshakeTests.Server, memberTLS: TCPTransportTLS) async throws {
+        let member = try member2(dialling: server, tls: memberTLS)
         try await eventually(.seconds(10), "the member refusing the server") { member.statistics.refusedHandshakes >= 1 }
         try await Task.sleep(for: .milliseconds(100))
         #expect(server.delivered.all.isEmpty)
@@ -133,7 +156,7 @@ import Testing
 
     @Test func unloadableCertificatesAreAConfigurationError() throws {
         let pki = try TestPKI(name: "cluster CA")
-        let good = try pki.issue("node-1")
+        let good = try pki.issue(node: 1, cluster: "test")
         let cases: [(String, TCPTransportTLS)] = [
             ("a missing file", TCPTransportTLS(certificateChain: .file("/nonexistent/node1.pem"), privateKey: .pem(good.key), trustRoots: .pem(pki.caCertificate))),
             ("a certificate that is not PEM", TCPTransportTLS(certificateChain: .pem("not a certificate"), privateKey: .pem(good.key), trustRoots: .pem(pki.caCertificate))),

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Raft
 import RaftTransportTCP
 import X509
 
@@ -33,19 +34,27 @@ struct TestPKI: Sendable {
         caCertificate = try ca.serializeAsPEM().pemString
     }
 
-    /// A node certificate for `commonName`, signed by this authority.
-    func issue(_ commonName: String) throws -> Identity {
+    /// A certificate for `commonName` with the subject alternative name URIs `uris`, signed by
+    /// this authority.
+    func issue(_ commonName: String, uris: [String] = []) throws -> Identity {
         let key = P256.Signing.PrivateKey()
-        return try Self.leaf(commonName, key: key, issuer: caName, issuerKey: caKey)
+        return try Self.leaf(commonName, uris: uris, key: key, issuer: caName, issuerKey: caKey)
     }
 
-    /// A certificate for `commonName` signed by its own key: trusted by nobody.
-    static func selfSigned(_ commonName: String) throws -> Identity {
-        let key = P256.Signing.PrivateKey()
-        return try leaf(commonName, key: key, issuer: try DistinguishedName { CommonName(commonName) }, issuerKey: key)
+    /// The certificate of node `node` of `cluster`, naming it as the transport expects.
+    func issue(node: NodeID, cluster: String) throws -> Identity {
+        try issue("node-\(node)", uris: [TCPTransportTLS.nodeURI(clusterID: cluster, node: node)])
     }
 
-    private static func leaf(_ commonName: String, key: P256.Signing.PrivateKey, issuer: DistinguishedName, issuerKey: P256.Signing.PrivateKey) throws -> Identity {
+    /// A certificate for `commonName` (and `uris`) signed by its own key: trusted by nobody.
+    static func selfSigned(_ commonName: String, uris: [String] = []) throws -> Identity {
+        let key = P256.Signing.PrivateKey()
+        return try leaf(commonName, uris: uris, key: key, issuer: try DistinguishedName { CommonName(commonName) }, issuerKey: key)
+    }
+
+    private static func leaf(
+        _ commonName: String, uris: [String], key: P256.Signing.PrivateKey, issuer: DistinguishedName, issuerKey: P256.Signing.PrivateKey
+    ) throws -> Identity {
         let certificate = try Certificate(
             version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: .init(key.publicKey),
             notValidBefore: Date() - 3600, notValidAfter: Date() + 86_400, issuer: issuer,
@@ -54,15 +63,16 @@ struct TestPKI: Sendable {
                 Critical(BasicConstraints.notCertificateAuthority)
                 Critical(KeyUsage(digitalSignature: true))
                 try ExtendedKeyUsage([.serverAuth, .clientAuth])
+                if !uris.isEmpty { SubjectAlternativeNames(uris.map { .uniformResourceIdentifier($0) }) }
             },
             issuerPrivateKey: .init(issuerKey))
         return Identity(certificate: try certificate.serializeAsPEM().pemString, key: key.pemRepresentation)
     }
 
     /// The transport's TLS configuration for `identity`, trusting this authority (and `alsoTrusted`).
-    func tls(for identity: Identity, alsoTrusted: [TestPKI] = []) -> TCPTransportTLS {
+    func tls(for identity: Identity, alsoTrusted: [TestPKI] = [], nodeIdentity: TCPTransportTLS.NodeIdentity = .required) -> TCPTransportTLS {
         TCPTransportTLS(
             certificateChain: .pem(identity.certificate), privateKey: .pem(identity.key),
-            trustRoots: .pem(([self] + alsoTrusted).map(\.caCertificate).joined(separator: "\n")))
+            trustRoots: .pem(([self] + alsoTrusted).map(\.caCertificate).joined(separator: "\n")), nodeIdentity: nodeIdentity)
     }
 }

@@ -30,20 +30,31 @@ import Testing
         #expect(Set([huge, LogIndex(rawValue: .max - 1)]).count == 2)
     }
 
-    /// The header of a heartbeat, byte by byte, as WireFormatSpecification.md shows it.
-    @Test func headerMatchesTheDocumentation() throws {
+    /// A heartbeat and a hello, byte by byte, as WireFormatSpecification.md shows them.
+    @Test func framesMatchTheDocumentation() throws {
         let m = Message(from: 1, to: 2, term: 3, kind: .heartbeat(Heartbeat(commit: 4, round: 5)))
         let b = try WireSamples.encoded(.message(m))
-        let bytes = b.getBytes(at: 0, length: b.readableBytes)!
-        // The bytes of the article's example (its checksum computed by an independent CRC-32C).
-        let documented = hexBytes(
-            "52 46 54 57 02 16 00 00 00 00 00 28 f9 34 4c ea 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00 02"
-                + " 00 00 00 00 00 00 00 03 00 00 00 00 00 00 00 04 00 00 00 00 00 00 00 05")
-        #expect(bytes == documented)
+        // The bytes of the article's examples (their checksums computed by an independent CRC-32C).
+        #expect(b.getBytes(at: 0, length: b.readableBytes)! == hexBytes("52 46 54 57 03 16 00 00 00 00 00 05 32 8d d9 5a 01 02 03 04 05"))
         let hello = try WireSamples.encoded(.hello(Hello(clusterID: "prod-kv", sender: 1, receiver: 2)))
         #expect(
             hello.getBytes(at: 0, length: hello.readableBytes)!
-                == hexBytes("52 46 54 57 01 01 00 00 00 00 00 1a 71 3a 62 6a 02 00 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00 02 07 70 72 6f 64 2d 6b 76"))
+                == hexBytes("52 46 54 57 01 01 00 00 00 00 00 1a 5c 94 e6 65 03 00 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00 02 07 70 72 6f 64 2d 6b 76"))
+        let append = Message(
+            from: 1, to: 2, term: 3,
+            kind: .appendEntries(
+                AppendEntries(
+                    prevLogIndex: 41, prevLogTerm: 3,
+                    entries: [LogEntry(term: 3, index: 42, data: Array(0..<16)), LogEntry(term: 3, index: 43, data: Array(16..<32))],
+                    leaderCommit: 40)))
+        let a = try WireSamples.encoded(.message(append))
+        #expect(
+            a.getBytes(at: 0, length: a.readableBytes)!
+                == hexBytes(
+                    "52 46 54 57 03 14 00 00 00 00 00 2b b4 46 d2 31 01 02 03 29 03 28 00 02 00 40 00 01 02 03 04 05 06 07 08 09 0a 0b 0c 0d 0e 0f"
+                        + " 40 10 11 12 13 14 15 16 17 18 19 1a 1b 1c 1d 1e 1f"))
+        let answer = try WireSamples.encoded(.message(Message(from: 2, to: 1, term: 3, kind: .appendEntriesResponse(AppendEntriesResponse(index: 43)))))
+        #expect(answer.getBytes(at: 0, length: answer.readableBytes)! == hexBytes("52 46 54 57 03 15 00 00 00 00 00 05 89 41 cc e2 02 01 03 00 2b"))
     }
 
     /// NIOTestUtils feeds the stream whole, byte by byte, in random splits, and checks the
@@ -121,7 +132,9 @@ import Testing
             } catch { return error }
         }
         #expect(decode { $0.setInteger(UInt8(0x00), at: 0) }?.code == .invalidMessage)
-        #expect(decode { $0.setInteger(UInt8(3), at: 4) }?.code == .unsupportedFormat)
+        #expect(decode { $0.setInteger(UInt8(4), at: 4) }?.code == .unsupportedFormat)
+        // Version 2, the one before the compact payloads.
+        #expect(decode { $0.setInteger(UInt8(2), at: 4) }?.code == .unsupportedFormat)
         // Version 1 is only a hello's header version; a message frame saying it is refused.
         #expect(decode { $0.setInteger(UInt8(1), at: 4) }?.code == .unsupportedFormat)
         #expect(decode { $0.setInteger(UInt8(0x7F), at: 5) }?.code == .invalidMessage)
@@ -137,12 +150,17 @@ import Testing
     /// change), so the payload checks themselves are tested.
     @Test func malformedPayloadsWithValidChecksums() throws {
         let vote = try WireSamples.encoded(.message(WireSamples.messages[1]))  // a pre-vote response
-        var bad = Fuzz.withFixedChecksum(vote) { $0.setInteger(UInt8(2), at: 16 + 24) }
+        // Its last byte is the granted flag.
+        var bad = Fuzz.withFixedChecksum(vote) { $0.setInteger(UInt8(2), at: $0.writerIndex - 1) }
         let b = #expect(throws: RaftError.self) { try WireFormat.decodeFrame(from: &bad) }
         #expect(b?.message.contains("not 0 or 1") == true)
+        // An append whose entry count (a one-byte varint after the message header and four
+        // one-byte fields) becomes 2^40, far beyond what the payload holds: refused before
+        // reserving for it.
         let append = try WireSamples.encoded(.message(WireSamples.messages[5]))
-        // An entry count far beyond what the payload holds: refused before reserving for it.
-        var count = Fuzz.withFixedChecksum(append) { $0.setInteger(UInt32.max, at: 16 + 24 + 32) }
+        let countAt = WireFormat.frameSize(of: Message(from: 6, to: NodeID(rawValue: .max - 5), term: Term(rawValue: 5 << 32), kind: .timeoutNow)) + 4
+        #expect(append.getInteger(at: countAt, as: UInt8.self) == 4)
+        var count = Fuzz.replacing(append, at: countAt, length: 1, with: [0x80, 0x80, 0x80, 0x80, 0x80, 0x20])
         let e = #expect(throws: RaftError.self) { try WireFormat.decodeFrame(from: &count) }
         #expect(e?.message.contains("cannot fit") == true)
         // Trailing bytes after a complete payload.

@@ -17,6 +17,16 @@ enum Fuzz {
         return b
     }
 
+    /// `frame` with `length` bytes at `offset` replaced by `bytes`, its payload length and
+    /// checksum fixed to match.
+    static func replacing(_ frame: ByteBuffer, at offset: Int, length: Int, with bytes: [UInt8]) -> ByteBuffer {
+        var all = frame.getBytes(at: frame.readerIndex, length: frame.readableBytes)!
+        all.replaceSubrange(offset..<(offset + length), with: bytes)
+        var b = ByteBuffer(bytes: all)
+        b.setInteger(UInt32(all.count - WireFormat.headerSize), at: 8)
+        return withFixedChecksum(b) { _ in }
+    }
+
     /// Decodes `buffer` to its end the way a connection would: frames until one is incomplete
     /// or an error (which ends the connection). Returns how it ended. Bounded: each step
     /// consumes a frame or stops.
@@ -102,9 +112,9 @@ enum Fuzz {
                 let length = [UInt32.max, UInt32(1 << 31), UInt32.random(in: 0...UInt32.max, using: &rng), UInt32.random(in: 0...200, using: &rng)]
                     .randomElement(using: &rng)!
                 for k in 0..<4 { bytes[8 + k] = UInt8(truncatingIfNeeded: length >> (24 - 8 * UInt32(k))) }
-            case 4 where bytes.count >= 16 + 24 + 4:
-                // A count or length inside the payload.
-                let at = Int.random(in: (16 + 24)..<(bytes.count - 3), using: &rng)
+            case 4 where bytes.count >= 16 + 3 + 4:
+                // A count or length inside the payload (after a message header of three bytes or more).
+                let at = Int.random(in: (16 + 3)..<(bytes.count - 3), using: &rng)
                 for k in 0..<4 { bytes[at + k] = UInt8.random(in: 0...255, using: &rng) }
             default:
                 bytes += (0..<Int.random(in: 1...8, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }

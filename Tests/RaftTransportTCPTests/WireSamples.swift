@@ -56,9 +56,65 @@ enum WireSamples {
         .timeoutNow,
     ]
 
-    static let messages: [Message] = kinds.enumerated().map { k, kind in
-        Message(from: NodeID(rawValue: UInt64(k + 1)), to: NodeID(rawValue: .max - UInt64(k)), term: Term(rawValue: UInt64(k) << 32), kind: kind)
-    }
+    /// Every kind, with ids and terms of many widths (a one-byte varint for the first, ten bytes
+    /// for `to`), then ``compactEdges``.
+    static let messages: [Message] =
+        kinds.enumerated().map { k, kind in
+            Message(from: NodeID(rawValue: UInt64(k + 1)), to: NodeID(rawValue: .max - UInt64(k)), term: Term(rawValue: UInt64(k) << 32), kind: kind)
+        } + compactEdges
+
+    /// The edges of format version 3's compact forms: entries of the message's own term (no
+    /// term runs) and of several terms, data lengths around the one-byte entry header (31 and 32
+    /// bytes), varints at their byte boundaries (127, 128, 2^63, `UInt64.max`), indexes ending at
+    /// the largest one, and append answers with each optional field alone.
+    static let compactEdges: [Message] = [
+        Message(
+            from: 1, to: 2, term: 7,
+            kind: .appendEntries(
+                AppendEntries(
+                    prevLogIndex: 99, prevLogTerm: 6,
+                    entries: [
+                        LogEntry(term: 7, index: 100, data: []),
+                        LogEntry(term: 7, index: 101, data: Array(repeating: 0x31, count: 31)),
+                        LogEntry(term: 7, index: 102, data: Array(repeating: 0x32, count: 32)),
+                    ],
+                    leaderCommit: 127, probe: 128))),
+        Message(
+            from: 127, to: 128, term: 9,
+            kind: .appendEntries(
+                AppendEntries(
+                    prevLogIndex: 10, prevLogTerm: 4,
+                    entries: [
+                        LogEntry(term: 4, index: 11, data: [1]), LogEntry(term: 4, index: 12, kind: .noop),
+                        LogEntry(term: 5, index: 13, data: [2, 3]), LogEntry(term: 9, index: 14, kind: .noop),
+                        LogEntry(term: 9, index: 15, data: [4]),
+                    ],
+                    leaderCommit: 12))),
+        // Entries of the message's term after one of another: two runs, the last of the message's term.
+        Message(
+            from: 3, to: 1, term: 2,
+            kind: .appendEntries(
+                AppendEntries(
+                    prevLogIndex: 0, prevLogTerm: 0, entries: [LogEntry(term: 1, index: 1, kind: .noop), LogEntry(term: 2, index: 2, kind: .noop)],
+                    leaderCommit: 0))),
+        Message(
+            from: NodeID(rawValue: .max), to: NodeID(rawValue: 1 << 63), term: Term(rawValue: .max),
+            kind: .appendEntries(
+                AppendEntries(
+                    prevLogIndex: LogIndex(rawValue: .max - 2), prevLogTerm: Term(rawValue: .max),
+                    entries: [
+                        LogEntry(term: Term(rawValue: .max), index: LogIndex(rawValue: .max - 1), data: [0xFF]),
+                        LogEntry(term: Term(rawValue: .max), index: LogIndex(rawValue: .max), kind: .membership, data: []),
+                    ],
+                    leaderCommit: LogIndex(rawValue: .max), probe: .max))),
+        Message(from: 2, to: 1, term: 7, kind: .appendEntriesResponse(AppendEntriesResponse(index: 0))),
+        Message(from: 2, to: 1, term: 7, kind: .appendEntriesResponse(AppendEntriesResponse(index: 5, reject: true))),
+        Message(from: 2, to: 1, term: 7, kind: .appendEntriesResponse(AppendEntriesResponse(index: 5, rejectHint: 3))),
+        Message(from: 2, to: 1, term: 7, kind: .appendEntriesResponse(AppendEntriesResponse(index: 5, reject: true, rejectHintTerm: 2))),
+        Message(from: 2, to: 1, term: 7, kind: .appendEntriesResponse(AppendEntriesResponse(index: LogIndex(rawValue: .max), probe: 1))),
+        Message(from: 1, to: 2, term: 0, kind: .heartbeat(Heartbeat(commit: LogIndex(rawValue: 1 << 63), round: .max))),
+        Message(from: 1, to: 2, term: 0, kind: .heartbeatResponse(HeartbeatResponse(round: 0))),
+    ]
 
     static let hellos: [Hello] = [
         Hello(clusterID: "prod-kv", sender: 1, receiver: 2),

@@ -16,48 +16,96 @@ extension WireFormat {
 
     /// The size of the frame carrying `message`, header included.
     public static func frameSize(of message: Message) -> Int {
-        headerSize + 24 + payloadSize(of: message.kind)
+        headerSize + varintSize(message.from.rawValue) + varintSize(message.to.rawValue) + varintSize(message.term.rawValue)
+            + payloadSize(of: message.kind, term: message.term)
     }
 
-    static func payloadSize(of kind: Message.Kind) -> Int {
+    /// The size of a payload after the message header; `term` is the message's (entries of that
+    /// term carry none of their own).
+    static func payloadSize(of kind: Message.Kind, term: Term) -> Int {
         switch kind {
-        case .preVote, .requestVote: return 17
+        case .preVote(let v), .requestVote(let v): return varintSize(v.lastLogIndex.rawValue) + varintSize(v.lastLogTerm.rawValue) + 1
         case .preVoteResponse, .requestVoteResponse: return 1
-        case .appendEntries(let a): return 36 + a.entries.reduce(0) { $0 + 21 + $1.data.count }
-        case .appendEntriesResponse: return 33
-        case .heartbeat: return 16
-        case .heartbeatResponse: return 8
+        case .appendEntries(let a):
+            var size = varintSize(a.prevLogIndex.rawValue) + varintSize(a.prevLogTerm.rawValue) + varintSize(a.leaderCommit.rawValue)
+                + varintSize(a.probe) + varintSize(UInt64(a.entries.count))
+            let runs = termRuns(a.entries, messageTerm: term)
+            size += varintSize(UInt64(runs.count))
+            for run in runs { size += varintSize(run.term.rawValue) + varintSize(UInt64(run.count)) }
+            for e in a.entries { size += varintSize(entryHeader(e)) + e.data.count }
+            return size
+        case .appendEntriesResponse(let r):
+            var size = 1 + varintSize(r.index.rawValue)
+            if hasHint(r) { size += varintSize(r.rejectHint.rawValue) + varintSize(r.rejectHintTerm.rawValue) }
+            if r.probe != 0 { size += varintSize(r.probe) }
+            return size
+        case .heartbeat(let h): return varintSize(h.commit.rawValue) + varintSize(h.round)
+        case .heartbeatResponse(let r): return varintSize(r.round)
         case .installSnapshot(let s):
             let data: Int
             switch s.data {
-            case .bytes(let b): data = 4 + b.count
+            case .bytes(let b): data = lengthPrefixedSize(b.count)
             case .inSenderStorage: data = 0
-            case .received: data = 8
+            case .received(let id): data = varintSize(id)
             }
             return metadataSize(s.metadata) + 1 + data
-        case .forwardProposal(let f): return 4 + f.commands.reduce(0) { $0 + 4 + $1.count }
-        case .snapshotChunk(let c): return 25 + metadataSize(c.metadata) + c.data.count
-        case .snapshotChunkAck: return 17
-        case .readIndex(let r): return 5 + r.context.count
-        case .readIndexResponse(let r): return 12 + r.context.count
+        case .forwardProposal(let f): return f.commands.reduce(varintSize(UInt64(f.commands.count))) { $0 + lengthPrefixedSize($1.count) }
+        case .snapshotChunk(let c):
+            return varintSize(c.transfer) + metadataSize(c.metadata) + varintSize(c.offset) + 4 + 1 + lengthPrefixedSize(c.data.count)
+        case .snapshotChunkAck(let a): return varintSize(a.transfer) + varintSize(a.next) + 1
+        case .readIndex(let r): return 1 + lengthPrefixedSize(r.context.count)
+        case .readIndexResponse(let r): return varintSize(r.index.rawValue) + lengthPrefixedSize(r.context.count)
         case .timeoutNow: return 0
         }
     }
 
-    static func metadataSize(_ m: SnapshotMetadata) -> Int { 20 + m.confState.encoded().count }
+    /// `count` bytes behind their varint length.
+    static func lengthPrefixedSize(_ count: Int) -> Int { varintSize(UInt64(count)) + count }
+
+    static func metadataSize(_ m: SnapshotMetadata) -> Int {
+        varintSize(m.index.rawValue) + varintSize(m.term.rawValue) + lengthPrefixedSize(m.confState.encoded().count)
+    }
+
+    /// An entry's header: its data length and its kind in one varint, `length << 2 | kind`
+    /// (one byte for up to 31 bytes of data).
+    static func entryHeader(_ e: LogEntry) -> UInt64 { UInt64(e.data.count) << 2 | UInt64(e.kind.rawValue) }
+
+    /// Whether an append answer carries its rejection hint (it does unless both fields are zero).
+    static func hasHint(_ r: AppendEntriesResponse) -> Bool { r.rejectHint != .zero || r.rejectHintTerm != .zero }
+
+    /// The entries' terms as runs of equal terms, in order; none at all when every entry is of
+    /// `messageTerm` (a leader's appends of its own term, nearly all of them).
+    static func termRuns(_ entries: [LogEntry], messageTerm: Term) -> [(term: Term, count: Int)] {
+        if entries.allSatisfy({ $0.term == messageTerm }) { return [] }
+        var runs: [(term: Term, count: Int)] = []
+        for e in entries {
+            if let last = runs.last, last.term == e.term {
+                runs[runs.count - 1].count += 1
+            } else {
+                runs.append((e.term, 1))
+            }
+        }
+        return runs
+    }
 
     /// Appends `frame` to `buffer`.
     ///
     /// - Throws: ``/Raft/RaftError/Code/invalidArgument`` when the frame would exceed
-    ///   `maxFrameBytes` (nothing is written), or when a hello's cluster id is longer than
-    ///   ``maxClusterIDBytes``.
+    ///   `maxFrameBytes` (nothing is written), when a hello's cluster id is longer than
+    ///   ``maxClusterIDBytes``, or when an append's entries do not follow its previous index one
+    ///   by one (the format carries no entry index).
     public static func encode(_ frame: WireFrame, into buffer: inout ByteBuffer, maxFrameBytes: Int = defaultMaxFrameBytes) throws(RaftError) {
         let size = frameSize(of: frame)
         guard size <= maxFrameBytes else {
             throw RaftError(.invalidArgument, "a \(frame.kindName) frame of \(size) bytes exceeds the frame limit of \(maxFrameBytes) bytes")
         }
-        if case .hello(let h) = frame, h.clusterID.utf8.count > maxClusterIDBytes {
-            throw RaftError(.invalidArgument, "a cluster id is at most \(maxClusterIDBytes) bytes of UTF-8; this one has \(h.clusterID.utf8.count)")
+        switch frame {
+        case .hello(let h):
+            if h.clusterID.utf8.count > maxClusterIDBytes {
+                throw RaftError(.invalidArgument, "a cluster id is at most \(maxClusterIDBytes) bytes of UTF-8; this one has \(h.clusterID.utf8.count)")
+            }
+        case .message(let m):
+            if case .appendEntries(let a) = m.kind { try checkConsecutive(a) }
         }
         let start = buffer.writerIndex
         buffer.reserveCapacity(minimumWritableBytes: size)
@@ -76,10 +124,10 @@ extension WireFormat {
         case .message(let m):
             buffer.writeInteger(FrameKind(m.kind).rawValue)
             writeHeaderTail(into: &buffer, payload: size - headerSize)
-            buffer.writeInteger(m.from.rawValue)
-            buffer.writeInteger(m.to.rawValue)
-            buffer.writeInteger(m.term.rawValue)
-            writePayload(m.kind, into: &buffer)
+            buffer.writeVarint(m.from.rawValue)
+            buffer.writeVarint(m.to.rawValue)
+            buffer.writeVarint(m.term.rawValue)
+            writePayload(m.kind, term: m.term, into: &buffer)
         }
         let checksum = buffer.withUnsafeReadableBytes { all -> UInt32 in
             let base = start - buffer.readerIndex
@@ -97,88 +145,103 @@ extension WireFormat {
         buffer.writeInteger(UInt32(0))
     }
 
-    static func writePayload(_ kind: Message.Kind, into b: inout ByteBuffer) {
+    /// The wire carries no entry index: an append's entries are `prevLogIndex + 1`, `+ 2`, ...
+    /// (the log matching property, §5.3), so one that is not cannot be sent.
+    static func checkConsecutive(_ a: AppendEntries) throws(RaftError) {
+        for (i, e) in a.entries.enumerated() {
+            let (expected, overflow) = a.prevLogIndex.rawValue.addingReportingOverflow(UInt64(i) + 1)
+            guard !overflow, e.index.rawValue == expected else {
+                throw RaftError(
+                    .invalidArgument,
+                    "an append's entry \(i) has index \(e.index), not \(overflow ? "past the largest index" : "\(expected)") (entries follow prevLogIndex \(a.prevLogIndex) one by one)")
+            }
+        }
+    }
+
+    static func writePayload(_ kind: Message.Kind, term: Term, into b: inout ByteBuffer) {
         switch kind {
         case .preVote(let v), .requestVote(let v):
-            b.writeInteger(v.lastLogIndex.rawValue)
-            b.writeInteger(v.lastLogTerm.rawValue)
+            b.writeVarint(v.lastLogIndex.rawValue)
+            b.writeVarint(v.lastLogTerm.rawValue)
             b.writeInteger(UInt8(v.leadershipTransfer ? 1 : 0))
         case .preVoteResponse(let r), .requestVoteResponse(let r):
             b.writeInteger(UInt8(r.granted ? 1 : 0))
         case .appendEntries(let a):
-            b.writeInteger(a.prevLogIndex.rawValue)
-            b.writeInteger(a.prevLogTerm.rawValue)
-            b.writeInteger(a.leaderCommit.rawValue)
-            b.writeInteger(a.probe)
-            b.writeInteger(UInt32(a.entries.count))
+            b.writeVarint(a.prevLogIndex.rawValue)
+            b.writeVarint(a.prevLogTerm.rawValue)
+            b.writeVarint(a.leaderCommit.rawValue)
+            b.writeVarint(a.probe)
+            b.writeVarint(UInt64(a.entries.count))
+            let runs = termRuns(a.entries, messageTerm: term)
+            b.writeVarint(UInt64(runs.count))
+            for run in runs {
+                b.writeVarint(run.term.rawValue)
+                b.writeVarint(UInt64(run.count))
+            }
             for e in a.entries {
-                b.writeInteger(e.term.rawValue)
-                b.writeInteger(e.index.rawValue)
-                b.writeInteger(e.kind.rawValue)
-                b.writeInteger(UInt32(e.data.count))
+                b.writeVarint(entryHeader(e))
                 b.writeBytes(e.data)
             }
         case .appendEntriesResponse(let r):
-            b.writeInteger(r.index.rawValue)
-            b.writeInteger(UInt8(r.reject ? 1 : 0))
-            b.writeInteger(r.rejectHint.rawValue)
-            b.writeInteger(r.rejectHintTerm.rawValue)
-            b.writeInteger(r.probe)
+            let hint = hasHint(r)
+            b.writeInteger(UInt8((r.reject ? 1 : 0) | (hint ? 2 : 0) | (r.probe != 0 ? 4 : 0)))
+            b.writeVarint(r.index.rawValue)
+            if hint {
+                b.writeVarint(r.rejectHint.rawValue)
+                b.writeVarint(r.rejectHintTerm.rawValue)
+            }
+            if r.probe != 0 { b.writeVarint(r.probe) }
         case .heartbeat(let h):
-            b.writeInteger(h.commit.rawValue)
-            b.writeInteger(h.round)
+            b.writeVarint(h.commit.rawValue)
+            b.writeVarint(h.round)
         case .heartbeatResponse(let r):
-            b.writeInteger(r.round)
+            b.writeVarint(r.round)
         case .installSnapshot(let s):
             writeMetadata(s.metadata, into: &b)
             switch s.data {
             case .bytes(let bytes):
                 b.writeInteger(UInt8(0))
-                b.writeInteger(UInt32(bytes.count))
-                b.writeBytes(bytes)
+                writeLengthPrefixed(bytes, into: &b)
             case .inSenderStorage:
                 b.writeInteger(UInt8(1))
             case .received(let id):
                 b.writeInteger(UInt8(2))
-                b.writeInteger(id)
+                b.writeVarint(id)
             }
         case .forwardProposal(let f):
-            b.writeInteger(UInt32(f.commands.count))
-            for c in f.commands {
-                b.writeInteger(UInt32(c.count))
-                b.writeBytes(c)
-            }
+            b.writeVarint(UInt64(f.commands.count))
+            for c in f.commands { writeLengthPrefixed(c, into: &b) }
         case .snapshotChunk(let c):
-            b.writeInteger(c.transfer)
+            b.writeVarint(c.transfer)
             writeMetadata(c.metadata, into: &b)
-            b.writeInteger(c.offset)
+            b.writeVarint(c.offset)
             b.writeInteger(c.checksum)
             b.writeInteger(UInt8(c.last ? 1 : 0))
-            b.writeInteger(UInt32(c.data.count))
-            b.writeBytes(c.data)
+            writeLengthPrefixed(c.data, into: &b)
         case .snapshotChunkAck(let a):
-            b.writeInteger(a.transfer)
-            b.writeInteger(a.next)
+            b.writeVarint(a.transfer)
+            b.writeVarint(a.next)
             b.writeInteger(UInt8((a.rejected ? 1 : 0) | (a.sealing ? 2 : 0)))
         case .readIndex(let r):
             b.writeInteger(UInt8(r.confirmation == .lease ? 1 : 0))
-            b.writeInteger(UInt32(r.context.count))
-            b.writeBytes(r.context)
+            writeLengthPrefixed(r.context, into: &b)
         case .readIndexResponse(let r):
-            b.writeInteger(r.index.rawValue)
-            b.writeInteger(UInt32(r.context.count))
-            b.writeBytes(r.context)
+            b.writeVarint(r.index.rawValue)
+            writeLengthPrefixed(r.context, into: &b)
         case .timeoutNow:
             break
         }
     }
 
+    static func writeLengthPrefixed(_ bytes: [UInt8], into b: inout ByteBuffer) {
+        b.writeVarint(UInt64(bytes.count))
+        b.writeBytes(bytes)
+    }
+
     static func writeMetadata(_ m: SnapshotMetadata, into b: inout ByteBuffer) {
-        b.writeInteger(m.index.rawValue)
-        b.writeInteger(m.term.rawValue)
-        let conf = m.confState.encoded()
-        b.writeInteger(UInt32(conf.count))
-        b.writeBytes(conf)
+        b.writeVarint(m.index.rawValue)
+        b.writeVarint(m.term.rawValue)
+        writeLengthPrefixed(m.confState.encoded(), into: &b)
     }
 }
 

@@ -3,25 +3,28 @@ import Raft
 /// The binary format peers speak over a connection: frames, each a fixed 16-byte header and a
 /// payload, documented byte by byte in <doc:WireFormatSpecification>.
 ///
-/// Every integer is big endian (network byte order). Each frame carries a magic number, the
-/// format version, the frame kind, the payload's length and a CRC-32C (``/Raft/CRC32C``) of the header
-/// and the payload. A connection starts with one ``Hello`` each way; after it, only messages.
+/// Header integers are big endian (network byte order); a message payload's integers are
+/// mostly varints. Each frame carries a magic number, the format version, the frame kind, the
+/// payload's length and a CRC-32C (``/Raft/CRC32C``) of the header and the payload. A connection starts with one ``Hello`` each way; after it, only messages.
 ///
 /// The encoder never writes a frame larger than the configured limit, and ``WireFrameDecoder``
 /// refuses a length above it before it waits for (or allocates) the payload.
 public enum WireFormat {
     /// The first four bytes of every frame: the ASCII bytes `RFTW`.
     public static let magic: [UInt8] = [0x52, 0x46, 0x54, 0x57]
-    /// The format version this library writes and reads. Version 2 added the membership to
-    /// snapshot metadata, the leadership-transfer flag of vote requests and ``FrameKind/timeoutNow``;
-    /// a peer speaking version 1 is refused at the handshake.
-    public static let version: UInt8 = 2
+    /// The format version this library writes and reads. Version 3 made message payloads
+    /// compact: varints for integers, an append's entry indexes implied by its previous index
+    /// and its entries' terms given once per run, an append answer carrying only its nonzero
+    /// fields. Version 2 added the membership to snapshot metadata, the leadership-transfer flag
+    /// of vote requests and ``FrameKind/timeoutNow``. A peer speaking an earlier version is
+    /// refused at the handshake.
+    public static let version: UInt8 = 3
     /// The version in the header of every ``Hello`` frame, whatever the version spoken: a hello's
     /// layout never changes, so any version of the library can read it and refuse a peer it
     /// cannot talk to with a clear reason.
     public static let helloHeaderVersion: UInt8 = 1
     /// The lowest version a peer may state in its hello: this library speaks only ``version``.
-    public static let minimumPeerVersion: UInt8 = 2
+    public static let minimumPeerVersion: UInt8 = 3
     /// The size of a frame's header, in bytes.
     public static let headerSize = 16
     /// The default limit on one frame, header included: 16 MiB.

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Raft
+import RaftTransportTCP
 import Testing
 import X509
 
@@ -90,7 +91,10 @@ enum TestCertificates {
         try ca.write(toFile: dir + "/ca.pem", atomically: true, encoding: .utf8)
         for id in nodes {
             let key = P256.Signing.PrivateKey()
-            let pem = try certificate(DistinguishedName { CommonName("kvstore node \(id)") }, key: key, issuer: caName, issuerKey: caKey, authority: false)
+            // Named as the transport requires: the URI raft://kvstore/node/<id> (the default cluster id).
+            let pem = try certificate(
+                DistinguishedName { CommonName("kvstore node \(id)") }, key: key, issuer: caName, issuerKey: caKey, authority: false,
+                uri: TCPTransportTLS.nodeURI(clusterID: "kvstore", node: id))
             try pem.write(toFile: dir + "/node\(id).pem", atomically: true, encoding: .utf8)
             try key.pemRepresentation.write(toFile: dir + "/node\(id).key", atomically: true, encoding: .utf8)
         }
@@ -100,7 +104,7 @@ enum TestCertificates {
     /// day, in PEM: the authority's own, or a node's (for both ends of a TLS connection).
     static func certificate(
         _ subject: DistinguishedName, key: P256.Signing.PrivateKey, issuer: DistinguishedName, issuerKey: P256.Signing.PrivateKey,
-        authority: Bool
+        authority: Bool, uri: String? = nil
     ) throws -> String {
         let extensions = try Certificate.Extensions {
             if authority {
@@ -110,6 +114,7 @@ enum TestCertificates {
                 Critical(BasicConstraints.notCertificateAuthority)
                 Critical(KeyUsage(digitalSignature: true))
                 try ExtendedKeyUsage([.serverAuth, .clientAuth])
+                if let uri { SubjectAlternativeNames([.uniformResourceIdentifier(uri)]) }
             }
         }
         return try Certificate(
