@@ -38,9 +38,8 @@ actor FaultCluster {
     private(set) var members: [Int]
     /// Deaths seen so far, in order.
     private(set) var deaths: [Death] = []
-    /// Nodes whose next exit the run causes (SIGKILL, SIGTERM), or accepts (a full disk).
+    /// Nodes whose next exit the run causes (SIGKILL, SIGTERM).
     private var expectingExit: Set<Int> = []
-    private var diskFull: Set<Int> = []
     /// Nodes that did not stop within the grace period of a SIGTERM and were killed.
     private var escalated: Set<Int> = []
 
@@ -168,11 +167,9 @@ actor FaultCluster {
     // MARK: Disks
 
     /// Fills node `id`'s tmpfs with a file until writes fail with ENOSPC; returns the bytes
-    /// written. A later exit of the node with status 1 and "No space left" in its log counts as
-    /// caused by the run.
+    /// written. The node should ride it out without exiting: an exit meanwhile is a finding.
     func fillDisk(_ id: Int) throws -> Int {
         guard let node = nodes[id], node.tmpfs else { return 0 }
-        diskFull.insert(id)
         let path = "\(node.dataDirectory)/filler"
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else { throw FaultRunError("cannot create \(path): errno \(errno)") }
@@ -193,8 +190,6 @@ actor FaultCluster {
         try? FileManager.default.removeItem(atPath: "\(node.dataDirectory)/filler")
     }
 
-    /// Ends the disk-full window of node `id`: from now on its exits are judged as usual.
-    func endDiskFull(_ id: Int) { diskFull.remove(id) }
 
     // MARK: Teardown
 

@@ -46,10 +46,7 @@ extension FaultContext {
     func heal() async throws {
         await healAll()
         for id in await cluster.pids().keys where await cluster.isPaused(id) { await cluster.signal(id, SIGCONT) }
-        for id in await cluster.members {
-            await cluster.freeDisk(id)
-            await cluster.endDiskFull(id)
-        }
+        for id in await cluster.members { await cluster.freeDisk(id) }
         await cluster.reap()
         for id in await cluster.members where !(await cluster.isRunning(id)) { try await cluster.start(id) }
     }

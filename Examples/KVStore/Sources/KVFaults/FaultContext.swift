@@ -233,7 +233,6 @@ final class FaultContext: Sendable {
             if let (status, _) = await admin(.GET, target, "/health", timeout: .seconds(1)), status == 200 { resumed = freed.duration(to: .now) }
             else { try? await Task.sleep(for: .milliseconds(100)) }
         }
-        await cluster.endDiskFull(target)
         let tail = await cluster.logTail(target, lines: 400)
         let line = tail.split(separator: "\n").last { $0.contains("No space left") || $0.contains("disk is full") }.map { line in
             line.range(of: "error=").map { String(line[$0.upperBound...]) } ?? String(line)
